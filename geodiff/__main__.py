@@ -1,0 +1,5 @@
+import sys
+
+from geodiff.cli import main
+
+sys.exit(main())

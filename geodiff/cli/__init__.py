@@ -1,0 +1,33 @@
+"""The ``geodiff`` command line: one module per sub-command, each with a ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from geodiff.errors import GeodiffError
+
+COMMANDS = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="geodiff", description="Diffusion models for synthetic radar and InSAR scenes."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"geodiff.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (GeodiffError, FileNotFoundError, PermissionError) as err:
+        print(f"geodiff {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"geodiff {args.command}: interrupted", file=sys.stderr)
+        return 130

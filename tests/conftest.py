@@ -1,0 +1,51 @@
+"""Shared fixtures: where the real radar products live, and how their absence is handled."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA_DIR = Path(os.environ.get("GEODIFF_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
+
+
+def require_data(*parts: str) -> Path:
+    """Path under the shared real-data folder; skip when absent, fail when GEODIFF_REQUIRE_DATA=1."""
+    path = DATA_DIR.joinpath(*parts)
+    if not path.exists():
+        reason = f"real radar data not found at {path} (set GEODIFF_DATA or place ../shared/data beside the checkout)"
+        if os.environ.get("GEODIFF_REQUIRE_DATA") == "1":
+            pytest.fail(reason + "; GEODIFF_REQUIRE_DATA=1 makes this a failure")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return require_data()
+
+
+@pytest.fixture
+def campi_flegrei() -> Path:
+    return require_data("insar", "campi_flegrei")
+
+
+@pytest.fixture
+def mexico_city_a() -> Path:
+    return require_data("insar", "mexico_city_cropA")
+
+
+@pytest.fixture
+def mexico_city_b() -> Path:
+    return require_data("insar", "mexico_city_cropB")
+
+
+@pytest.fixture
+def opera_rtc() -> Path:
+    return require_data("sar", "opera_rtc_s1_santa_barbara")
+
+
+@pytest.fixture
+def bigearthnet() -> Path:
+    return require_data("sar", "bigearthnet_s1")
