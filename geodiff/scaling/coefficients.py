@@ -1,0 +1,127 @@
+"""Per-tile normalisation coefficients: storage, exact JSON round trip, and choosing coefficients
+for generated tiles."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Coefficients:
+    """Affine normalisation coefficients, one ``(loc, scale)`` pair per tile and band.
+
+    A value ``x`` scales to ``center + half_range * (x - loc) / scale`` (see
+    :class:`geodiff.scaling.Scaler`); ``scale == 0`` marks a constant tile.
+
+    Attributes
+    ----------
+    method
+        Name of the scaler that produced them (``"minmax"``, ``"robust"``, ...).
+    loc, scale
+        ``(n_tiles, n_bands)`` float64 arrays in the scene's units (in dB when ``db``).
+    row, col
+        ``(n_tiles,)`` scene-pixel origins of the tiles they were measured on, or ``None``.
+    bands
+        Band names, or ``None`` for a single-band scene.
+    units
+        Physical units of the data they were measured on.
+    db
+        Whether the statistics were taken after the dB transform.
+    """
+
+    method: str
+    loc: np.ndarray
+    scale: np.ndarray
+    row: np.ndarray | None = None
+    col: np.ndarray | None = None
+    bands: list[str] | None = None
+    units: str | None = None
+    db: bool = False
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.loc = np.atleast_2d(np.asarray(self.loc, dtype=np.float64))
+        self.scale = np.atleast_2d(np.asarray(self.scale, dtype=np.float64))
+        if self.loc.shape != self.scale.shape:
+            raise ValueError(f"loc {self.loc.shape} and scale {self.scale.shape} differ in shape")
+        for name in ("row", "col"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, np.asarray(value, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return self.loc.shape[0]
+
+    def __repr__(self) -> str:
+        return (f"Coefficients(method={self.method!r}, tiles={len(self)}, bands={self.loc.shape[1]}, "
+                f"units={self.units!r}, db={self.db})")
+
+    def subset(self, index) -> Coefficients:
+        """Coefficients of the tiles at ``index`` (an integer array or slice)."""
+        def pick(a):
+            return None if a is None else a[index]
+
+        return Coefficients(self.method, self.loc[index], self.scale[index], pick(self.row),
+                            pick(self.col), self.bands, self.units, self.db, dict(self.meta))
+
+    def draw(self, n: int, seed=None) -> Coefficients:
+        """``n`` coefficient sets drawn from the empirical joint distribution of these tiles.
+
+        Resamples whole tiles with replacement, so ``loc`` and ``scale`` of every band stay
+        jointly consistent. This is how Tuel et al. (2023) give generated tiles a physical
+        range: samples live in the normalised space, and their scale comes from real tiles.
+        Only finite coefficient sets (tiles with data) are drawn.
+        """
+        if n <= 0:
+            raise ValueError(f"n must be positive, got {n}")
+        ok = np.flatnonzero(np.isfinite(self.loc).all(1) & np.isfinite(self.scale).all(1))
+        if ok.size == 0:
+            raise ValueError("no finite coefficients to draw from")
+        picked = np.random.default_rng(seed).choice(ok, size=n, replace=True)
+        return self.subset(picked)
+
+    def nearest(self, rows, cols) -> Coefficients:
+        """Coefficients of the measured tile whose origin is nearest to each ``(row, col)``."""
+        if self.row is None or self.col is None:
+            raise ValueError("these coefficients carry no tile positions")
+        rows, cols = np.atleast_1d(rows), np.atleast_1d(cols)
+        ok = np.flatnonzero(np.isfinite(self.loc).all(1) & np.isfinite(self.scale).all(1))
+        d2 = (self.row[ok][None, :] - rows[:, None]) ** 2 + (self.col[ok][None, :] - cols[:, None]) ** 2
+        picked = self.subset(ok[np.argmin(d2, axis=1)])
+        picked.row, picked.col = rows.astype(np.int64), cols.astype(np.int64)
+        return picked
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict; floats survive exactly (``repr`` round-trips float64), NaN as null."""
+        def floats(a):
+            return [[None if not np.isfinite(v) else float(v) for v in r] for r in a]
+
+        return {
+            "method": self.method,
+            "loc": floats(self.loc),
+            "scale": floats(self.scale),
+            "row": None if self.row is None else self.row.tolist(),
+            "col": None if self.col is None else self.col.tolist(),
+            "bands": self.bands,
+            "units": self.units,
+            "db": self.db,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Coefficients:
+        def floats(rows):
+            return np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
+
+        return cls(d["method"], floats(d["loc"]), floats(d["scale"]), d.get("row"), d.get("col"),
+                   d.get("bands"), d.get("units"), bool(d.get("db", False)), dict(d.get("meta", {})))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> Coefficients:
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,198 @@
+"""Normalise tiles for a network and bring generated tiles back to physical units."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import xarray as xr
+
+from geodiff.scaling.coefficients import Coefficients
+from geodiff.scaling.db import DB_FLOOR, from_db, to_db
+
+Method = Literal["minmax", "robust", "standard", "fixed"]
+_PIXELS = ("y", "x")
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Affine normalisation of tiles, per tile or global, optionally in dB.
+
+    Each tile and band maps by ``z = c + r * (x - loc) / scale`` where ``c, r`` are the centre and
+    half-width of ``feature_range`` and ``loc, scale`` come from the data:
+
+    ================  ===========================  ===================================
+    method            loc                          scale
+    ================  ===========================  ===================================
+    ``"minmax"``      (min + max) / 2              (max - min) / 2
+    ``"robust"``      (p_lo + p_hi) / 2            (p_hi - p_lo) / 2  (``percentiles``)
+    ``"standard"``    mean                         standard deviation (``c=0, r=1``)
+    ``"fixed"``       (low + high) / 2             (high - low) / 2   (``fixed_range``)
+    ================  ===========================  ===================================
+
+    A constant tile (``scale == 0``) maps to the centre ``c`` and inverts back to its value
+    exactly, with no NaN or inf. NaN pixels are ignored by the statistics and stay NaN.
+
+    Parameters
+    ----------
+    method
+        See the table.
+    feature_range
+        Target interval, ``(-1, 1)`` (the default, as for DDPM) or ``(0, 1)``.
+    per_tile
+        Statistics per tile (the seed paper's choice), or one set for all tiles per band.
+    percentiles
+        Lower and upper percentile for ``"robust"``.
+    fixed_range
+        ``(low, high)`` in the data's units for ``"fixed"``.
+    db
+        Take ``10 log10`` of linear backscatter power first (values below ``db_floor`` are
+        clipped to it), and return to linear power on inverse.
+    db_floor
+        Floor in linear power for the dB transform.
+    """
+
+    method: Method = "minmax"
+    feature_range: tuple[float, float] = (-1.0, 1.0)
+    per_tile: bool = True
+    percentiles: tuple[float, float] = (2.0, 98.0)
+    fixed_range: tuple[float, float] | None = None
+    db: bool = False
+    db_floor: float = DB_FLOOR
+
+    def __post_init__(self):
+        if self.method not in ("minmax", "robust", "standard", "fixed"):
+            raise ValueError(f"unknown scaling method {self.method!r}")
+        lo, hi = self.feature_range
+        if not hi > lo:
+            raise ValueError(f"feature_range must be increasing, got {self.feature_range}")
+        if self.method == "fixed" and (self.fixed_range is None or not self.fixed_range[1] > self.fixed_range[0]):
+            raise ValueError("method='fixed' needs fixed_range=(low, high) with high > low")
+        p_lo, p_hi = self.percentiles
+        if not 0 <= p_lo < p_hi <= 100:
+            raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 100, got {self.percentiles}")
+
+    @property
+    def _center_halfwidth(self) -> tuple[float, float]:
+        if self.method == "standard":
+            return 0.0, 1.0
+        lo, hi = self.feature_range
+        return (lo + hi) / 2.0, (hi - lo) / 2.0
+
+    def to_config(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> Scaler:
+        config = dict(config)
+        for key in ("feature_range", "percentiles", "fixed_range"):
+            if config.get(key) is not None:
+                config[key] = tuple(config[key])
+        return cls(**config)
+
+    def _forward(self, tiles: xr.DataArray) -> xr.DataArray:
+        return to_db(tiles, self.db_floor) if self.db else tiles
+
+    def statistics(self, tiles: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+        """``(loc, scale)`` per tile (and band), lazily when ``tiles`` is a dask array."""
+        data = self._forward(tiles).astype(np.float64)
+        dims = list(_PIXELS) if self.per_tile else [d for d in data.dims if d != "band"]
+        if self.method == "fixed":
+            low, high = self.fixed_range
+            template = xr.zeros_like(data.isel({d: 0 for d in dims}, drop=True))
+            loc, scale = template + (low + high) / 2.0, template + (high - low) / 2.0
+        elif self.method == "standard":
+            loc, scale = data.mean(dims), data.std(dims)
+        else:
+            if self.method == "minmax":
+                low, high = data.min(dims), data.max(dims)
+            else:
+                # Quantiles need each reduced dim in one dask chunk (tiles already are).
+                data = data.chunk({d: -1 for d in dims}) if data.chunks else data
+                q = data.quantile(np.array(self.percentiles) / 100.0, dim=dims)
+                low, high = q.isel(quantile=0, drop=True), q.isel(quantile=1, drop=True)
+            loc, scale = (low + high) / 2.0, (high - low) / 2.0
+        if "tile" in tiles.dims and "tile" not in loc.dims:
+            loc, scale = loc.expand_dims(tile=tiles["tile"]), scale.expand_dims(tile=tiles["tile"])
+        return loc, scale
+
+    def fit(self, tiles: xr.DataArray) -> Coefficients:
+        """Measure the coefficients of ``(tile, [band,] y, x)`` tiles (reads the data once)."""
+        loc, scale = (v.compute() for v in self.statistics(tiles))
+        order = [d for d in ("tile", "band") if d in loc.dims]
+        loc, scale = loc.transpose(*order).values, scale.transpose(*order).values
+        if "band" not in order:
+            loc, scale = loc[:, None], scale[:, None]
+        bands = [str(b) for b in tiles["band"].values] if "band" in tiles.dims else None
+        rows = tiles["row"].values if "row" in tiles.coords else None
+        cols = tiles["col"].values if "col" in tiles.coords else None
+        return Coefficients(self.method, loc, scale, rows, cols, bands, tiles.attrs.get("units"), self.db)
+
+    def transform(self, tiles: xr.DataArray, coefficients: Coefficients | None = None) -> xr.DataArray:
+        """Scale tiles with given coefficients, or with their own statistics when ``None``.
+
+        With ``None`` the statistics stay lazy, so a dask pipeline reads each tile only once.
+        """
+        loc, scale = self.statistics(tiles) if coefficients is None else _as_arrays(coefficients, tiles)
+        center, half = self._center_halfwidth
+        # Constant tiles: x - loc is exactly 0, so any non-zero divisor maps them to the centre.
+        safe = xr.where(scale > 0, scale, 1.0)
+        out = center + half * (self._forward(tiles) - loc) / safe
+        out = out.astype(tiles.dtype if np.issubdtype(tiles.dtype, np.floating) else np.float32)
+        out.attrs = {k: v for k, v in tiles.attrs.items() if k != "units"}
+        out.attrs.update(units="1", scaling=self.method)
+        return out.transpose(*tiles.dims)
+
+    def inverse(self, scaled, coefficients: Coefficients, *, units: str | None = None):
+        """Back to physical units: ``x = loc + scale * (z - c) / r`` (then out of dB if ``db``).
+
+        ``scaled`` is a ``(tile|sample, [band,] y, x)`` DataArray whose leading dimension matches
+        the coefficients one to one, or a numpy array of that shape.
+        """
+        center, half = self._center_halfwidth
+        is_xr = isinstance(scaled, xr.DataArray)
+        da = scaled if is_xr else _wrap(np.asarray(scaled))
+        loc, scale = _as_arrays(coefficients, da)
+        out = loc + scale * (da.astype(np.float64) - center) / half
+        if self.db:
+            out = from_db(out)
+        out = out.astype(da.dtype if np.issubdtype(da.dtype, np.floating) else np.float32).transpose(*da.dims)
+        if not is_xr:
+            return out.values
+        out.attrs = {k: v for k, v in da.attrs.items() if k not in ("units", "scaling")}
+        resolved = units or coefficients.units
+        if resolved:
+            out.attrs["units"] = resolved
+        return out
+
+    def fit_transform(self, tiles: xr.DataArray) -> tuple[xr.DataArray, Coefficients]:
+        coefficients = self.fit(tiles)
+        return self.transform(tiles, coefficients), coefficients
+
+
+def _leading(da: xr.DataArray) -> str:
+    lead = [d for d in da.dims if d not in ("band", *_PIXELS)]
+    if len(lead) != 1:
+        raise ValueError(f"expected one leading dim (tile or sample) besides band/y/x, got {da.dims}")
+    return lead[0]
+
+
+def _as_arrays(coefficients: Coefficients, da: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    lead = _leading(da)
+    if da.sizes[lead] != len(coefficients):
+        raise ValueError(f"{len(coefficients)} coefficient sets for {da.sizes[lead]} {lead}s")
+    n_bands = da.sizes.get("band", 1)
+    if coefficients.loc.shape[1] != n_bands:
+        raise ValueError(f"coefficients have {coefficients.loc.shape[1]} band(s), data has {n_bands}")
+    if "band" in da.dims:
+        dims, loc, scale = (lead, "band"), coefficients.loc, coefficients.scale
+    else:
+        dims, loc, scale = (lead,), coefficients.loc[:, 0], coefficients.scale[:, 0]
+    coords = {lead: da[lead].values} if lead in da.coords else {}
+    return xr.DataArray(loc, dims=dims, coords=coords), xr.DataArray(scale, dims=dims, coords=coords)
+
+
+def _wrap(values: np.ndarray) -> xr.DataArray:
+    dims = ("tile", "band", "y", "x") if values.ndim == 4 else ("tile", "y", "x")
+    return xr.DataArray(values, dims=dims)

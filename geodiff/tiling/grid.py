@@ -1,0 +1,211 @@
+"""A grid of (possibly overlapping) tiles over a scene: windows, georeferencing, lazy extraction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import dask.array as darr
+import numpy as np
+import xarray as xr
+from affine import Affine
+
+from geodiff.errors import TilingError
+
+Edge = Literal["shift", "pad"]
+
+
+def _starts(length: int, size: int, stride: int, edge: Edge) -> np.ndarray:
+    """Window starts along one axis covering every pixel of ``length``.
+
+    ``shift`` moves the last window back so it ends on the edge (it overlaps its neighbour more);
+    ``pad`` lets the last window run past the edge, to be filled with nodata.
+    """
+    starts = np.arange(0, max(length - size, 0) + 1, stride)
+    if starts[-1] + size < length:
+        starts = np.append(starts, length - size if edge == "shift" else starts[-1] + stride)
+    return starts
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One window of a :class:`TileGrid`: pixel offsets and its own affine transform."""
+
+    index: int
+    row: int
+    col: int
+    height: int
+    width: int
+    transform: Affine | None
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.row, self.row + self.height), slice(self.col, self.col + self.width)
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Tiles of ``size`` pixels, ``overlap`` pixels shared between neighbours, over a scene.
+
+    Every scene pixel lies in at least one tile. Build it with :meth:`from_scene`.
+
+    Attributes
+    ----------
+    shape
+        Scene ``(height, width)`` in pixels.
+    size
+        Tile ``(height, width)`` in pixels.
+    overlap
+        Pixels shared by neighbouring tiles, ``(rows, cols)``.
+    edge
+        ``"shift"``: the last row/column of tiles is moved back inside the scene; ``"pad"``: it
+        runs past the edge and the outside is nodata.
+    transform
+        Affine transform of the scene (``None`` for a scene without CRS).
+    crs
+        The scene's CRS as WKT, or ``None``.
+    """
+
+    shape: tuple[int, int]
+    size: tuple[int, int]
+    overlap: tuple[int, int] = (0, 0)
+    edge: Edge = "shift"
+    transform: Affine | None = None
+    crs: str | None = None
+
+    def __post_init__(self):
+        (h, w), (th, tw), (oh, ow) = self.shape, self.size, self.overlap
+        if th <= 0 or tw <= 0:
+            raise TilingError(f"tile size must be positive, got {self.size}")
+        if not (0 <= oh < th and 0 <= ow < tw):
+            raise TilingError(f"overlap {self.overlap} must be >= 0 and smaller than the tile {self.size}")
+        if th > h or tw > w:
+            raise TilingError(
+                f"tile {th}x{tw} is larger than the scene {h}x{w}; use a tile of at most {min(h, w)} pixels"
+            )
+        if self.edge not in ("shift", "pad"):
+            raise TilingError(f"edge must be 'shift' or 'pad', got {self.edge!r}")
+
+    @classmethod
+    def from_scene(cls, scene: xr.DataArray, size: int | tuple[int, int], overlap: int | tuple[int, int] = 0,
+                   edge: Edge = "shift") -> TileGrid:
+        """Tile grid over a DataArray with ``y``/``x`` dims, georeferenced like the scene."""
+        size, overlap = _pair(size), _pair(overlap)
+        transform = crs = None
+        if scene.rio.crs is not None:
+            transform, crs = scene.rio.transform(recalc=True), scene.rio.crs.to_wkt()
+        return cls((scene.sizes["y"], scene.sizes["x"]), size, overlap, edge, transform, crs)
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return self.size[0] - self.overlap[0], self.size[1] - self.overlap[1]
+
+    @property
+    def row_starts(self) -> np.ndarray:
+        return _starts(self.shape[0], self.size[0], self.stride[0], self.edge)
+
+    @property
+    def col_starts(self) -> np.ndarray:
+        return _starts(self.shape[1], self.size[1], self.stride[1], self.edge)
+
+    @property
+    def origins(self) -> np.ndarray:
+        """``(n, 2)`` array of tile top-left ``(row, col)``, row-major."""
+        rows, cols = np.meshgrid(self.row_starts, self.col_starts, indexing="ij")
+        return np.stack([rows.ravel(), cols.ravel()], axis=1)
+
+    @property
+    def padded_shape(self) -> tuple[int, int]:
+        """Extent covered by the tiles: the scene shape, or larger with ``edge="pad"``."""
+        return (int(self.row_starts[-1]) + self.size[0], int(self.col_starts[-1]) + self.size[1])
+
+    def __len__(self) -> int:
+        return len(self.row_starts) * len(self.col_starts)
+
+    def __getitem__(self, index: int) -> Tile:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"tile {index} out of range for a grid of {n} tiles")
+        index %= n
+        row, col = (int(v) for v in self.origins[index])
+        transform = self.transform * Affine.translation(col, row) if self.transform is not None else None
+        return Tile(index, row, col, self.size[0], self.size[1], transform)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def aligned_chunks(self, tiles_per_chunk: int = 4) -> dict[str, int]:
+        """Dask chunk sizes for the scene such that no tile of a non-overlapping grid straddles
+        a chunk boundary (each tile is then read by a single slice of a single chunk)."""
+        return {"y": self.stride[0] * tiles_per_chunk, "x": self.stride[1] * tiles_per_chunk}
+
+    def tiles_touching(self, rows: slice, cols: slice) -> np.ndarray:
+        """Indices of the tiles that intersect a pixel window of the scene."""
+        origins = self.origins
+        r0, r1 = rows.start or 0, rows.stop if rows.stop is not None else self.shape[0]
+        c0, c1 = cols.start or 0, cols.stop if cols.stop is not None else self.shape[1]
+        hit = (
+            (origins[:, 0] < r1) & (origins[:, 0] + self.size[0] > r0)
+            & (origins[:, 1] < c1) & (origins[:, 1] + self.size[1] > c0)
+        )
+        return np.flatnonzero(hit)
+
+    def tile(self, scene: xr.DataArray, index: int) -> xr.DataArray:
+        """One tile as a georeferenced DataArray (padded with NaN past the edge for ``pad``)."""
+        t = self[index]
+        rows, cols = t.slices
+        if rows.stop <= self.shape[0] and cols.stop <= self.shape[1]:
+            return scene.isel(y=rows, x=cols)
+        pad = {"y": (0, rows.stop - self.shape[0]), "x": (0, cols.stop - self.shape[1])}
+        window = scene.isel(y=slice(rows.start, None), x=slice(cols.start, None))
+        padded = window.pad(pad, mode="constant", constant_values=np.nan)
+        return padded.assign_coords(y=_extend(window["y"].values, pad["y"][1]),
+                                    x=_extend(window["x"].values, pad["x"][1]))
+
+    def stack(self, scene: xr.DataArray) -> xr.DataArray:
+        """All tiles as a lazy ``(tile, [band,] y, x)`` DataArray, one dask chunk per tile.
+
+        ``y``/``x`` become pixel offsets inside the tile; each tile's position is in the ``row``
+        and ``col`` coordinates (scene pixel of its top-left corner). Nothing is read until
+        computed.
+        """
+        data = scene.data if isinstance(scene.data, darr.Array) else darr.from_array(scene.data, chunks=-1)
+        pad_y, pad_x = self.padded_shape[0] - self.shape[0], self.padded_shape[1] - self.shape[1]
+        if pad_y or pad_x:
+            if not np.issubdtype(data.dtype, np.floating):
+                raise TilingError("edge='pad' needs a float scene (NaN nodata); open it with masked=True")
+            lead = [(0, 0)] * (data.ndim - 2)
+            data = darr.pad(data, lead + [(0, pad_y), (0, pad_x)], mode="constant", constant_values=np.nan)
+        th, tw = self.size
+        tiles = [data[..., r:r + th, c:c + tw] for r, c in self.origins]
+        stacked = darr.stack(tiles, axis=0)
+        spatial = ("y", "x")
+        dims = ("tile", *[d for d in scene.dims if d not in spatial], *spatial)
+        origins = self.origins
+        coords = {
+            "tile": np.arange(len(self)),
+            "row": ("tile", origins[:, 0]),
+            "col": ("tile", origins[:, 1]),
+            "y": np.arange(th),
+            "x": np.arange(tw),
+        }
+        if "band" in scene.dims:
+            coords["band"] = scene["band"].values
+        out = xr.DataArray(stacked, dims=dims, coords=coords, attrs=dict(scene.attrs))
+        out.encoding = {k: v for k, v in scene.encoding.items() if k in ("_FillValue", "dtype")}
+        return out
+
+
+def _pair(value) -> tuple[int, int]:
+    if np.isscalar(value):
+        return int(value), int(value)
+    a, b = value
+    return int(a), int(b)
+
+
+def _extend(coord: np.ndarray, n: int) -> np.ndarray:
+    """Continue a regular coordinate by ``n`` steps (for tiles padded past the scene edge)."""
+    if n == 0:
+        return coord
+    step = coord[1] - coord[0] if coord.size > 1 else 1.0
+    return np.concatenate([coord, coord[-1] + step * np.arange(1, n + 1)])
