@@ -24,8 +24,8 @@ def default_edges(
     """Equal-width lag bin edges from 0 to ``max_lag``.
 
     ``max_lag`` defaults to half the shorter side's extent (beyond it the pair counts drop and
-    the estimate is dominated by the tile's borders); ``n`` defaults to one bin per pixel of the
-    coarser axis, at most 30.
+    the estimate is dominated by the tile's borders); ``n`` defaults to bins 1.5 pixels of the
+    coarser axis wide (so the first bin holds the nearest neighbours), at most 30.
     """
     ny, nx = shape
     dy, dx = step
@@ -34,7 +34,7 @@ def default_edges(
     if not np.isfinite(max_lag) or max_lag <= 0:
         raise GeodiffError(f"max_lag must be a positive lag distance, got {max_lag}")
     if n is None:
-        n = int(np.clip(np.floor(max_lag / max(dy, dx)), 1, 30))
+        n = int(np.clip(np.floor(max_lag / (1.5 * max(dy, dx))), 1, 30))
     return np.linspace(0.0, float(max_lag), int(n) + 1)
 
 
