@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Default floor in linear power: -60 dB, well below Sentinel-1's noise-equivalent sigma0 (about -22 dB).
-DB_FLOOR = 1e-6
+#: Default floor in linear power: -100 dB. Terrain-corrected VH over calm water reaches about
+#: -70 dB (1e-7) in OPERA RTC-S1 products, so a floor near the noise level would distort real pixels.
+DB_FLOOR = 1e-10
 
 
 def to_db(power, floor: float = DB_FLOOR):

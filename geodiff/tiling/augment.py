@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from affine import Affine
 
 from geodiff.errors import TilingError
 from geodiff.tiling.grid import Edge, TileGrid
@@ -30,11 +31,11 @@ def multiscale(scene: xr.DataArray, size: int | tuple[int, int], factor: int, ov
     """
     if factor < 1:
         raise TilingError(f"factor must be a positive integer, got {factor}")
-    coarse = scene.coarsen(y=factor, x=factor, boundary="trim").mean(skipna=True)
+    coarse = scene.coarsen(y=factor, x=factor, boundary="trim").mean()  # NaN-aware for floats
     coarse = coarse.assign_attrs(scene.attrs)
     if scene.rio.crs is not None:
         coarse = coarse.rio.write_crs(scene.rio.crs).rio.write_transform(
-            scene.rio.transform(recalc=True) * scene.rio.transform(recalc=True).scale(factor)
+            scene.rio.transform(recalc=True) @ Affine.scale(factor)
         )
     grid = TileGrid.from_scene(coarse, size, overlap, edge)
     return grid, grid.stack(coarse)

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import warnings
+
+import dask
 import dask.array as darr
 import numpy as np
 import xarray as xr
 from affine import Affine
+from dask.array.core import PerformanceWarning
 
 from geodiff.errors import TilingError
 
@@ -128,7 +132,7 @@ class TileGrid:
             raise IndexError(f"tile {index} out of range for a grid of {n} tiles")
         index %= n
         row, col = (int(v) for v in self.origins[index])
-        transform = self.transform * Affine.translation(col, row) if self.transform is not None else None
+        transform = self.transform @ Affine.translation(col, row) if self.transform is not None else None
         return Tile(index, row, col, self.size[0], self.size[1], transform)
 
     def __iter__(self):
@@ -159,8 +163,7 @@ class TileGrid:
         pad = {"y": (0, rows.stop - self.shape[0]), "x": (0, cols.stop - self.shape[1])}
         window = scene.isel(y=slice(rows.start, None), x=slice(cols.start, None))
         padded = window.pad(pad, mode="constant", constant_values=np.nan)
-        return padded.assign_coords(y=_extend(window["y"].values, pad["y"][1]),
-                                    x=_extend(window["x"].values, pad["x"][1]))
+        return padded.assign_coords(y=_extend(scene["y"].values, rows), x=_extend(scene["x"].values, cols))
 
     def stack(self, scene: xr.DataArray) -> xr.DataArray:
         """All tiles as a lazy ``(tile, [band,] y, x)`` DataArray, one dask chunk per tile.
@@ -178,7 +181,10 @@ class TileGrid:
             data = darr.pad(data, lead + [(0, pad_y), (0, pad_x)], mode="constant", constant_values=np.nan)
         th, tw = self.size
         tiles = [data[..., r:r + th, c:c + tw] for r, c in self.origins]
-        stacked = darr.stack(tiles, axis=0)
+        with dask.config.set({"array.slicing.split_large_chunks": False}), warnings.catch_warnings():
+            # One chunk per tile is the point of the stack, not a performance accident.
+            warnings.simplefilter("ignore", PerformanceWarning)
+            stacked = darr.stack(tiles, axis=0)
         spatial = ("y", "x")
         dims = ("tile", *[d for d in scene.dims if d not in spatial], *spatial)
         origins = self.origins
@@ -203,9 +209,7 @@ def _pair(value) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def _extend(coord: np.ndarray, n: int) -> np.ndarray:
-    """Continue a regular coordinate by ``n`` steps (for tiles padded past the scene edge)."""
-    if n == 0:
-        return coord
+def _extend(coord: np.ndarray, window: slice) -> np.ndarray:
+    """A regular scene coordinate over ``window``, continued past the scene's end if needed."""
     step = coord[1] - coord[0] if coord.size > 1 else 1.0
-    return np.concatenate([coord, coord[-1] + step * np.arange(1, n + 1)])
+    return coord[0] + step * np.arange(window.start, window.stop)
