@@ -17,7 +17,7 @@ def to_db(power, floor: float = DB_FLOOR):
     """
     if floor <= 0:
         raise ValueError(f"floor must be positive linear power, got {floor}")
-    return 10.0 * np.log10(np.fmax(power, floor))
+    return 10.0 * np.log10(np.maximum(power, floor))
 
 
 def from_db(db):
