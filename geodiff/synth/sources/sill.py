@@ -63,7 +63,7 @@ def penny_crack(
     pressure: float | None = None,
     mu: float = 30e9,
     nu: float = 0.25,
-    rings: int = 32,
+    rings: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Surface displacement of a horizontal pressurised penny-shaped crack (a sill).
 
@@ -92,8 +92,9 @@ def penny_crack(
         Excess pressure in Pa; converted to a volume by :func:`sneddon_volume`.
     mu, nu : float
         Shear modulus (Pa) and Poisson's ratio, used only with ``pressure``.
-    rings : int
-        Radial resolution of the mesh over the disc (``rings`` rings of ``2 * rings`` sectors).
+    rings : int, optional
+        Radial resolution of the mesh over the disc (``rings`` rings of ``2 * rings`` sectors);
+        by default enough that mesh elements are a quarter of the depth or finer (16 to 96).
 
     Returns
     -------
@@ -106,6 +107,9 @@ def penny_crack(
         raise GeodiffError(f"depth and radius must be positive metres, got {depth}, {radius}")
     if dV is None:
         dV = sneddon_volume(radius, pressure, mu, nu)
+    if rings is None:
+        # Point sources stand in for mesh elements, which holds while elements are small next to the depth.
+        rings = int(np.clip(np.ceil(4.0 * radius / depth), 16, 96))
     # Midpoint rule on rings; weights are the ring area times the Sneddon profile, normalised to dV.
     edges = np.linspace(0.0, radius, rings + 1)
     rc = 0.5 * (edges[1:] + edges[:-1])
@@ -122,7 +126,7 @@ def penny_crack(
     r = np.hypot(dx, dy)
     # Profile resolution: fine enough near the source, up to the farthest observation point.
     rmax = float(r.max()) if r.size else 0.0
-    step = min(radius, depth) / 50.0
+    step = min(radius, depth) / 25.0
     prof = np.linspace(0.0, rmax + step, max(int(np.ceil((rmax + step) / step)) + 1, 2))
     # Observation points on the profile's +x axis, all mesh elements summed (chunked for memory).
     ur = np.empty_like(prof)
@@ -132,7 +136,7 @@ def penny_crack(
         px = prof[i : i + chunk, None] - ex[None, :]
         py = -ey[None, :]
         r2 = px**2 + py**2 + depth**2
-        c = 3.0 * depth**2 / (2.0 * np.pi * r2**2.5) * weights
+        c = 3.0 * depth**2 / (2.0 * np.pi) * weights / (r2 * r2 * np.sqrt(r2))
         ur[i : i + chunk] = (c * px).sum(axis=1)
         uz[i : i + chunk] = (c * depth).sum(axis=1)
     ur_obs = np.interp(r, prof, ur)
