@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -91,29 +92,61 @@ class Scaler:
                 config[key] = tuple(config[key])
         return cls(**config)
 
-    def _forward(self, tiles: xr.DataArray) -> xr.DataArray:
+    def _forward(self, tiles):
         return to_db(tiles, self.db_floor) if self.db else tiles
+
+    def _tile_statistics(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(loc, scale)`` over the last two axes of a numpy block, ignoring NaN."""
+        flat = np.asarray(self._forward(values), dtype=np.float64).reshape(*values.shape[:-2], -1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN tiles give NaN, on purpose
+            if self.method == "standard":
+                return np.nanmean(flat, -1), np.nanstd(flat, -1)
+            if self.method == "fixed":
+                low, high = self.fixed_range
+            elif self.method == "minmax":
+                low, high = np.nanmin(flat, -1), np.nanmax(flat, -1)
+            else:
+                low, high = np.nanpercentile(flat, self.percentiles, axis=-1)
+        shape = flat.shape[:-1]
+        return np.broadcast_to((low + high) / 2.0, shape), np.broadcast_to((high - low) / 2.0, shape)
+
+    def _scale_block(self, values: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        center, half = self._center_halfwidth
+        loc, scale = loc[..., None, None], scale[..., None, None]
+        # Constant tiles: x - loc is exactly 0, so any non-zero divisor maps them to the centre.
+        out = center + half * (self._forward(values) - loc) / np.where(scale > 0, scale, 1.0)
+        return out.astype(values.dtype if np.issubdtype(values.dtype, np.floating) else np.float32)
+
+    def _scale_own(self, values: np.ndarray) -> np.ndarray:
+        return self._scale_block(values, *self._tile_statistics(values))
 
     def statistics(self, tiles: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
         """``(loc, scale)`` per tile (and band), lazily when ``tiles`` is a dask array."""
+        if self.per_tile:
+            # One numpy kernel per tile: a chain of xarray reductions costs dozens of dask tasks
+            # per tile, which dominates on scenes of thousands of tiles.
+            return xr.apply_ufunc(
+                self._tile_statistics, tiles, input_core_dims=[list(_PIXELS)], output_core_dims=[[], []],
+                dask="parallelized", output_dtypes=[np.float64, np.float64],
+            )
         data = self._forward(tiles).astype(np.float64)
-        dims = list(_PIXELS) if self.per_tile else [d for d in data.dims if d != "band"]
+        dims = [d for d in data.dims if d != "band"]
         if self.method == "fixed":
-            low, high = self.fixed_range
             template = xr.zeros_like(data.isel({d: 0 for d in dims}, drop=True))
-            loc, scale = template + (low + high) / 2.0, template + (high - low) / 2.0
+            loc, scale = template + sum(self.fixed_range) / 2.0, template + np.diff(self.fixed_range)[0] / 2.0
         elif self.method == "standard":
             loc, scale = data.mean(dims), data.std(dims)
         else:
             if self.method == "minmax":
                 low, high = data.min(dims), data.max(dims)
             else:
-                # Quantiles need each reduced dim in one dask chunk (tiles already are).
+                # Quantiles need each reduced dim in one dask chunk.
                 data = data.chunk({d: -1 for d in dims}) if data.chunks else data
                 q = data.quantile(np.array(self.percentiles) / 100.0, dim=dims)
                 low, high = q.isel(quantile=0, drop=True), q.isel(quantile=1, drop=True)
             loc, scale = (low + high) / 2.0, (high - low) / 2.0
-        if "tile" in tiles.dims and "tile" not in loc.dims:
+        if "tile" in tiles.dims:
             loc, scale = loc.expand_dims(tile=tiles["tile"]), scale.expand_dims(tile=tiles["tile"])
         return loc, scale
 
@@ -134,12 +167,15 @@ class Scaler:
 
         With ``None`` the statistics stay lazy, so a dask pipeline reads each tile only once.
         """
-        loc, scale = self.statistics(tiles) if coefficients is None else _as_arrays(coefficients, tiles)
-        center, half = self._center_halfwidth
-        # Constant tiles: x - loc is exactly 0, so any non-zero divisor maps them to the centre.
-        safe = xr.where(scale > 0, scale, 1.0)
-        out = center + half * (self._forward(tiles) - loc) / safe
-        out = out.astype(tiles.dtype if np.issubdtype(tiles.dtype, np.floating) else np.float32)
+        core = [list(_PIXELS)]
+        dtype = tiles.dtype if np.issubdtype(tiles.dtype, np.floating) else np.float32
+        if coefficients is None and self.per_tile:
+            out = xr.apply_ufunc(self._scale_own, tiles, input_core_dims=core, output_core_dims=core,
+                                 dask="parallelized", output_dtypes=[dtype])
+        else:
+            loc, scale = self.statistics(tiles) if coefficients is None else _as_arrays(coefficients, tiles)
+            out = xr.apply_ufunc(self._scale_block, tiles, loc, scale, input_core_dims=core + [[], []],
+                                 output_core_dims=core, dask="parallelized", output_dtypes=[dtype])
         out.attrs = {k: v for k, v in tiles.attrs.items() if k != "units"}
         out.attrs.update(units="1", scaling=self.method)
         return out.transpose(*tiles.dims)
