@@ -15,6 +15,8 @@ from geodiff.geostats.fields import gaussian_random_field, power_law_field
 
 __all__ = ["KOLMOGOROV_EXPONENT", "stratified", "turbulent"]
 
+_PADDINGS = (2.0, 4.0, 8.0)
+
 KOLMOGOROV_EXPONENT = 8.0 / 3.0
 """Spectral exponent of 2-D turbulent delay in the scaling range of Kolmogorov turbulence
 (Hanssen 2001, *Radar Interferometry*, sect. 4.7: P(k) ~ k^-8/3 between about 2 and 50 km)."""
@@ -71,9 +73,16 @@ def turbulent(
                 "the exponential model needs correlation_length= (a positive length in the unit of spacing)"
             )
         var = float(std) ** 2
-        return gaussian_random_field(
-            shape, lambda h: var * np.exp(-h / correlation_length), spacing=spacing, size=size, seed=seed
-        )
+        # Long correlation lengths need a larger circulant embedding to stay non-negative definite.
+        for padding in _PADDINGS:
+            try:
+                return gaussian_random_field(
+                    shape, lambda h: var * np.exp(-h / correlation_length), spacing=spacing, size=size, seed=seed,
+                    padding=padding,
+                )
+            except GeodiffError as err:
+                if "non-negative definite" not in str(err) or padding == _PADDINGS[-1]:
+                    raise
     raise GeodiffError(f"model must be 'power_law' or 'exponential', got {model!r}")
 
 
