@@ -8,11 +8,11 @@ from __future__ import annotations
 import importlib
 
 from geodiff._version import __version__
-from geodiff.io import open_scene, open_stack
+from geodiff.io import open_scene, open_stack, to_geotiff, to_netcdf, to_zarr
 
 _SUBPACKAGES = ("io", "tiling", "scaling", "diffusion", "geostats", "insar", "synth")
 
-__all__ = ["__version__", "open_scene", "open_stack", *_SUBPACKAGES]
+__all__ = ["__version__", "open_scene", "open_stack", "to_geotiff", "to_netcdf", "to_zarr", *_SUBPACKAGES]
 
 
 def __getattr__(name: str):
