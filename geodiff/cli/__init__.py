@@ -8,7 +8,7 @@ import sys
 
 from geodiff.errors import GeodiffError
 
-COMMANDS = ()
+COMMANDS = ("variogram",)
 
 
 def build_parser() -> argparse.ArgumentParser:
