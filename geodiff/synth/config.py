@@ -37,7 +37,11 @@ class Mogi:
 
 @dataclass(frozen=True)
 class Okada:
-    """Rectangular dislocation (Okada 1985): centroid ``(x, y)`` and ``depth`` (m), angles in degrees, slip/opening in m."""
+    """Rectangular dislocation (Okada 1985).
+
+    Centroid ``(x, y)`` and ``depth`` (m), ``strike``/``dip``/``rake`` in degrees, ``length`` and
+    ``width`` in m, ``slip`` and ``opening`` in m (see :func:`geodiff.synth.sources.okada`).
+    """
 
     x: float
     y: float
@@ -85,7 +89,9 @@ class Shapes:
     kinds: tuple[str, ...] = SHAPES
 
     def los(self, frame: LocalFrame, look: tuple, rng: np.random.Generator) -> np.ndarray:
-        return random_shapes(frame.x.shape, n_shapes=self.n_shapes, kinds=self.kinds, amplitude=self.amplitude, seed=rng)
+        return random_shapes(
+            frame.x.shape, n_shapes=self.n_shapes, kinds=self.kinds, amplitude=self.amplitude, seed=rng
+        )
 
 
 Source = Mogi | Okada | Sill | Shapes

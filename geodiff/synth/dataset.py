@@ -14,11 +14,12 @@ from geodiff.insar.geometry import los_vector
 from geodiff.insar.phase import displacement_to_phase, wrap
 from geodiff.synth import atmosphere as atm
 from geodiff.synth.config import Atmosphere, Mogi, Okada, Shapes, Sill, Source
-from geodiff.synth.decorrelation import phase_noise, unwrapping_errors
-from geodiff.synth.demo import template
+from geodiff.synth.decorrelation import phase_noise
+from geodiff.synth.decorrelation import unwrapping_errors as _unwrapping_errors
+from geodiff.synth.grid import template
 from geodiff.synth.frame import local_frame
 from geodiff.synth.ramps import random_ramp
-from geodiff.synth.scene import _ATTRS, los_deformation
+from geodiff.synth.scene import VARIABLE_ATTRS, los_deformation
 
 __all__ = ["KINDS", "dataset", "random_source"]
 
@@ -160,7 +161,7 @@ def dataset(
         coh = np.full(n, float(coherence)) if np.ndim(coherence) == 0 else rng.uniform(*coherence, n)
         noise = phase_noise(np.broadcast_to(coh[:, None, None], (n, *grid)), looks, seed=rng)
     if unwrapping_errors:
-        noise += unwrapping_errors_stack(grid, unwrapping_errors, n, rng)
+        noise += _unwrapping_errors(grid, n_regions=int(unwrapping_errors), size=n, seed=rng)
     unwrapped = phase + atmo + ramps + noise
     values = {
         "deformation": defo,
@@ -178,7 +179,7 @@ def dataset(
     coords["source"] = ("sample", np.array(labels, dtype=str))
     data = {}
     for name, arr in values.items():
-        long_name, units = _ATTRS[name]
+        long_name, units = VARIABLE_ATTRS[name]
         data[name] = xr.DataArray(
             np.where(mask, np.nan, arr).astype(dtype), dims=dims, coords=coords,
             attrs={"long_name": long_name, "units": units},
@@ -188,6 +189,3 @@ def dataset(
                     sign_convention="phase = -4 pi / wavelength * LOS displacement (positive towards the satellite)")
     return ds.rio.write_crs(like.rio.crs)
 
-
-def unwrapping_errors_stack(grid: tuple[int, int], n_regions: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    return unwrapping_errors(grid, n_regions=int(n_regions), size=n, seed=rng)

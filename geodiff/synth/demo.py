@@ -11,45 +11,17 @@ from geodiff.insar.geometry import los_vector
 from geodiff.synth import atmosphere as atm
 from geodiff.synth.config import Mogi, Okada, Sill
 from geodiff.synth.frame import local_frame
+from geodiff.synth.grid import template
 from geodiff.synth.scene import los_deformation
 
-__all__ = ["demo_dem", "demo_scene", "template"]
+__all__ = ["demo_dem", "demo_scene"]
 
-_CRS = "EPSG:32633"  # UTM 33N (southern Italy)
-_ORIGIN = (420_000.0, 4_530_000.0)  # upper-left corner, m
 _SEED = 20_231_107
 
 
-def template(
-    shape: tuple[int, int] = (320, 384),
-    spacing: float = 100.0,
-    *,
-    crs: str = _CRS,
-    origin: tuple[float, float] = _ORIGIN,
-) -> xr.DataArray:
-    """An all-zero north-up grid with a CRS: pixel centres from the upper-left ``origin`` (m).
-
-    Parameters
-    ----------
-    shape : (int, int)
-        ``(ny, nx)`` pixels.
-    spacing : float
-        Pixel size in the CRS's unit (m for UTM).
-    crs : str
-        Any CRS pyproj understands.
-    origin : (float, float)
-        Easting and northing of the grid's upper-left corner.
-
-    Returns
-    -------
-    xarray.DataArray
-        ``(y, x)`` float32 zeros with ``x``/``y`` coordinates and a ``spatial_ref`` coordinate.
-    """
-    ny, nx = shape
-    x = origin[0] + spacing * (np.arange(nx) + 0.5)
-    y = origin[1] - spacing * (np.arange(ny) + 0.5)
-    da = xr.DataArray(np.zeros(shape, dtype=np.float32), dims=("y", "x"), coords={"y": y, "x": x})
-    return da.rio.write_crs(crs)
+def _demo_grid() -> xr.DataArray:
+    # UTM 33N (southern Italy), 320 x 384 pixels of 100 m.
+    return template((320, 384), 100.0, crs="EPSG:32633", origin=(420_000.0, 4_530_000.0))
 
 
 def _centre(da: xr.DataArray, fy: float, fx: float) -> tuple[float, float]:
@@ -64,7 +36,7 @@ def demo_dem(grid: xr.DataArray | None = None) -> xr.DataArray:
     Roughness is a power-law field with spectral exponent 4 (the Brownian-surface slope
     typical of topography), fixed seed.
     """
-    grid = template() if grid is None else grid
+    grid = _demo_grid() if grid is None else grid
     frame = local_frame(grid)
     vx, vy = frame.to_local(*_centre(grid, 0.45, 0.35))
     r = np.hypot(frame.x - vx, frame.y - vy)
@@ -104,7 +76,7 @@ def demo_scene() -> xr.DataArray:
         ``los_velocity``, float32 ``(y, x)``, ``units="mm/yr"``, CRS EPSG:32633 in ``spatial_ref``,
         NaN nodata encoded as ``_FillValue``.
     """
-    grid = template()
+    grid = _demo_grid()
     frame = local_frame(grid)
     rng = np.random.default_rng(_SEED)
     dem = demo_dem(grid)

@@ -69,24 +69,23 @@ def local_frame(like: xr.DataArray) -> LocalFrame:
     xs = np.asarray(like[xdim].values, dtype=float)
     ys = np.asarray(like[ydim].values, dtype=float)
     gx, gy = np.meshgrid(xs, ys)
+    if xs.size < 2 or ys.size < 2:
+        raise SceneError(f"the grid needs at least 2 pixels along each axis, got {like.shape}")
     if crs.is_geographic:
         lon0, lat0 = float(np.mean(xs)), float(np.mean(ys))
         aeqd = CRS.from_proj4(f"+proj=aeqd +lat_0={lat0} +lon_0={lon0} +datum=WGS84 +units=m")
-        tr = Transformer.from_crs(crs, aeqd, always_xy=True)
-        X, Y = tr.transform(gx, gy)
-        cy, cx = len(ys) // 2, len(xs) // 2
-        dx = abs(X[cy, min(cx + 1, len(xs) - 1)] - X[cy, max(cx - 1, 0)]) / max(min(2, len(xs) - 1), 1)
-        dy = abs(Y[min(cy + 1, len(ys) - 1), cx] - Y[max(cy - 1, 0), cx]) / max(min(2, len(ys) - 1), 1)
+        transformer = Transformer.from_crs(crs, aeqd, always_xy=True)
 
         def to_local(x, y):
-            return tr.transform(x, y)
+            return transformer.transform(x, y)
 
-        return LocalFrame(np.asarray(X), np.asarray(Y), (float(dy), float(dx)), to_local, True)
+        X, Y = (np.asarray(a) for a in to_local(gx, gy))
+        spacing = (float(np.median(np.abs(np.diff(Y, axis=0)))), float(np.median(np.abs(np.diff(X, axis=1)))))
+        return LocalFrame(X, Y, spacing, to_local, True)
     factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
-    dx = abs(xs[1] - xs[0]) * factor if len(xs) > 1 else abs(like.rio.resolution()[0]) * factor
-    dy = abs(ys[1] - ys[0]) * factor if len(ys) > 1 else abs(like.rio.resolution()[1]) * factor
+    spacing = (float(np.median(np.abs(np.diff(ys)))) * factor, float(np.median(np.abs(np.diff(xs)))) * factor)
 
     def to_local(x, y):
         return np.asarray(x, dtype=float) * factor, np.asarray(y, dtype=float) * factor
 
-    return LocalFrame(gx * factor, gy * factor, (float(dy), float(dx)), to_local, False)
+    return LocalFrame(gx * factor, gy * factor, spacing, to_local, False)

@@ -19,9 +19,10 @@ from geodiff.synth.decorrelation import unwrapping_errors as _unwrapping_errors
 from geodiff.synth.frame import LocalFrame, local_frame
 from geodiff.synth.ramps import random_ramp
 
-__all__ = ["deformation", "interferogram", "los_deformation"]
+__all__ = ["VARIABLE_ATTRS", "deformation", "interferogram", "los_deformation"]
 
-_ATTRS = {
+VARIABLE_ATTRS = {
+    # name: (long_name, units) of each variable of a synthetic interferogram
     "deformation": ("LOS displacement of the deformation sources, positive towards the satellite", "m"),
     "atmosphere": ("atmospheric phase screen (turbulent + stratified)", "rad"),
     "ramp": ("orbital ramp phase", "rad"),
@@ -91,7 +92,7 @@ def deformation(
     look = los_vector(heading, _grid_values(incidence, like, "incidence"))
     los = los_deformation(frame, sources, look, _rng(seed))
     los = np.where(np.isnan(like.values), np.nan, los)
-    name, units = _ATTRS["deformation"]
+    name, units = VARIABLE_ATTRS["deformation"]
     return _like(like, los, name, units).rename("deformation")
 
 
@@ -202,7 +203,7 @@ def interferogram(
     }
     data = {}
     for name, arr in values.items():
-        long_name, units = _ATTRS[name]
+        long_name, units = VARIABLE_ATTRS[name]
         data[name] = _like(like, np.where(mask, np.nan, arr), long_name, units)
     ds = xr.Dataset(data)
     ds.attrs.update(

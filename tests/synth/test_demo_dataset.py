@@ -8,7 +8,7 @@ import rioxarray
 import xarray as xr
 
 from geodiff.insar import SENTINEL1_WAVELENGTH, displacement_to_phase, wrap
-from geodiff.synth import demo_dem, demo_scene, template
+from geodiff.synth import demo_dem, demo_scene
 from geodiff.synth.dataset import KINDS, dataset
 
 
@@ -54,7 +54,8 @@ def test_dataset_stack_is_labelled_consistent_and_reproducible():
     assert ds.unwrapped.dims == ("sample", "y", "x") and ds.sizes == {"sample": 6, "y": 32, "x": 40}
     assert set(ds.source.values) <= set(KINDS)
     assert ds.rio.crs.to_epsg() == 32633
-    total = displacement_to_phase(ds.deformation.astype(float), SENTINEL1_WAVELENGTH) + ds.atmosphere + ds.ramp + ds.noise
+    defo_phase = displacement_to_phase(ds.deformation.astype(float), SENTINEL1_WAVELENGTH)
+    total = defo_phase + ds.atmosphere + ds.ramp + ds.noise
     np.testing.assert_allclose(ds.unwrapped, total, atol=1e-4)
     np.testing.assert_allclose(ds.wrapped, wrap(ds.unwrapped.values.astype(float)), atol=1e-4)
     xr.testing.assert_identical(ds, dataset(6, shape=(32, 40), kinds=KINDS, unwrapping_errors=1, seed=0))

@@ -114,3 +114,13 @@ def test_bad_input_is_explained(grid):
         interferogram(grid, coherence=np.ones((3, 3)))
     with pytest.raises(GeodiffError, match="sources"):
         interferogram(grid, sources=["mogi"])
+
+
+def test_local_frame_scales_projected_feet_to_metres():
+    from geodiff.synth import local_frame
+
+    ft = template((10, 12), 300.0, crs="EPSG:2229", origin=(6_400_000.0, 1_900_000.0))  # US survey feet
+    frame = local_frame(ft)
+    np.testing.assert_allclose(frame.spacing, (300.0 * 1200 / 3937, 300.0 * 1200 / 3937), rtol=1e-9)
+    with pytest.raises(SceneError, match="2 pixels"):
+        local_frame(ft.isel(y=slice(0, 1)))
