@@ -97,29 +97,37 @@ class Scaler:
 
     def _tile_statistics(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(loc, scale)`` over the last two axes of a numpy block, ignoring NaN."""
-        flat = np.asarray(self._forward(values), dtype=np.float64).reshape(*values.shape[:-2], -1)
+        return self._statistics_of(self._forward(values))
+
+    def _statistics_of(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        flat = x.reshape(*x.shape[:-2], -1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN tiles give NaN, on purpose
             if self.method == "standard":
-                return np.nanmean(flat, -1), np.nanstd(flat, -1)
+                return np.nanmean(flat, -1, dtype=np.float64), np.nanstd(flat, -1, dtype=np.float64)
             if self.method == "fixed":
                 low, high = self.fixed_range
             elif self.method == "minmax":
                 low, high = np.nanmin(flat, -1), np.nanmax(flat, -1)
             else:
                 low, high = np.nanpercentile(flat, self.percentiles, axis=-1)
+        low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
         shape = flat.shape[:-1]
         return np.broadcast_to((low + high) / 2.0, shape), np.broadcast_to((high - low) / 2.0, shape)
 
-    def _scale_block(self, values: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    def _affine(self, x: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        dtype = np.dtype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32)
         center, half = self._center_halfwidth
-        loc, scale = loc[..., None, None], scale[..., None, None]
         # Constant tiles: x - loc is exactly 0, so any non-zero divisor maps them to the centre.
-        out = center + half * (self._forward(values) - loc) / np.where(scale > 0, scale, 1.0)
-        return out.astype(values.dtype if np.issubdtype(values.dtype, np.floating) else np.float32)
+        factor = (half / np.where(scale > 0, scale, 1.0)).astype(dtype)[..., None, None]
+        return ((x - loc.astype(dtype)[..., None, None]) * factor + dtype.type(center)).astype(dtype, copy=False)
+
+    def _scale_block(self, values: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        return self._affine(self._forward(values), loc, scale)
 
     def _scale_own(self, values: np.ndarray) -> np.ndarray:
-        return self._scale_block(values, *self._tile_statistics(values))
+        x = self._forward(values)
+        return self._affine(x, *self._statistics_of(x))
 
     def statistics(self, tiles: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
         """``(loc, scale)`` per tile (and band), lazily when ``tiles`` is a dask array."""

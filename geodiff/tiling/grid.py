@@ -163,12 +163,19 @@ class TileGrid:
         padded = window.pad(pad, mode="constant", constant_values=np.nan)
         return padded.assign_coords(y=_extend(scene["y"].values, rows), x=_extend(scene["x"].values, cols))
 
-    def stack(self, scene: xr.DataArray) -> xr.DataArray:
-        """All tiles as a lazy ``(tile, [band,] y, x)`` DataArray, one dask chunk per tile.
+    def stack(self, scene: xr.DataArray, tiles_per_chunk: int | str = "auto") -> xr.DataArray:
+        """All tiles as a lazy ``(tile, [band,] y, x)`` DataArray.
 
         ``y``/``x`` become pixel offsets inside the tile; each tile's position is in the ``row``
         and ``col`` coordinates (scene pixel of its top-left corner). Nothing is read until
         computed.
+
+        Parameters
+        ----------
+        tiles_per_chunk
+            Tiles per dask chunk. ``"auto"`` groups neighbouring tiles into chunks of about
+            16 MiB, which keeps scheduling overhead small on scenes of thousands of tiles; ``1``
+            makes every tile its own chunk, so computing one tile reads only what it covers.
         """
         data = scene.data if isinstance(scene.data, darr.Array) else darr.from_array(scene.data, chunks=-1)
         pad_y, pad_x = self.padded_shape[0] - self.shape[0], self.padded_shape[1] - self.shape[1]
@@ -177,7 +184,10 @@ class TileGrid:
                 raise TilingError("edge='pad' needs a float scene (NaN nodata); open it with masked=True")
             lead = [(0, 0)] * (data.ndim - 2)
             data = darr.pad(data, lead + [(0, pad_y), (0, pad_x)], mode="constant", constant_values=np.nan)
-        stacked = _tile_array(data, self.origins, self.size)
+        if tiles_per_chunk == "auto":
+            tile_bytes = data.dtype.itemsize * int(np.prod(data.shape[:-2])) * self.size[0] * self.size[1]
+            tiles_per_chunk = max(1, (16 * 2**20) // tile_bytes)
+        stacked = _tile_array(data, self.origins, self.size, int(tiles_per_chunk))
         spatial = ("y", "x")
         dims = ("tile", *[d for d in scene.dims if d not in spatial], *spatial)
         th, tw = self.size
@@ -196,8 +206,8 @@ class TileGrid:
         return out
 
 
-def _tile_array(data: darr.Array, origins: np.ndarray, size: tuple[int, int]) -> darr.Array:
-    """Stack windows of ``data`` into a ``(tile, ..., th, tw)`` dask array, one task per tile.
+def _tile_array(data: darr.Array, origins: np.ndarray, size: tuple[int, int], per_chunk: int) -> darr.Array:
+    """Stack windows of ``data`` into a ``(tile, ..., th, tw)`` dask array, one task per chunk.
 
     Written as a graph rather than with dask slicing plus ``stack``: slicing builds several
     tasks per window, which for the ~7,000 tiles of a Sentinel-1 GRD costs seconds of graph
@@ -208,16 +218,21 @@ def _tile_array(data: darr.Array, origins: np.ndarray, size: tuple[int, int]) ->
     if any(len(c) > 1 for c in data.chunks[:lead]):
         data = data.rechunk({i: -1 for i in range(lead)})
     bounds = [np.cumsum((0,) + c) for c in data.chunks[-2:]]
-    name = "tiles-" + tokenize(data.name, origins.tobytes(), size)
-    graph = {}
-    for i, (r, c) in enumerate(origins):
+    name = "tiles-" + tokenize(data.name, origins.tobytes(), size, per_chunk)
+
+    def window(r, c):
         rows, cols = _pieces(bounds[0], r, r + th), _pieces(bounds[1], c, c + tw)
         blocks = [[(data.name, *([0] * lead), bi, bj) for bj, _ in cols] for bi, _ in rows]
-        graph[(name, i, *([0] * lead), 0, 0)] = (
-            _assemble, blocks, [sl for _, sl in rows], [sl for _, sl in cols]
-        )
+        return (_assemble, blocks, [sl for _, sl in rows], [sl for _, sl in cols])
+
+    starts = range(0, len(origins), per_chunk)
+    graph = {
+        (name, k, *([0] * lead), 0, 0): (np.stack, [window(r, c) for r, c in origins[s:s + per_chunk]])
+        for k, s in enumerate(starts)
+    }
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=[data])
-    chunks = ((1,) * len(origins), *[(n,) for n in data.shape[:lead]], (th,), (tw,))
+    sizes = tuple(min(per_chunk, len(origins) - s) for s in starts)
+    chunks = (sizes, *[(n,) for n in data.shape[:lead]], (th,), (tw,))
     return darr.Array(hlg, name, chunks, dtype=data.dtype)
 
 
@@ -235,8 +250,7 @@ def _pieces(bounds: np.ndarray, start: int, stop: int) -> list[tuple[int, slice]
 
 def _assemble(blocks, row_slices, col_slices) -> np.ndarray:
     parts = [[block[..., rs, cs] for block, cs in zip(row, col_slices)] for row, rs in zip(blocks, row_slices)]
-    tile = parts[0][0] if len(parts) == 1 and len(parts[0]) == 1 else np.block(parts)
-    return tile[None]
+    return parts[0][0] if len(parts) == 1 and len(parts[0]) == 1 else np.block(parts)
 
 
 def _pair(value) -> tuple[int, int]:

@@ -37,12 +37,12 @@ def grids(draw):
 
 
 @settings(max_examples=40, deadline=None)
-@given(grids(), st.integers(0, 2**16))
-def test_untile_inverts_stack(params, seed):
+@given(grids(), st.integers(0, 2**16), st.sampled_from([1, 3, "auto"]))
+def test_untile_inverts_stack(params, seed, draw_chunking):
     h, w, size, overlap, edge = params
     da = scene(h, w, seed, nan_fraction=0.1, chunks=7)
     grid = TileGrid.from_scene(da, size, overlap, edge)
-    tiles = grid.stack(da)
+    tiles = grid.stack(da, tiles_per_chunk=draw_chunking)
     coverage = np.zeros((h, w), int)
     for t in grid:
         rows, cols = t.slices
@@ -109,7 +109,7 @@ def test_stack_is_lazy_and_reads_only_the_chunks_a_tile_needs():
     source = CountingArray(np.arange(128 * 96, dtype="float32").reshape(128, 96))
     da = scene(128, 96).copy(data=darr.from_array(source, chunks=32))
     grid = TileGrid.from_scene(da, 16)
-    tiles = grid.stack(da)
+    tiles = grid.stack(da, tiles_per_chunk=1)
     assert not source.reads
     assert tiles.chunks[0] == (1,) * len(grid)
     np.testing.assert_array_equal(tiles.isel(tile=3).values, source.values[:16, 48:64])
