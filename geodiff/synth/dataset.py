@@ -176,7 +176,7 @@ def dataset(
     dims = ("sample", *like.dims)
     coords = {k: v for k, v in like.coords.items()}
     coords["sample"] = np.arange(n)
-    coords["source"] = ("sample", np.array(labels, dtype=str))
+    coords["source"] = ("sample", np.array(labels, dtype=object))
     data = {}
     for name, arr in values.items():
         long_name, units = VARIABLE_ATTRS[name]

@@ -80,3 +80,23 @@ def test_dataset_on_a_masked_geographic_grid_exports_to_netcdf(tmp_path):
     np.testing.assert_array_equal(back.unwrapped.values, ds.unwrapped.values)
     assert back.rio.crs.to_epsg() == 4326 and list(back.source.values) == list(ds.source.values)
     back.close()
+
+
+def test_demo_and_dataset_export_with_the_io_layer(scene, tmp_path):
+    import geodiff
+
+    geodiff.to_geotiff(scene, tmp_path / "demo.tif")
+    back = geodiff.open_scene(tmp_path / "demo.tif")
+    np.testing.assert_array_equal(np.asarray(back.values).squeeze(), scene.values)
+    assert back.rio.crs == scene.rio.crs
+
+    ds = dataset(4, shape=(32, 32), seed=5)
+    geodiff.to_netcdf(ds.unwrapped, tmp_path / "unw.nc")
+    geodiff.to_zarr(ds.deformation, tmp_path / "defo.zarr")
+    nc = xr.open_dataset(tmp_path / "unw.nc", decode_coords="all")
+    np.testing.assert_array_equal(nc.unwrapped.values, ds.unwrapped.values)
+    assert nc.rio.crs == ds.rio.crs and nc.unwrapped.attrs["units"] == "rad"
+    nc.close()
+    zs = xr.open_zarr(tmp_path / "defo.zarr", decode_coords="all", consolidated=False)
+    np.testing.assert_array_equal(zs.deformation.values, ds.deformation.values)
+    assert list(zs.source.values) == list(ds.source.values)
