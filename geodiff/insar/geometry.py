@@ -18,7 +18,9 @@ from geodiff.errors import GeodiffError
 __all__ = ["los_vector", "project_los"]
 
 
-def los_vector(heading: ArrayLike, incidence: ArrayLike, look: str = "right") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def los_vector(
+    heading: ArrayLike, incidence: ArrayLike, look: str = "right"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """East, north and up components of the ground-to-satellite unit vector.
 
     For a right-looking radar the satellite lies at azimuth ``heading - 90`` degrees as seen

@@ -34,7 +34,7 @@ def wrap(phase: ArrayLike) -> np.ndarray:
 
     ``atan2(sin, cos)`` gives ``(-pi, pi]``; the single value ``+pi`` is mapped to ``-pi`` so
     the interval is half-open as modular arithmetic expects. NaN stays NaN. Works on numpy
-    arrays and on xarray objects (returned as the same type, attrs kept).
+    arrays and on xarray objects (returned as the same type, with their coordinates).
 
     Parameters
     ----------

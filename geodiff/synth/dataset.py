@@ -16,18 +16,16 @@ from geodiff.synth import atmosphere as atm
 from geodiff.synth.config import Atmosphere, Mogi, Okada, Shapes, Sill, Source
 from geodiff.synth.decorrelation import phase_noise
 from geodiff.synth.decorrelation import unwrapping_errors as _unwrapping_errors
-from geodiff.synth.grid import template
 from geodiff.synth.frame import local_frame
+from geodiff.synth.grid import template
 from geodiff.synth.ramps import random_ramp
+from geodiff.synth.rng import generator
 from geodiff.synth.scene import VARIABLE_ATTRS, los_deformation
 
 __all__ = ["KINDS", "dataset", "random_source"]
 
 KINDS = ("mogi", "okada", "sill", "shapes")
 
-
-def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 def random_source(kind: str, like: xr.DataArray, seed: int | np.random.Generator | None = None) -> Source:
@@ -47,7 +45,7 @@ def random_source(kind: str, like: xr.DataArray, seed: int | np.random.Generator
     seed : int or numpy.random.Generator, optional
         Source of randomness.
     """
-    rng = _rng(seed)
+    rng = generator(seed)
     x, y = like[like.rio.x_dim].values, like[like.rio.y_dim].values
     fx, fy = rng.uniform(0.2, 0.8, 2)
     xc = float(x[0] + fx * (x[-1] - x[0]))
@@ -135,7 +133,7 @@ def dataset(
     if int(n) < 1:
         raise GeodiffError(f"n must be a positive number of examples, got {n}")
     n = int(n)
-    rng = _rng(seed)
+    rng = generator(seed)
     like = template(shape, spacing, crs=crs) if like is None else like
     frame = local_frame(like)
     grid = like.shape

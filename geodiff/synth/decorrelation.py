@@ -15,12 +15,10 @@ from numpy.typing import ArrayLike
 from scipy import integrate, special
 
 from geodiff.errors import GeodiffError
+from geodiff.synth.rng import generator
 
 __all__ = ["cramer_rao_std", "phase_noise", "phase_pdf", "phase_std", "unwrapping_errors"]
 
-
-def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 def _check(coherence: ArrayLike, looks: int) -> np.ndarray:
@@ -67,7 +65,7 @@ def phase_noise(
     coherence = np.asarray(coherence, dtype=float)
     g = _check(np.nan_to_num(coherence, nan=0.0), looks)
     shape = g.shape if size is None else (int(size), *g.shape)
-    rng = _rng(seed)
+    rng = generator(seed)
     a = np.sqrt(rng.standard_gamma(float(looks), shape))
     c_re = rng.standard_normal(shape)
     c_im = rng.standard_normal(shape)
@@ -163,7 +161,7 @@ def unwrapping_errors(
     """
     if n_regions < 0 or max_cycles < 1:
         raise GeodiffError("n_regions must be >= 0 and max_cycles >= 1")
-    rng = _rng(seed)
+    rng = generator(seed)
     n = 1 if size is None else int(size)
     yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
     side = min(shape)

@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from geodiff.errors import GeodiffError
+from geodiff.synth.rng import generator
 
 __all__ = ["ramp", "random_ramp"]
 
@@ -70,7 +71,7 @@ def random_ramp(
     """
     if order not in _TERMS:
         raise GeodiffError(f"order must be 1 (plane) or 2 (quadratic), got {order}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = generator(seed)
     n = 1 if size is None else int(size)
     y = np.linspace(-1.0, 1.0, shape[0])[:, None]
     x = np.linspace(-1.0, 1.0, shape[1])[None, :]

@@ -18,6 +18,7 @@ from geodiff.synth.decorrelation import phase_noise
 from geodiff.synth.decorrelation import unwrapping_errors as _unwrapping_errors
 from geodiff.synth.frame import LocalFrame, local_frame
 from geodiff.synth.ramps import random_ramp
+from geodiff.synth.rng import generator
 
 __all__ = ["VARIABLE_ATTRS", "deformation", "interferogram", "los_deformation"]
 
@@ -32,9 +33,6 @@ VARIABLE_ATTRS = {
     "coherence": ("interferometric coherence", "1"),
 }
 
-
-def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 def _grid_values(value, like: xr.DataArray, name: str) -> np.ndarray:
@@ -90,7 +88,7 @@ def deformation(
     """
     frame = local_frame(like)
     look = los_vector(heading, _grid_values(incidence, like, "incidence"))
-    los = los_deformation(frame, sources, look, _rng(seed))
+    los = los_deformation(frame, sources, look, generator(seed))
     los = np.where(np.isnan(like.values), np.nan, los)
     name, units = VARIABLE_ATTRS["deformation"]
     return _like(like, los, name, units).rename("deformation")
@@ -157,7 +155,7 @@ def interferogram(
         ``deformation`` (m), ``atmosphere``, ``ramp``, ``noise``, ``unwrapped``, ``wrapped`` (rad)
         and ``coherence``, georeferenced like ``like``.
     """
-    rng = _rng(seed)
+    rng = generator(seed)
     frame = local_frame(like)
     shape = like.shape
     mask = np.isnan(np.asarray(like.values, dtype=float))

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from geodiff.errors import GeodiffError
+from geodiff.synth.rng import generator
 
 __all__ = [
     "SHAPES",
@@ -28,9 +29,6 @@ __all__ = [
 
 SHAPES = ("triangle", "gaussian", "rectangle", "ellipse", "distorted_gaussian")
 
-
-def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +131,7 @@ def distorted_gaussian(
     The warp is a sum of a few random low-frequency sinusoids with amplitude ``distortion``
     times the Gaussian's larger sigma, giving lopsided, bent bowls rather than perfect ellipses.
     """
-    rng = _rng(seed)
+    rng = generator(seed)
     yy, xx = _grid(shape)
     scale = distortion * max(sigma)
     wy = np.zeros(shape)
@@ -184,7 +182,7 @@ def random_shapes(
     unknown = set(kinds) - set(SHAPES)
     if unknown or not kinds:
         raise GeodiffError(f"kinds must be a non-empty subset of {SHAPES}, got {list(kinds)}")
-    rng = _rng(seed)
+    rng = generator(seed)
     count = n_shapes if np.isscalar(n_shapes) else rng.integers(n_shapes[0], n_shapes[1] + 1)
     side = min(shape)
     out = np.zeros(shape)
