@@ -1,18 +1,24 @@
 """geodiff: diffusion models for realistic synthetic radar and InSAR scenes, xarray-native.
 
-Heavy layers (torch) load on first use so that ``import geodiff`` stays fast.
+``import geodiff`` registers the ``.diffusion`` accessor (and rioxarray's ``.rio``) on xarray
+objects. Heavy layers (torch) load on first use, so the import stays fast.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from geodiff import accessor as _accessor  # noqa: F401  (registers .diffusion)
 from geodiff._version import __version__
 from geodiff.io import open_scene, open_stack, to_geotiff, to_netcdf, to_zarr
+from geodiff.model import DiffusionModel, load_model
 
 _SUBPACKAGES = ("io", "tiling", "scaling", "diffusion", "geostats", "insar", "synth")
 
-__all__ = ["__version__", "open_scene", "open_stack", "to_geotiff", "to_netcdf", "to_zarr", *_SUBPACKAGES]
+__all__ = [
+    "DiffusionModel", "__version__", "load_model", "open_scene", "open_stack", "to_geotiff", "to_netcdf",
+    "to_zarr", *_SUBPACKAGES,
+]
 
 
 def __getattr__(name: str):

@@ -1,0 +1,245 @@
+"""The result of fitting: a diffusion model that knows its data, samples tiles and saves itself."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from geodiff._version import __version__
+from geodiff.errors import CheckpointError, GeodiffError
+from geodiff.scaling import Coefficients, Scaler
+
+MODEL_FORMAT = 1
+_WEIGHTS, _CONFIG = "model.safetensors", "model.json"
+
+
+@dataclass
+class DiffusionModel:
+    """A trained diffusion model of radar tiles, with everything needed to sample physical data.
+
+    Build one with ``da.diffusion.fit(...)`` (or :func:`geodiff.training.fit_scene`), reload one
+    with :func:`load_model`.
+
+    Attributes
+    ----------
+    network
+        The denoising UNet holding the EMA weights, in eval mode.
+    schedule
+        The :class:`~geodiff.diffusion.NoiseSchedule` it was trained on.
+    scaler, coefficients
+        Normalisation and the per-tile coefficients of the training tiles; generated tiles are
+        rescaled with coefficients drawn from these (or measured on a scene).
+    tile
+        Tile ``(height, width)`` in pixels.
+    bands
+        Band (channel) names, ``None`` for single-band data.
+    units
+        Physical units of the data.
+    crs
+        WKT of the training scene's CRS (``None`` if it had none).
+    prediction, noise
+        The network's target (``"eps"``, ``"x0"``, ``"v"``) and forward-noise spec.
+    summary
+        Training summary: tiles, epochs, steps, losses, seconds, data source.
+    """
+
+    network: Any
+    schedule: Any
+    scaler: Scaler
+    coefficients: Coefficients
+    tile: tuple[int, int]
+    bands: list[str] | None = None
+    units: str | None = None
+    crs: str | None = None
+    prediction: str = "eps"
+    noise: dict = field(default_factory=lambda: {"kind": "white"})
+    summary: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        return len(self.bands) if self.bands else 1
+
+    @property
+    def model_id(self) -> str:
+        """SHA-256 of the weights (first 16 hex digits): two models with one id sample alike."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.network.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        n_params = sum(p.numel() for p in self.network.parameters())
+        bands = ", ".join(self.bands) if self.bands else "1 band"
+        s = self.summary
+        loss = s.get("final_loss")
+        lines = [
+            f"DiffusionModel {self.model_id}",
+            f"  data      : {bands}, units {self.units or 'unknown'}, tile {self.tile[0]}x{self.tile[1]} px",
+            f"  network   : UNet, {n_params / 1e6:.2f} M parameters, predicts {self.prediction}"
+            + (", learned variance" if getattr(self.network, "learn_sigma", False) else ""),
+            f"  schedule  : {self.schedule.to_config()['schedule']}, "
+            f"{self.schedule.timesteps} steps, {self.noise.get('kind', 'white')} noise",
+            f"  scaling   : {self.scaler.method}{' (dB)' if self.scaler.db else ''}, "
+            f"{'per tile' if self.scaler.per_tile else 'global'}, {len(self.coefficients)} coefficient sets",
+            f"  trained on: {s.get('tiles', '?')} tiles, {s.get('steps', '?')} steps"
+            + (f", final loss {loss:.4g}" if isinstance(loss, (int, float)) else ""),
+        ]
+        return "\n".join(lines)
+
+    def _check_compatible(self, scene: xr.DataArray) -> None:
+        bands = [str(b) for b in scene["band"].values] if "band" in scene.dims else None
+        n = len(bands) if bands else 1
+        if n != self.channels:
+            raise GeodiffError(f"the model was trained on {self.channels} band(s) {self.bands or ''}, "
+                               f"the scene has {n}; select matching bands")
+        units = scene.attrs.get("units")
+        if units and self.units and units != self.units:
+            raise GeodiffError(f"the model was trained on data in {self.units!r}, the scene is in {units!r}; "
+                               "convert the scene or train a model on these units")
+
+    def generate(self, n: int, *, sampler: str = "ddim", steps: int = 50, seed=0, batch_size: int = 16,
+                 device=None, progress: bool = False, x_T=None) -> np.ndarray:
+        """``n`` normalised tiles ``(n, C, H, W)`` straight from the network (float32 numpy).
+
+        With ``x_T`` (a tensor of start noise) ``seed`` only drives the stochastic steps.
+        """
+        from geodiff.diffusion import NoiseSpec, sample
+        from geodiff.diffusion.device import pick_device
+
+        if n <= 0:
+            raise GeodiffError(f"n must be a positive number of samples, got {n}")
+        device = pick_device(device)
+        network = self.network.to(device)
+        h, w = self.tile
+        out = []
+        for k, start in enumerate(range(0, n, batch_size)):
+            size = min(batch_size, n - start)
+            chunk_x_T = None if x_T is None else x_T[start:start + size].to(device)
+            batch_seed = None if seed is None else int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0])
+            x = sample(lambda x, t: network(x, t), self.schedule, (size, self.channels, h, w), sampler=sampler,
+                       steps=steps, prediction=self.prediction, x_T=chunk_x_T, seed=batch_seed,
+                       noise=NoiseSpec.from_config(self.noise), device=device, progress=progress)
+            out.append(x.float().cpu().numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    def sample_tiles(self, n: int, *, sampler: str = "ddim", steps: int = 50, seed=0, batch_size: int = 16,
+                     like: xr.DataArray | None = None, device=None, progress: bool = True) -> xr.DataArray:
+        """``n`` synthetic tiles in physical units, ``(sample, [band,] y, x)``.
+
+        Each tile is rescaled with a coefficient set drawn from the training tiles' empirical
+        joint distribution (Tuel et al. 2023). ``like`` is a template tile whose coordinates and
+        CRS the samples take; without it they get pixel coordinates.
+        """
+        z = self.generate(n, sampler=sampler, steps=steps, seed=seed, batch_size=batch_size,
+                          device=device, progress=progress)
+        drawn = self.coefficients.draw(n, seed=seed)
+        dims = ("sample", "band", "y", "x") if self.bands else ("sample", "y", "x")
+        values = z if self.bands else z[:, 0]
+        coords = {"sample": np.arange(n), "y": np.arange(self.tile[0]), "x": np.arange(self.tile[1])}
+        if self.bands:
+            coords["band"] = self.bands
+        da = xr.DataArray(values, dims=dims, coords=coords)
+        physical = self.scaler.inverse(da, drawn, units=self.units)
+        if like is not None:
+            if (like.sizes["y"], like.sizes["x"]) != self.tile:
+                raise GeodiffError(f"template tile is {like.sizes['y']}x{like.sizes['x']}, the model's tile is "
+                                   f"{self.tile[0]}x{self.tile[1]}")
+            physical = physical.assign_coords(y=like["y"].values, x=like["x"].values)
+            if like.rio.crs is not None:
+                physical = physical.rio.write_crs(like.rio.crs).rio.write_transform(like.rio.transform())
+        physical.attrs.update(self.provenance(sampler=sampler, steps=steps, seed=seed, coefficients="draw"))
+        physical.attrs["coefficients"] = drawn.to_dict()
+        return physical
+
+    def provenance(self, **call) -> dict:
+        """Attributes that say where a sample came from."""
+        return {
+            "units": self.units or "",
+            "normalisation": self.scaler.method + (" dB" if self.scaler.db else ""),
+            "model_id": self.model_id,
+            "geodiff_version": __version__,
+            **{k: v for k, v in call.items() if v is not None},
+        }
+
+    def save(self, path) -> Path:
+        """Write ``model.safetensors`` (EMA weights) and ``model.json`` into the folder ``path``."""
+        from geodiff.diffusion.checkpoint import atomic_directory, save_tensors_atomic, write_json_atomic
+
+        path = Path(path)
+        config = {
+            "format": "geodiff-model",
+            "format_version": MODEL_FORMAT,
+            "model_id": self.model_id,
+            "network": self.network.config,
+            "schedule": self.schedule.to_config(),
+            "scaler": self.scaler.to_config(),
+            "coefficients": self.coefficients.to_dict(),
+            "tile": list(self.tile),
+            "bands": self.bands,
+            "units": self.units,
+            "crs": self.crs,
+            "prediction": self.prediction,
+            "noise": self.noise,
+            "summary": self.summary,
+            "versions": self.versions,
+        }
+        with atomic_directory(path) as tmp:
+            save_tensors_atomic({k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()},
+                                tmp / _WEIGHTS)
+            write_json_atomic(config, tmp / _CONFIG)
+        return path
+
+
+def load_model(path, device=None) -> DiffusionModel:
+    """Load a model saved with :meth:`DiffusionModel.save` (safetensors and JSON only, no pickle).
+
+    Raises
+    ------
+    geodiff.errors.CheckpointError
+        The folder is not a geodiff model, is corrupt, or comes from a newer format.
+    """
+    from geodiff.diffusion import NoiseSchedule
+    from geodiff.diffusion.checkpoint import load_tensors, read_json
+    from geodiff.diffusion.device import pick_device
+    from geodiff.diffusion.unet import UNet
+
+    path = Path(path)
+    if not (path / _CONFIG).is_file() or not (path / _WEIGHTS).is_file():
+        raise CheckpointError(f"{path} is not a geodiff model folder (needs {_CONFIG} and {_WEIGHTS})")
+    config = read_json(path / _CONFIG)
+    if not isinstance(config, dict) or config.get("format") != "geodiff-model":
+        raise CheckpointError(f"{path / _CONFIG} is not a geodiff model description")
+    if config.get("format_version", 0) > MODEL_FORMAT:
+        raise CheckpointError(f"{path} was written by a newer geodiff (model format {config['format_version']}, "
+                              f"this version reads {MODEL_FORMAT}); upgrade geodiff")
+    try:
+        network = UNet.from_config(config["network"])
+        network.load_state_dict(load_tensors(path / _WEIGHTS)[0])
+        model = DiffusionModel(
+            network=network.eval().to(pick_device(device)),
+            schedule=NoiseSchedule.from_config(config["schedule"]),
+            scaler=Scaler.from_config(config["scaler"]),
+            coefficients=Coefficients.from_dict(config["coefficients"]),
+            tile=tuple(config["tile"]), bands=config["bands"], units=config["units"], crs=config["crs"],
+            prediction=config["prediction"], noise=config["noise"], summary=config["summary"],
+            versions=config["versions"],
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path} does not describe a usable model ({err}); it is corrupt or foreign") from err
+    if model.model_id != config.get("model_id"):
+        raise CheckpointError(f"{path}: the weights do not match the recorded model id; the files are corrupt "
+                              "or were mixed from two models")
+    return model
+
+
+def summary_json(model: DiffusionModel) -> str:
+    """The training summary as indented JSON (for ``geodiff info``)."""
+    return json.dumps(model.summary, indent=2, default=str)

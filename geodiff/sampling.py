@@ -1,0 +1,166 @@
+"""Synthetic scenes on a real scene's grid: a lazy dask array, one chunk per tile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dask.array as darr
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from geodiff.errors import GeodiffError, SceneError
+from geodiff.model import DiffusionModel
+from geodiff.scaling import Coefficients
+from geodiff.tiling import TileGrid
+
+
+@dataclass(frozen=True)
+class _TileJob:
+    """Generates every sample of one tile; picklable, so dask.distributed workers can run it."""
+
+    model: DiffusionModel
+    n: int
+    sampler: str
+    steps: int
+    batch_size: int
+    device: object
+
+    def __call__(self, seed: int, loc: np.ndarray, scale: np.ndarray, crop: tuple[int, int],
+                 valid: np.ndarray | None) -> np.ndarray:
+        h, w = crop
+        if valid is not None and not valid.any():
+            # All-nodata tiles are never fed to the network.
+            shape = (self.n, self.model.channels, h, w)
+            return np.full(shape if self.model.bands else (self.n, h, w), np.nan, np.float32)
+        z = self.model.generate(self.n, sampler=self.sampler, steps=self.steps, seed=seed,
+                                batch_size=self.batch_size, device=self.device)
+        coefficients = Coefficients(self.model.scaler.method, loc.reshape(self.n, -1), scale.reshape(self.n, -1),
+                                    units=self.model.units)
+        values = self.model.scaler.inverse(z, coefficients)[..., :h, :w]
+        if valid is not None:
+            values = np.where(valid, values, np.nan)
+        return (values if self.model.bands else values[:, 0]).astype(np.float32)
+
+
+def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler: str = "ddim", steps: int = 50,
+                 seed: int = 0, mask: bool = True, coefficients: str = "location", batch_size: int = 16,
+                 device=None) -> xr.DataArray:
+    """``n`` synthetic versions of ``scene`` on its own grid, generated tile by tile when computed.
+
+    Parameters
+    ----------
+    scene
+        The scene whose grid, CRS, coordinates and nodata mask the samples take.
+    model
+        A trained model with the scene's band count and units.
+    n
+        Number of samples (> 0).
+    sampler, steps
+        Sampler of :func:`geodiff.diffusion.sample` and its number of network evaluations.
+    seed
+        Same seed, same output, whichever tiles are computed and in whatever order.
+    mask
+        NaN wherever the scene is nodata (tiles with no valid pixel are not generated).
+    coefficients
+        ``"location"``: each tile is rescaled with the coefficients measured on the scene's tile
+        at the same place (samples keep the scene's local range); ``"draw"``: coefficients are
+        drawn from the model's training tiles, independently per tile and sample.
+    batch_size, device
+        Network batch size and device for generation.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(sample, [band,] y, x)`` backed by dask with one chunk per tile (all samples). Attrs
+        carry units, normalisation, the coefficients used per tile and provenance; encoding
+        carries the scene's nodata so exports re-encode it.
+    """
+    if n <= 0:
+        raise GeodiffError(f"n must be a positive number of samples, got {n}")
+    if coefficients not in ("location", "draw"):
+        raise GeodiffError(f"coefficients must be 'location' or 'draw', got {coefficients!r}")
+    model._check_compatible(scene)
+    grid = TileGrid.from_scene(scene, model.tile, 0, edge="pad")
+    tiles = grid.stack(scene, tiles_per_chunk=1)
+    per_tile = _coefficients(model, tiles, coefficients, n, seed)
+    valid = None
+    if mask:
+        valid = np.isfinite(tiles).any("band") if "band" in tiles.dims else np.isfinite(tiles)
+
+    job = _TileJob(model, n, sampler, steps, batch_size, device)
+    name = "geodiff-sample-" + tokenize(model.model_id, scene, n, sampler, steps, seed, mask, coefficients)
+    rows, cols = len(grid.row_starts), len(grid.col_starts)
+    th, tw = grid.size
+    (h, w), lead = grid.shape, (model.channels,) if model.bands else ()
+    graph, dependencies = {}, []
+    if valid is not None:
+        dependencies.append(valid.data)
+    for k, (r, c) in enumerate(grid.origins):
+        i, j = divmod(k, cols)
+        crop = (min(th, h - r), min(tw, w - c))
+        tile_seed = int(np.random.SeedSequence([int(seed), int(r), int(c)]).generate_state(1)[0])
+        valid_key = (valid.data.name, k, 0, 0) if valid is not None else None
+        graph[(name, 0, *([0] * len(lead)), i, j)] = (
+            job, tile_seed, per_tile.loc[k], per_tile.scale[k], crop, _crop_mask(valid_key, crop),
+        )
+    chunks = ((n,), *[(c,) for c in lead], _sizes(grid.row_starts, th, h), _sizes(grid.col_starts, tw, w))
+    hlg = HighLevelGraph.from_collections(name, graph, dependencies=dependencies)
+    data = darr.Array(hlg, name, chunks, dtype=np.float32)
+
+    dims = ("sample", "band", "y", "x") if model.bands else ("sample", "y", "x")
+    coords = {"sample": np.arange(n), "y": scene["y"].values, "x": scene["x"].values}
+    if model.bands:
+        coords["band"] = scene["band"].values
+    if "spatial_ref" in scene.coords:
+        coords["spatial_ref"] = scene["spatial_ref"]
+    out = xr.DataArray(data, dims=dims, coords=coords, name="synthetic")
+    out.attrs.update(model.provenance(sampler=sampler, steps=steps, seed=seed, coefficients=coefficients))
+    out.attrs["tile"] = list(model.tile)
+    out.attrs["coefficients_per_tile"] = per_tile.to_dict()
+    fill = scene.encoding.get("_FillValue")
+    if fill is not None:
+        out.encoding["_FillValue"] = fill
+    return out
+
+
+def _sizes(starts: np.ndarray, size: int, length: int) -> tuple[int, ...]:
+    return tuple(int(min(size, length - s)) for s in starts)
+
+
+def _crop_mask(key, crop):
+    """A task that crops a tile's validity mask to the part of the tile inside the scene."""
+    if key is None:
+        return None
+    h, w = crop
+    return (_crop, key, h, w)
+
+
+def _crop(mask: np.ndarray, h: int, w: int) -> np.ndarray:
+    return mask[0, :h, :w]
+
+
+def _coefficients(model: DiffusionModel, tiles: xr.DataArray, how: str, n: int, seed: int) -> Coefficients:
+    """Coefficients per tile: ``loc``/``scale`` of shape ``(tiles, n, bands)``."""
+    count = tiles.sizes["tile"]
+    if how == "draw":
+        drawn = model.coefficients.draw(count * n, seed=seed)
+        loc, scale = drawn.loc.reshape(count, n, -1), drawn.scale.reshape(count, n, -1)
+    else:
+        measured = model.scaler.fit(tiles)  # one streaming pass over the scene
+        empty = ~(np.isfinite(measured.loc).all(1) & np.isfinite(measured.scale).all(1))
+        if empty.all():
+            raise SceneError("the scene is all nodata: there is nothing to take coefficients from")
+        if empty.any():
+            # Tiles without data borrow the nearest measured tile's coefficients.
+            ok = np.flatnonzero(~empty)
+            rows, cols = tiles["row"].values, tiles["col"].values
+            d2 = (rows[empty][:, None] - rows[ok][None]) ** 2 + (cols[empty][:, None] - cols[ok][None]) ** 2
+            nearest = ok[np.argmin(d2, axis=1)]
+            measured.loc[empty], measured.scale[empty] = measured.loc[nearest], measured.scale[nearest]
+        loc = np.repeat(measured.loc[:, None], n, axis=1)
+        scale = np.repeat(measured.scale[:, None], n, axis=1)
+    return Coefficients(model.scaler.method, loc.reshape(count, -1), scale.reshape(count, -1),
+                        tiles["row"].values, tiles["col"].values, model.bands, model.units, model.scaler.db,
+                        meta={"samples": n, "layout": "loc/scale per tile: samples x bands, row-major"})

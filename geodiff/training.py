@@ -1,0 +1,163 @@
+"""From a georeferenced scene to a trained :class:`~geodiff.model.DiffusionModel`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+
+import numpy as np
+import xarray as xr
+
+from geodiff._version import __version__
+from geodiff.errors import GeodiffError, TilingError
+from geodiff.model import DiffusionModel
+from geodiff.scaling import Scaler
+from geodiff.tiling import TileGrid, fill_gaps, nodata_filter, patch_filter, select
+
+
+def training_tiles(scene: xr.DataArray, tile, *, overlap=0, max_nodata: float = 0.5,
+                   patch: tuple[float, float] | None = None, max_tiles: int | None = None, seed=0):
+    """Tiles worth training on, as a lazy ``(tile, [band,] y, x)`` stack with ``row``/``col``.
+
+    Tiles with more than ``max_nodata`` nodata are dropped (they are never fed to the network);
+    ``patch=(theta, a)`` applies GANInSAR's patch filter; ``max_tiles`` keeps a random subset.
+    """
+    grid = TileGrid.from_scene(scene, tile, overlap, edge="shift")
+    tiles = grid.stack(scene)
+    keep = nodata_filter(tiles, max_nodata)
+    if patch is not None:
+        keep = keep & patch_filter(tiles, *patch)
+    tiles = select(tiles, keep)
+    if max_tiles is not None and tiles.sizes["tile"] > max_tiles:
+        picked = np.sort(np.random.default_rng(seed).choice(tiles.sizes["tile"], max_tiles, replace=False))
+        tiles = tiles.isel(tile=picked)
+    return tiles
+
+
+def fit_scene(
+    scene: xr.DataArray,
+    tile: int | tuple[int, int] = 64,
+    epochs: float | None = 50,
+    *,
+    steps: int | None = None,
+    overlap: int = 0,
+    max_nodata: float = 0.5,
+    patch: tuple[float, float] | None = None,
+    max_tiles: int | None = None,
+    fill: str = "nearest",
+    scaler: Scaler | str = "minmax",
+    preset: str = "small",
+    network: dict | None = None,
+    schedule: str = "cosine",
+    timesteps: int = 1000,
+    learn_sigma: bool = True,
+    prediction: str = "eps",
+    noise="white",
+    batch_size: int = 16,
+    lr: float = 2e-4,
+    max_seconds: float | None = None,
+    device=None,
+    seed: int = 0,
+    progress: bool = True,
+    **train_options,
+) -> DiffusionModel:
+    """Train a diffusion model on the tiles of a scene.
+
+    Parameters
+    ----------
+    scene
+        ``(y, x)`` or ``(band, y, x)`` DataArray, NaN as nodata (see :func:`geodiff.open_scene`).
+    tile
+        Tile size in pixels; each side must be divisible by ``2**(levels - 1)`` of the network
+        (8 for the presets).
+    epochs, steps
+        Training length as passes over the tiles, or as optimizer steps (``steps`` wins).
+    overlap, max_nodata, patch, max_tiles
+        Tiling: overlap between training tiles (more, correlated tiles), the nodata filter, the
+        optional GANInSAR patch filter ``(theta, a)`` in scene units, and a cap on tile count.
+    fill
+        How nodata gaps inside kept tiles are filled before training (``"nearest"``,
+        ``"laplace"``, ``"zero"``): a network never sees NaN.
+    scaler
+        A :class:`~geodiff.scaling.Scaler` or a method name; per-tile min-max to [-1, 1] by
+        default (the seed paper's choice).
+    preset, network
+        UNet size preset (``"tiny"``, ``"small"``, ``"base"``) and constructor overrides.
+    schedule, timesteps, learn_sigma, prediction, noise
+        Diffusion process: cosine schedule of 1000 steps with learned variance (hybrid loss)
+        by default, as in improved DDPM.
+    batch_size, lr
+        Optimiser settings; any other :class:`~geodiff.diffusion.TrainConfig` field can be
+        passed as a keyword (``ema_decay``, ``resampler``, ``min_snr_gamma``, ...).
+    max_seconds
+        Stop training after this wall time (seconds), whatever ``epochs`` says.
+    device
+        ``None`` picks CUDA, then MPS, then CPU.
+    seed
+        Seeds tile subsampling and every random draw of training.
+    progress
+        Show a progress bar.
+    """
+    import torch
+
+    from geodiff.diffusion import NoiseSchedule
+    from geodiff.diffusion.checkpoint import versions
+    from geodiff.diffusion.trainer import TrainConfig, Trainer
+    from geodiff.diffusion.unet import UNet
+
+    unknown = set(train_options) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        raise GeodiffError(f"unknown training option(s) {sorted(unknown)}")
+    scaler = Scaler(scaler) if isinstance(scaler, str) else scaler
+    tiles = training_tiles(scene, tile, overlap=overlap, max_nodata=max_nodata, patch=patch,
+                           max_tiles=max_tiles, seed=seed)
+    coefficients = scaler.fit(tiles)
+    scaled, _ = fill_gaps(scaler.transform(tiles, coefficients), fill)
+    data = scaled.transpose("tile", ..., "y", "x").values
+    data = torch.from_numpy(np.ascontiguousarray(data if data.ndim == 4 else data[:, None], dtype=np.float32))
+    channels = data.shape[1]
+    th, tw = data.shape[-2:]
+
+    net = UNet.from_preset(preset, channels, learn_sigma=learn_sigma, **(network or {}))
+    factor = 2 ** (len(net.config["channel_mult"]) - 1)
+    if th % factor or tw % factor:
+        raise TilingError(f"tile {th}x{tw} is not divisible by {factor} as the {preset!r} network needs; "
+                          f"use a tile size that is a multiple of {factor}")
+    config = TrainConfig(epochs=None if steps else epochs, steps=steps, batch_size=min(batch_size, len(data)),
+                         lr=lr, prediction=prediction, learn_sigma=learn_sigma, noise=noise, seed=seed,
+                         progress=progress, **train_options)
+    trainer = Trainer(net, NoiseSchedule(schedule, timesteps), config, device=device)
+    start = time.monotonic()
+
+    def out_of_time(record: dict) -> bool:
+        return max_seconds is not None and time.monotonic() - start > max_seconds
+
+    history = trainer.fit(data, callback=out_of_time)
+    losses = [r["loss"] for r in history if "loss" in r]
+    summary = {
+        "tiles": int(len(data)),
+        "tile_origins": {"row": tiles["row"].values.tolist(), "col": tiles["col"].values.tolist()},
+        "epochs": epochs if not steps else None,
+        "steps": trainer.step,
+        "batch_size": config.batch_size,
+        "first_loss": losses[0] if losses else None,
+        "final_loss": losses[-1] if losses else None,
+        "seconds": round(time.monotonic() - start, 2),
+        "device": str(trainer.device),
+        "source": str(scene.encoding.get("source", "")),
+        "train_config": config.to_dict(),
+    }
+    return DiffusionModel(
+        network=trainer.ema_model().eval(),
+        schedule=trainer.schedule,
+        scaler=scaler,
+        coefficients=coefficients,
+        tile=(int(th), int(tw)),
+        bands=coefficients.bands,
+        units=scene.attrs.get("units"),
+        crs=scene.rio.crs.to_wkt() if scene.rio.crs is not None else None,
+        prediction=prediction,
+        noise=config.noise.to_config(),
+        summary=summary,
+        versions={**versions(), "geodiff": __version__},
+    )
