@@ -8,7 +8,7 @@ import sys
 
 from geodiff.errors import GeodiffError
 
-COMMANDS = ("variogram",)
+COMMANDS = ("train", "sample", "info", "demo", "variogram")
 
 
 def build_parser() -> argparse.ArgumentParser:
