@@ -237,11 +237,13 @@ def to_zarr(obj: xr.DataArray, store, *, name: str | None = None, append: bool =
     if append or region is not None:
         if not store.exists():
             raise FileNotFoundError(f"Zarr store {store} does not exist; write it first without append/region")
+        if isinstance(region, dict):
+            # Variables outside the region (coordinates, spatial_ref) were written with the store.
+            ds = ds.drop_vars([k for k, v in ds.variables.items() if k != name and not set(v.dims) & set(region)])
         if region is not None:
-            ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims or c == "spatial_ref"])
-            ds.to_zarr(store, region=region)
+            ds.to_zarr(store, region=region, consolidated=False)
         else:
-            ds.to_zarr(store, append_dim="sample")
+            ds.to_zarr(store, append_dim="sample", consolidated=False)
         return store
     with atomic_path(store) as tmp:
         ds.to_zarr(tmp, mode="w-", encoding={name: {"chunks": _chunks(da)}}, consolidated=False)

@@ -1,0 +1,133 @@
+"""Writers: round trips through rasterio/rioxarray/xarray, COG and CF validation, atomicity, memory."""
+
+import tracemalloc
+
+import dask.array as darr
+import numpy as np
+import pytest
+import rasterio
+import rioxarray
+import xarray as xr
+
+import geodiff
+from geodiff.io import to_zarr, zarr_template
+
+
+@pytest.fixture
+def stack(mexico_city_a):
+    scene = geodiff.open_scene(mexico_city_a / "cropA_20180106-20180130_VV_8rlks_eqa_unw.tif")
+    out = xr.concat([scene * (1 + k) for k in range(3)], dim="sample").chunk({"sample": 1, "y": 32, "x": 32})
+    out = out.assign_coords(sample=np.arange(3))
+    out.attrs.update(scene.attrs, provenance={"seed": 0, "sampler": "ddim"}, coefficients_per_tile=[[1.5, 2.0]])
+    out.encoding = {"_FillValue": scene.encoding["_FillValue"]}
+    return out
+
+
+def test_geotiff_round_trip(stack, tmp_path):
+    path, = geodiff.to_geotiff(stack, tmp_path / "s.tif")
+    back = rioxarray.open_rasterio(path, masked=True)
+    assert back.rio.crs == stack.rio.crs
+    assert back.rio.transform().almost_equals(stack.rio.transform(), precision=1e-12)
+    assert back.dtype == stack.dtype
+    np.testing.assert_array_equal(np.isnan(back.values), np.isnan(stack.values))
+    np.testing.assert_array_equal(back.values, stack.values)
+    with rasterio.open(path) as src:  # GDAL's own view
+        assert src.nodata == 0.0  # PyRate's nodata re-encoded
+        assert (src.read(1)[np.isnan(stack.values[0])] == 0).all()
+        assert src.descriptions == ("sample=0", "sample=1", "sample=2")
+        assert src.units == ("rad",) * 3
+        assert src.profile["tiled"] and src.compression.name == "deflate"
+        assert '"sampler": "ddim"' in src.tags()["provenance"]
+
+
+def test_one_file_per_sample(stack, tmp_path):
+    paths = geodiff.to_geotiff(stack, tmp_path / "s.tif", layout="files")
+    assert [p.name for p in paths] == ["s_000.tif", "s_001.tif", "s_002.tif"]
+    np.testing.assert_array_equal(rioxarray.open_rasterio(paths[2], masked=True).values[0], stack.values[2])
+
+
+def test_cog_validates(stack, tmp_path):
+    from rio_cogeo.cogeo import cog_validate
+
+    path, = geodiff.to_geotiff(stack, tmp_path / "c.tif", cog=True)
+    valid, errors, _ = cog_validate(str(path))
+    assert valid, errors
+
+
+def test_netcdf_round_trip_and_cf(stack, tmp_path):
+    path = geodiff.to_netcdf(stack, tmp_path / "s.nc", name="unwrapped_phase")
+    ds = xr.open_dataset(path, decode_coords="all")
+    var = ds["unwrapped_phase"]
+    assert var.encoding["_FillValue"] == 0 and var.attrs["units"] == "rad"
+    assert var.encoding["grid_mapping"] == "spatial_ref" and "crs_wkt" in ds["spatial_ref"].attrs
+    assert ds.rio.crs == stack.rio.crs
+    assert ds.attrs["Conventions"] == "CF-1.8" and "geodiff" in ds.attrs["history"]
+    np.testing.assert_array_equal(var.values, stack.values)
+    assert var.encoding["zlib"]
+
+
+def test_netcdf_passes_the_cf_checker(stack, tmp_path):
+    pytest.importorskip("compliance_checker")
+    from compliance_checker.runner import CheckSuite, ComplianceChecker
+
+    path = geodiff.to_netcdf(stack, tmp_path / "s.nc")
+    CheckSuite.load_all_available_checkers()
+    passed, errors = ComplianceChecker.run_checker(str(path), ["cf:1.8"], 0, "normal",
+                                                   str(tmp_path / "report.txt"), "text")
+    assert not errors and passed, (tmp_path / "report.txt").read_text()
+
+
+def test_zarr_chunks_append_and_parallel_regions(stack, tmp_path):
+    store = to_zarr(stack, tmp_path / "s.zarr")
+    back = xr.open_zarr(store, decode_coords="all")["data"]
+    assert back.encoding["chunks"] == (1, 32, 32)
+    assert back.rio.crs == stack.rio.crs
+    np.testing.assert_array_equal(back.values, stack.values)
+    to_zarr(stack.assign_coords(sample=[3, 4, 5]), store, append=True)
+    assert xr.open_zarr(store)["data"].sizes["sample"] == 6
+
+    template = zarr_template(stack, tmp_path / "r.zarr")
+    for k in (2, 0, 1):  # independent writers, any order
+        to_zarr(stack.isel(sample=[k]), template, region={"sample": slice(k, k + 1)})
+    np.testing.assert_array_equal(xr.open_zarr(template)["data"].values, stack.values)
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def _explode(block, block_info=None):
+    if block_info[None]["chunk-location"][-1] == 2:
+        raise Boom("worker died")
+    return block
+
+
+@pytest.mark.parametrize("writer,name", [(geodiff.to_geotiff, "x.tif"), (geodiff.to_netcdf, "x.nc"),
+                                         (geodiff.to_zarr, "x.zarr")])
+def test_interrupted_export_leaves_no_file(stack, tmp_path, writer, name):
+    broken = stack.copy(data=stack.data.map_blocks(_explode, dtype=stack.dtype))
+    with pytest.raises(Boom):
+        writer(broken, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_destination_is_a_clear_error(stack, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        geodiff.to_geotiff(stack, tmp_path / "missing" / "x.tif")
+    with pytest.raises(OSError):
+        geodiff.to_netcdf(stack, "/proc/geodiff-cannot-write.nc")
+
+
+def test_streaming_export_holds_only_a_few_tiles(tmp_path):
+    tile = 256
+    scene = xr.DataArray(np.zeros((2048, 2048), np.float32), dims=("y", "x"),
+                         coords={"y": np.arange(2048)[::-1] * 10.0, "x": np.arange(2048) * 10.0}).rio.write_crs("EPSG:32633")
+    lazy = darr.random.default_rng(0).standard_normal((4, 2048, 2048), chunks=(1, tile, tile), dtype=np.float32)
+    synth = xr.DataArray(lazy, dims=("sample", "y", "x"), coords={"y": scene.y, "x": scene.x}).rio.write_crs("EPSG:32633")
+    total = 4 * 2048 * 2048 * 4
+    for writer, name in [(geodiff.to_geotiff, "big.tif"), (geodiff.to_netcdf, "big.nc"), (geodiff.to_zarr, "big.zarr")]:
+        tracemalloc.start()
+        writer(synth, tmp_path / name)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < total / 4, f"{name}: peak {peak / 2**20:.0f} MiB of a {total / 2**20:.0f} MiB stack"
