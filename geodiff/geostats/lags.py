@@ -69,14 +69,17 @@ class LagPlan:
     fft_shape : (int, int)
         Zero-padded FFT size, ``n + max offset`` per axis, enough to keep the lags used free of
         circular wrap-around.
+    rows : int
+        Row offsets ``0 .. rows - 1`` covered by the lags.
     flat : numpy.ndarray
-        Index of each lag in the flattened ``fft_shape`` correlation map.
+        Index of each lag in the flattened ``(rows, fft_shape[1])`` correlation map.
     """
 
     iy: np.ndarray
     ix: np.ndarray
     members: scipy.sparse.csr_array
     fft_shape: tuple[int, int]
+    rows: int
     flat: np.ndarray
     n_bins: int
     n_dirs: int
@@ -126,8 +129,8 @@ def _plan_cached(
     )
     my = scipy.fft.next_fast_len(ny + max(hy, 1), real=True)
     mx = scipy.fft.next_fast_len(nx + max(hx, 1), real=True)
-    flat = (iy % my) * mx + (ix % mx)
-    return LagPlan(iy, ix, members, (my, mx), flat, n_bins, n_dirs)
+    flat = iy * mx + (ix % mx)
+    return LagPlan(iy, ix, members, (my, mx), hy + 1, flat, n_bins, n_dirs)
 
 
 def lag_plan(

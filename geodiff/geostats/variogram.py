@@ -31,27 +31,60 @@ __all__ = ["ESTIMATORS", "matheron_fft", "semivariogram", "semivariogram_array",
 
 ESTIMATORS = ("matheron", "cressie", "dowd")
 _WORKERS = os.cpu_count() or 1
+_CHUNK_BYTES = 16 * 2**20
 
 
-def _fft_maps(z: np.ndarray, fft_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Pair-count and squared-difference-sum maps ``N, S`` over the padded lag grid."""
+def _fft_maps(z: np.ndarray, fft_shape: tuple[int, int], rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pair-count and squared-difference-sum maps ``N, S`` for row offsets ``0 <= iy < rows``.
+
+    ``z`` is ``(batch, y, x)``; the maps are ``(batch, rows, fft_shape[1])`` with column offsets
+    ``ix`` at index ``ix mod fft_shape[1]``. The other half-plane follows from
+    ``N(-h) = N(h)``, ``S(-h) = S(h)``.
+    """
+    b, ny, nx = z.shape
+    my, mx = fft_shape
     valid = np.isfinite(z)
-    ind = valid.astype(np.float64)
+    buf = np.empty((3, b, ny, nx))
+    ind, zc, z2 = buf
+    np.copyto(ind, valid)
     n = ind.sum(axis=(-2, -1), keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(valid, z, 0.0).sum(axis=(-2, -1), keepdims=True) / n
+    np.copyto(zc, z)
+    zc[~valid] = 0.0
     # Centring keeps the FFT round-off relative to the variance, not to the mean.
-    zc = np.where(valid, z - np.where(n > 0, mean, 0.0), 0.0)
-    spec = scipy.fft.rfft2(np.stack([ind, zc, zc * zc]), s=fft_shape, workers=_WORKERS)
-    fi, fz, fz2 = spec[0], spec[1], spec[2]
-    n_hat = (fi.real**2 + fi.imag**2).astype(np.complex128)
-    s_hat = 2.0 * (fi.real * fz2.real + fi.imag * fz2.imag) - 2.0 * (fz.real**2 + fz.imag**2)
-    maps = scipy.fft.irfft2(np.stack([n_hat, s_hat.astype(np.complex128)]), s=fft_shape, workers=_WORKERS)
+    mean = zc.sum(axis=(-2, -1), keepdims=True) / np.maximum(n, 1.0)
+    zc -= mean
+    zc *= ind
+    # A constant tile leaves only the rounding of its mean: make its variogram exactly 0.
+    flat_tile = np.abs(zc).max(axis=(-2, -1), keepdims=True) <= 8 * np.finfo(np.float64).eps * np.abs(mean)
+    if flat_tile.any():
+        zc *= ~flat_tile
+    np.multiply(zc, zc, out=z2)
+    # Separable transforms: the x pass runs on the unpadded rows only.
+    f = scipy.fft.rfft(buf, n=mx, axis=-1, workers=_WORKERS)
+    fi, fz, fz2 = scipy.fft.fft(f, n=my, axis=-2, workers=_WORKERS, overwrite_x=True)
+    # Both spectra are real (the maps are point-symmetric): |FI|^2 and
+    # 2 Re(conj(FI) FZ2) - 2 |FZ|^2.
+    spec = np.empty((2, b, my, mx // 2 + 1))
+    np.multiply(fi.real, fi.real, out=spec[0])
+    spec[0] += fi.imag**2
+    np.multiply(fi.real, fz2.real, out=spec[1])
+    spec[1] += fi.imag * fz2.imag
+    spec[1] -= fz.real**2
+    spec[1] -= fz.imag**2
+    spec[1] *= 2.0
+    # Inverse along y of real data: ifft(x)[k] = conj(rfft(x)[k]) / m, only the rows needed.
+    g = scipy.fft.rfft(spec, axis=-2, workers=_WORKERS)[:, :, :rows]
+    np.conjugate(g, out=g)
+    g /= my
+    maps = scipy.fft.irfft(g, n=mx, axis=-1, workers=_WORKERS)
     return maps[0], maps[1]
 
 
 def matheron_fft(z: np.ndarray, plan: LagPlan) -> tuple[np.ndarray, np.ndarray]:
     """Matheron semivariogram per group of a batch ``z`` of shape ``(batch, y, x)``, NaN = invalid.
+
+    The batch is processed in chunks whose spectra fit in about 16 MiB (cache-friendly, and
+    bounded memory for long stacks).
 
     Returns
     -------
@@ -59,12 +92,18 @@ def matheron_fft(z: np.ndarray, plan: LagPlan) -> tuple[np.ndarray, np.ndarray]:
         ``(batch, n_groups)``, gamma NaN where a group has no pair.
     """
     b = z.shape[0]
-    nmap, smap = _fft_maps(z, plan.fft_shape)
-    nl = nmap.reshape(b, -1)[:, plan.flat]
-    sl = smap.reshape(b, -1)[:, plan.flat]
+    my, mx = plan.fft_shape
+    chunk = max(1, _CHUNK_BYTES // (3 * my * (mx // 2 + 1) * 16))
     mt = plan.members.T
-    npairs = np.rint(mt @ nl.T).T
-    ssum = (mt @ sl.T).T
+    npairs = np.empty((b, mt.shape[0]))
+    ssum = np.empty((b, mt.shape[0]))
+    for i in range(0, b, chunk):
+        zi = z[i : i + chunk]
+        nmap, smap = _fft_maps(zi, plan.fft_shape, plan.rows)
+        k = zi.shape[0]
+        npairs[i : i + k] = (mt @ nmap.reshape(k, -1)[:, plan.flat].T).T
+        ssum[i : i + k] = (mt @ smap.reshape(k, -1)[:, plan.flat].T).T
+    npairs = np.rint(npairs)
     with np.errstate(invalid="ignore", divide="ignore"):
         gamma = np.maximum(ssum, 0.0) / (2.0 * npairs)
     return np.where(npairs > 0, gamma, np.nan), npairs.astype(np.int64)
@@ -304,11 +343,12 @@ def variogram_map(
     mx = scipy.fft.next_fast_len(nx + max(hx, 1), real=True)
     z = np.asarray(da.values, dtype=np.float64)
     lead = z.shape[:-2]
-    nmap, smap = _fft_maps(z.reshape((-1, ny, nx)), (my, mx))
-    iy = np.arange(-hy, hy + 1) % my
+    nmap, smap = _fft_maps(z.reshape((-1, ny, nx)), (my, mx), hy + 1)
     ix = np.arange(-hx, hx + 1) % mx
-    n = np.rint(nmap[:, iy][:, :, ix])
-    s = smap[:, iy][:, :, ix]
+    # Rows of negative iy by point symmetry: M(-iy, ix) = M(iy, -ix).
+    n = np.concatenate([nmap[:, :0:-1, (-ix) % mx], nmap[:, :, ix]], axis=1)
+    s = np.concatenate([smap[:, :0:-1, (-ix) % mx], smap[:, :, ix]], axis=1)
+    n = np.rint(n)
     with np.errstate(invalid="ignore", divide="ignore"):
         g = np.where(n > 0, np.maximum(s, 0.0) / (2.0 * n), np.nan)
     out_shape = lead + g.shape[1:]
