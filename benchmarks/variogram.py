@@ -48,24 +48,34 @@ def main() -> None:
     t_geo = (time.perf_counter() - t0) / a.tiles
     c_geo = (time.process_time() - c0) / a.tiles
 
-    yy, xx = np.meshgrid(np.arange(a.size, dtype=float), np.arange(a.size, dtype=float), indexing="ij")
+    yy, xx = np.meshgrid(
+        np.arange(a.size, dtype=float), np.arange(a.size, dtype=float), indexing="ij"
+    )
     worst, counts_equal = 0.0, True
     t0, c0 = time.perf_counter(), time.process_time()
     for k in range(a.gstools_tiles):
         v = np.isfinite(tiles[k])
-        _, g, c = gs.vario_estimate((xx[v], yy[v]), tiles[k][v], bin_edges=edges, return_counts=True)
+        _, g, c = gs.vario_estimate(
+            (xx[v], yy[v]), tiles[k][v], bin_edges=edges, return_counts=True
+        )
         counts_equal &= bool(np.array_equal(c, npairs[k]))
         worst = max(worst, float(np.max(np.abs(g / gamma[k] - 1))))
     t_gs = (time.perf_counter() - t0) / a.gstools_tiles
     c_gs = (time.process_time() - c0) / a.gstools_tiles
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"cores: {os.cpu_count()} (load average {load:.1f}); {a.tiles} tiles of {a.size} x {a.size}, {a.nan:.0%} NaN, {a.bins} bins")
+    print(
+        f"cores: {os.cpu_count()} (load average {load:.1f}); {a.tiles} tiles of {a.size} x {a.size}, {a.nan:.0%} NaN, {a.bins} bins"
+    )
     print("                                   wall ms/tile   CPU ms/tile (all threads)")
     print(f"geodiff semivariogram (FFT)        {t_geo * 1e3:12.3f}  {c_geo * 1e3:12.3f}")
-    print(f"GSTools vario_estimate ({a.gstools_tiles} tiles)    {t_gs * 1e3:12.1f}  {c_gs * 1e3:12.1f}")
+    print(
+        f"GSTools vario_estimate ({a.gstools_tiles} tiles)    {t_gs * 1e3:12.1f}  {c_gs * 1e3:12.1f}"
+    )
     print(f"speed ratio: {t_gs / t_geo:,.0f}x wall, {c_gs / c_geo:,.0f}x CPU")
-    print(f"pair counts identical: {counts_equal}; largest relative difference in gamma: {worst:.2e}")
+    print(
+        f"pair counts identical: {counts_equal}; largest relative difference in gamma: {worst:.2e}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,16 +22,44 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument("scene", type=Path, help="GeoTIFF, NetCDF or Zarr scene")
-    p.add_argument("--compare", type=Path, metavar="SYNTH", help="synthetic samples (sample, y, x) to compare with")
+    p.add_argument(
+        "--compare",
+        type=Path,
+        metavar="SYNTH",
+        help="synthetic samples (sample, y, x) to compare with",
+    )
     p.add_argument("--plot", type=Path, metavar="PNG", help="write a figure")
-    p.add_argument("--output", type=Path, metavar="NC", help="write the variogram (or comparison) Dataset as NetCDF")
+    p.add_argument(
+        "--output",
+        type=Path,
+        metavar="NC",
+        help="write the variogram (or comparison) Dataset as NetCDF",
+    )
     p.add_argument("--bins", type=int, default=None, help="number of lag bins (default: up to 30)")
-    p.add_argument("--max-lag", type=float, default=None, help="largest lag, in lag units (default: half the shorter side)")
-    p.add_argument("--direction", type=float, action="append", help="sector centre in degrees from east (repeatable)")
-    p.add_argument("--tolerance", type=float, default=22.5, help="sector half-width in degrees (default 22.5)")
+    p.add_argument(
+        "--max-lag",
+        type=float,
+        default=None,
+        help="largest lag, in lag units (default: half the shorter side)",
+    )
+    p.add_argument(
+        "--direction",
+        type=float,
+        action="append",
+        help="sector centre in degrees from east (repeatable)",
+    )
+    p.add_argument(
+        "--tolerance", type=float, default=22.5, help="sector half-width in degrees (default 22.5)"
+    )
     p.add_argument("--estimator", choices=("matheron", "cressie", "dowd"), default="matheron")
-    p.add_argument("--fit", metavar="MODEL", help="fit a model (spherical, exponential, gaussian, matern, stable, power)")
-    p.add_argument("--nodata", type=float, default=None, help="nodata value overriding the file's (e.g. 0)")
+    p.add_argument(
+        "--fit",
+        metavar="MODEL",
+        help="fit a model (spherical, exponential, gaussian, matern, stable, power)",
+    )
+    p.add_argument(
+        "--nodata", type=float, default=None, help="nodata value overriding the file's (e.g. 0)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
     p.set_defaults(func=run)
 
@@ -45,10 +73,16 @@ def _open(path: Path, nodata: float | None) -> xr.DataArray:
         # Sample stacks (sample, y, x) are not scenes; read the single gridded variable as is.
         if path.suffix.lower() not in (".nc", ".nc4", ".zarr"):
             raise
-        ds = xr.open_zarr(path, decode_coords="all") if path.suffix == ".zarr" else xr.open_dataset(path, decode_coords="all", chunks={})
+        ds = (
+            xr.open_zarr(path, decode_coords="all")
+            if path.suffix == ".zarr"
+            else xr.open_dataset(path, decode_coords="all", chunks={})
+        )
         grids = [v for v in ds.data_vars if {"y", "x"} <= set(ds[v].dims)]
         if len(grids) != 1:
-            raise SceneError(f"{path}: expected one variable with y/x dims, found {grids}") from None
+            raise SceneError(
+                f"{path}: expected one variable with y/x dims, found {grids}"
+            ) from None
         return ds[grids[0]]
 
 
@@ -73,11 +107,20 @@ def run(args: argparse.Namespace) -> int:
     if args.compare is not None:
         synth = _open(args.compare, None)
         result = geostats.compare(
-            scene, synth, bins=args.bins, max_lag=args.max_lag, estimator=args.estimator, seed=args.seed
+            scene,
+            synth,
+            bins=args.bins,
+            max_lag=args.max_lag,
+            estimator=args.estimator,
+            seed=args.seed,
         )
-        print(f"real {args.scene} vs synthetic {args.compare} ({result.attrs['n_synthetic']} samples)")
+        print(
+            f"real {args.scene} vs synthetic {args.compare} ({result.attrs['n_synthetic']} samples)"
+        )
         unit = result.attrs.get("lag_units", "")
-        print(f"{'lag [' + unit + ']':>16} {'real':>12} {'synth mean':>12} {'synth 2.5%':>12} {'synth 97.5%':>12} {'z':>8}")
+        print(
+            f"{'lag [' + unit + ']':>16} {'real':>12} {'synth mean':>12} {'synth 2.5%':>12} {'synth 97.5%':>12} {'z':>8}"
+        )
         for k in range(result.sizes["lag"]):
             r = result.isel(lag=k)
             print(
@@ -91,7 +134,9 @@ def run(args: argparse.Namespace) -> int:
             scene,
             bins=args.bins,
             max_lag=args.max_lag,
-            direction=args.direction if args.direction is None or len(args.direction) > 1 else args.direction[0],
+            direction=args.direction
+            if args.direction is None or len(args.direction) > 1
+            else args.direction[0],
             tolerance=args.tolerance,
             estimator=args.estimator,
         ).compute()
@@ -99,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
         print(_table(result))
         if args.fit:
             if result.gamma.ndim != 1:
-                raise SceneError("--fit needs one isotropic curve: a single-band scene without --direction")
+                raise SceneError(
+                    "--fit needs one isotropic curve: a single-band scene without --direction"
+                )
             print(geostats.fit_model(args.fit, result))
     if args.output is not None:
         result.to_netcdf(args.output)

@@ -80,7 +80,9 @@ def ensemble(
     with np.errstate(invalid="ignore", divide="ignore"):
         count = finite.sum(axis=0)
         mean = np.where(finite, arr, 0.0).sum(axis=0) / count
-        std = np.sqrt(np.where(finite, (arr - mean) ** 2, 0.0).sum(axis=0) / np.maximum(count - 1, 1))
+        std = np.sqrt(
+            np.where(finite, (arr - mean) ** 2, 0.0).sum(axis=0) / np.maximum(count - 1, 1)
+        )
         band = np.full((2,) + arr.shape[1:], np.nan)
         has = count > 0
         if has.any():
@@ -126,8 +128,12 @@ def _edges_of(ds: xr.Dataset) -> np.ndarray:
 def _as_variogram(obj, edges, estimator) -> xr.Dataset:
     if isinstance(obj, xr.Dataset) and "gamma" in obj:
         own = _edges_of(obj)
-        if edges is not None and (own.shape != edges.shape or not np.allclose(own, edges, rtol=1e-12, atol=0)):
-            raise GeodiffError("the two variogram Datasets have different lag bins; compute both with the same bins=")
+        if edges is not None and (
+            own.shape != edges.shape or not np.allclose(own, edges, rtol=1e-12, atol=0)
+        ):
+            raise GeodiffError(
+                "the two variogram Datasets have different lag bins; compute both with the same bins="
+            )
         return obj
     return semivariogram(obj, bins=edges, estimator=estimator)
 
@@ -141,7 +147,9 @@ def _common_edges(real, synthetic, bins, max_lag) -> np.ndarray | None:
     grids = [(da.sizes["y"], da.sizes["x"], pixel_spacing(da)) for da in (real, synthetic)]
     units = {sp.unit for _, _, sp in grids}
     if len(units) > 1:
-        raise GeodiffError(f"real and synthetic lags are in different units {units}; give both the same CRS")
+        raise GeodiffError(
+            f"real and synthetic lags are in different units {units}; give both the same CRS"
+        )
     ny, nx, sp = min(grids, key=lambda g: min(g[0] * g[2].step[0], g[1] * g[2].step[1]))
     return default_edges((ny, nx), sp.step, max_lag, None if bins is None else int(bins))
 
@@ -202,10 +210,14 @@ def compare(
     with np.errstate(invalid="ignore", divide="ignore"):
         if single_real:
             out["z"] = (out.synthetic_mean - out.real_mean) / out.synthetic_std
-            out["in_band"] = (out.real_mean >= out.synthetic_lower) & (out.real_mean <= out.synthetic_upper)
+            out["in_band"] = (out.real_mean >= out.synthetic_lower) & (
+                out.real_mean <= out.synthetic_upper
+            )
         else:
             out["z"] = (out.synthetic_mean - out.real_mean) / out.real_std
-            out["in_band"] = (out.synthetic_mean >= out.real_lower) & (out.synthetic_mean <= out.real_upper)
+            out["in_band"] = (out.synthetic_mean >= out.real_lower) & (
+                out.synthetic_mean <= out.real_upper
+            )
         both = np.isfinite(out.real_mean) & np.isfinite(out.synthetic_mean)
         out["fraction_in_band"] = out.in_band.where(both).sum("lag") / both.sum("lag")
         pos = both & (out.real_mean > 0) & (out.synthetic_mean > 0)

@@ -26,7 +26,9 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def _check_grid(shape: tuple[int, int], spacing: tuple[float, float]) -> tuple[int, int, float, float]:
+def _check_grid(
+    shape: tuple[int, int], spacing: tuple[float, float]
+) -> tuple[int, int, float, float]:
     if len(shape) != 2 or min(shape) < 1:
         raise GeodiffError(f"shape must be two positive integers (ny, nx), got {shape!r}")
     if len(spacing) != 2 or not all(np.isfinite(spacing)) or min(spacing) <= 0:
@@ -103,7 +105,9 @@ def gaussian_random_field(
     """
     ny, nx, dy, dx = _check_grid(shape, spacing)
     if padding < 2:
-        raise GeodiffError(f"padding must be at least 2 (the minimal circulant embedding), got {padding}")
+        raise GeodiffError(
+            f"padding must be at least 2 (the minimal circulant embedding), got {padding}"
+        )
     if size is not None and int(size) < 1:
         raise GeodiffError(f"size must be a positive number of realisations, got {size}")
     cov = _covariance_function(model)
@@ -120,7 +124,9 @@ def gaussian_random_field(
     lam = scipy.fft.fft2(c, workers=-1).real
     top = lam.max()
     if top <= 0:
-        raise GeodiffError("the covariance has no positive variance on this grid; check the model's sill")
+        raise GeodiffError(
+            "the covariance has no positive variance on this grid; check the model's sill"
+        )
     if lam.min() < -_NEG_RTOL * top:
         raise GeodiffError(
             f"circulant embedding of size {my} x {mx} is not non-negative definite "
@@ -134,7 +140,9 @@ def gaussian_random_field(
     pairs = (n + 1) // 2
     # Pair by pair, so the first realisations do not depend on how many are drawn.
     w = rng.standard_normal((pairs, 2, my, mx))
-    y = scipy.fft.fft2((w[:, 0] + 1j * w[:, 1]) * amp, axes=(-2, -1), workers=-1, overwrite_x=True)[:, :ny, :nx]
+    y = scipy.fft.fft2((w[:, 0] + 1j * w[:, 1]) * amp, axes=(-2, -1), workers=-1, overwrite_x=True)[
+        :, :ny, :nx
+    ]
     fields = np.concatenate([y.real, y.imag])[:n]
     return fields[0] if size is None else np.ascontiguousarray(fields)
 

@@ -57,7 +57,8 @@ class FitResult:
 
     def __repr__(self) -> str:
         parts = ", ".join(
-            f"{k}={v:.6g}" + (f" ± {self.stderr[k]:.2g}" if k in self.stderr else "") for k, v in self.params.items()
+            f"{k}={v:.6g}" + (f" ± {self.stderr[k]:.2g}" if k in self.stderr else "")
+            for k, v in self.params.items()
         )
         return f"FitResult({type(self.model).__name__}: {parts}; weights={self.weights})"
 
@@ -67,10 +68,14 @@ def _template(model: Model | str) -> Model:
         return model
     if isinstance(model, str) and model.lower() in MODELS:
         return MODELS[model.lower()]()
-    raise GeodiffError(f"unknown model {model!r}; choose a Model instance or one of {sorted(MODELS)}")
+    raise GeodiffError(
+        f"unknown model {model!r}; choose a Model instance or one of {sorted(MODELS)}"
+    )
 
 
-def _initial_and_bounds(name: str, lags: np.ndarray, gamma: np.ndarray, n_sills: int) -> tuple[float, float, float]:
+def _initial_and_bounds(
+    name: str, lags: np.ndarray, gamma: np.ndarray, n_sills: int
+) -> tuple[float, float, float]:
     """Data-driven starting value and bounds for a parameter named ``name``."""
     gmax = float(np.max(gamma))
     hmax = float(np.max(lags))
@@ -132,7 +137,9 @@ def fit_model(
     if isinstance(lags, xr.Dataset):
         ds = lags
         if ds.gamma.ndim != 1:
-            raise GeodiffError("fit one variogram at a time: select the leading dims first (e.g. ds.isel(sample=0))")
+            raise GeodiffError(
+                "fit one variogram at a time: select the leading dims first (e.g. ds.isel(sample=0))"
+            )
         lags, gamma, npairs = ds.lag.values, ds.gamma.values, ds.npairs.values
     lags = np.asarray(lags, dtype=np.float64)
     gamma = np.asarray(gamma, dtype=np.float64)
@@ -178,7 +185,14 @@ def fit_model(
     sol = min(
         (
             scipy.optimize.least_squares(
-                residuals, x, bounds=(lo, hi), method="trf", xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=5000
+                residuals,
+                x,
+                bounds=(lo, hi),
+                method="trf",
+                xtol=1e-15,
+                ftol=1e-15,
+                gtol=1e-15,
+                max_nfev=5000,
             )
             for x in starts
         ),

@@ -19,7 +19,10 @@ _ANGLE_EPS_DEG = 1e-9
 
 
 def default_edges(
-    shape: tuple[int, int], step: tuple[float, float], max_lag: float | None = None, n: int | None = None
+    shape: tuple[int, int],
+    step: tuple[float, float],
+    max_lag: float | None = None,
+    n: int | None = None,
 ) -> np.ndarray:
     """Equal-width lag bin edges from 0 to ``max_lag``.
 
@@ -39,7 +42,10 @@ def default_edges(
 
 
 def resolve_edges(
-    bins: int | np.ndarray | None, shape: tuple[int, int], step: tuple[float, float], max_lag: float | None
+    bins: int | np.ndarray | None,
+    shape: tuple[int, int],
+    step: tuple[float, float],
+    max_lag: float | None,
 ) -> np.ndarray:
     """Bin edges from the user's ``bins`` (None, a count, or explicit edges) and ``max_lag``."""
     if bins is None or np.ndim(bins) == 0:
@@ -48,8 +54,16 @@ def resolve_edges(
             raise GeodiffError(f"bins must be a positive count or an array of edges, got {bins}")
         return default_edges(shape, step, max_lag, n)
     edges = np.asarray(bins, dtype=np.float64)
-    if edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges)) or edges[0] < 0 or np.any(np.diff(edges) <= 0):
-        raise GeodiffError("bin edges must be a 1-D, strictly increasing array of at least two non-negative lags")
+    if (
+        edges.ndim != 1
+        or edges.size < 2
+        or not np.all(np.isfinite(edges))
+        or edges[0] < 0
+        or np.any(np.diff(edges) <= 0)
+    ):
+        raise GeodiffError(
+            "bin edges must be a 1-D, strictly increasing array of at least two non-negative lags"
+        )
     if max_lag is not None:
         raise GeodiffError("give either explicit bin edges or max_lag, not both")
     return edges

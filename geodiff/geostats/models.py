@@ -80,7 +80,9 @@ class Model:
             hi *= 2.0
         else:
             return np.inf
-        return float(scipy.optimize.brentq(lambda h: float(self(h)) - target, 0.0, hi, xtol=1e-12 * hi))
+        return float(
+            scipy.optimize.brentq(lambda h: float(self(h)) - target, 0.0, hi, xtol=1e-12 * hi)
+        )
 
     def __add__(self, other: Model) -> Sum:
         if not isinstance(other, Model):
@@ -166,7 +168,11 @@ class Matern(Model):
             raise GeodiffError(f"matern nu must be positive, got {self.nu}")
         x = np.sqrt(2.0 * self.nu) * h / self.scale
         with np.errstate(invalid="ignore", over="ignore", under="ignore"):
-            c = np.exp((1.0 - self.nu) * np.log(2.0) - scipy.special.gammaln(self.nu)) * x**self.nu * scipy.special.kv(self.nu, x)
+            c = (
+                np.exp((1.0 - self.nu) * np.log(2.0) - scipy.special.gammaln(self.nu))
+                * x**self.nu
+                * scipy.special.kv(self.nu, x)
+            )
         c = np.where(x > 0, np.nan_to_num(c, nan=0.0), 1.0)  # K_nu underflows to 0 far out
         return self.sill * (1.0 - c)
 
@@ -224,7 +230,7 @@ class Sum(Model):
         return {f"{i}.{k}": v for i, p in enumerate(self.parts) for k, v in p.params.items()}
 
     def with_params(self, values: dict[str, float]) -> Sum:
-        per = [dict() for _ in self.parts]
+        per = [{} for _ in self.parts]
         for key, v in values.items():
             i, name = key.split(".", 1)
             per[int(i)][name] = v

@@ -44,8 +44,22 @@ def plot(obj: xr.Dataset, ax=None, *, label: str | None = None, color: str | Non
     if "real_mean" in obj:
         for prefix, c, name in (("real", color or "C0", "real"), ("synthetic", "C1", "synthetic")):
             n = obj.attrs.get(f"n_{prefix}", "")
-            ax.fill_between(lag, obj[f"{prefix}_lower"].values, obj[f"{prefix}_upper"].values, color=c, alpha=0.25, lw=0)
-            ax.plot(lag, obj[f"{prefix}_mean"].values, color=c, marker="o", ms=3, label=f"{name} (n={n})")
+            ax.fill_between(
+                lag,
+                obj[f"{prefix}_lower"].values,
+                obj[f"{prefix}_upper"].values,
+                color=c,
+                alpha=0.25,
+                lw=0,
+            )
+            ax.plot(
+                lag,
+                obj[f"{prefix}_mean"].values,
+                color=c,
+                marker="o",
+                ms=3,
+                label=f"{name} (n={n})",
+            )
         ax.set_title(
             f"in {obj.attrs.get('level', 0.95):.0%} band: {float(obj.fraction_in_band):.0%} of lags, "
             f"RMS log-ratio {float(obj.rms_log_ratio):.3f}",
@@ -54,8 +68,24 @@ def plot(obj: xr.Dataset, ax=None, *, label: str | None = None, color: str | Non
         gvar = "real_mean"
     elif "mean" in obj and "lower" in obj:
         c = color or "C0"
-        ax.fill_between(lag, obj["lower"].values, obj["upper"].values, color=c, alpha=0.2, lw=0, label=f"{obj.attrs.get('level', 0.95):.0%} band")
-        ax.fill_between(lag, obj["ci_lower"].values, obj["ci_upper"].values, color=c, alpha=0.45, lw=0, label="bootstrap CI of mean")
+        ax.fill_between(
+            lag,
+            obj["lower"].values,
+            obj["upper"].values,
+            color=c,
+            alpha=0.2,
+            lw=0,
+            label=f"{obj.attrs.get('level', 0.95):.0%} band",
+        )
+        ax.fill_between(
+            lag,
+            obj["ci_lower"].values,
+            obj["ci_upper"].values,
+            color=c,
+            alpha=0.45,
+            lw=0,
+            label="bootstrap CI of mean",
+        )
         ax.plot(lag, obj["mean"].values, color=c, marker="o", ms=3, label=label or "mean")
         gvar = "mean"
     elif "gamma" in obj:
@@ -64,14 +94,24 @@ def plot(obj: xr.Dataset, ax=None, *, label: str | None = None, color: str | Non
         curves = g.transpose(..., "lag").values.reshape(-1, len(lag)) if lead else g.values[None]
         many = len(curves) > 1
         for k, y in enumerate(curves):
-            ax.plot(lag, y, color=color or ("0.4" if many else "C0"), lw=0.6 if many else 1.5, marker=None if many else "o", ms=3, label=label if k == 0 else None)
+            ax.plot(
+                lag,
+                y,
+                color=color or ("0.4" if many else "C0"),
+                lw=0.6 if many else 1.5,
+                marker=None if many else "o",
+                ms=3,
+                label=label if k == 0 else None,
+            )
         gvar = "gamma"
     else:
         raise GeodiffError("plot expects the output of semivariogram, ensemble or compare")
     unit = obj["lag"].attrs.get("units") or obj.attrs.get("lag_units", "")
     ax.set_xlabel(f"lag{f' [{unit}]' if unit else ''}")
     ax.set_ylabel(f"semivariance{_units(obj, gvar)}")
-    ax.set_xlim(0, float(np.nanmax(obj["lag_bounds"].values)) if "lag_bounds" in obj.coords else None)
+    ax.set_xlim(
+        0, float(np.nanmax(obj["lag_bounds"].values)) if "lag_bounds" in obj.coords else None
+    )
     ax.set_ylim(bottom=0)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)

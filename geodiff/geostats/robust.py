@@ -10,7 +10,7 @@ import numpy as np
 
 from geodiff.geostats.lags import LagPlan
 
-__all__ = ["shifted_differences", "cressie_hawkins", "dowd"]
+__all__ = ["cressie_hawkins", "dowd", "shifted_differences"]
 
 
 def shifted_differences(z: np.ndarray, iy: int, ix: int) -> np.ndarray:
@@ -72,7 +72,10 @@ def dowd(z: np.ndarray, plan: LagPlan) -> tuple[np.ndarray, np.ndarray]:
         if lags.size == 0:
             continue
         d = np.concatenate(
-            [np.abs(shifted_differences(z, int(plan.iy[k]), int(plan.ix[k]))).reshape(b, -1) for k in lags],
+            [
+                np.abs(shifted_differences(z, int(plan.iy[k]), int(plan.ix[k]))).reshape(b, -1)
+                for k in lags
+            ],
             axis=1,
         )
         npairs[:, g] = np.isfinite(d).sum(axis=1)

@@ -85,7 +85,9 @@ def pixel_spacing(da: xr.DataArray, *, y: str = "y", x: str = "x") -> GridSpacin
     """
     for dim in (y, x):
         if dim not in da.dims:
-            raise SceneError(f"expected dims (..., {y!r}, {x!r}), got {da.dims}; rename or transpose the array")
+            raise SceneError(
+                f"expected dims (..., {y!r}, {x!r}), got {da.dims}; rename or transpose the array"
+            )
     sy, sx = _coord_step(da, y), _coord_step(da, x)
     crs = _crs(da)
     if crs is not None and (sy is None or sx is None):

@@ -34,7 +34,9 @@ _WORKERS = os.cpu_count() or 1
 _CHUNK_BYTES = 16 * 2**20
 
 
-def _fft_maps(z: np.ndarray, fft_shape: tuple[int, int], rows: int) -> tuple[np.ndarray, np.ndarray]:
+def _fft_maps(
+    z: np.ndarray, fft_shape: tuple[int, int], rows: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Pair-count and squared-difference-sum maps ``N, S`` for row offsets ``0 <= iy < rows``.
 
     ``z`` is ``(batch, y, x)``; the maps are ``(batch, rows, fft_shape[1])`` with column offsets
@@ -55,7 +57,9 @@ def _fft_maps(z: np.ndarray, fft_shape: tuple[int, int], rows: int) -> tuple[np.
     zc -= mean
     zc *= ind
     # A constant tile leaves only the rounding of its mean: make its variogram exactly 0.
-    flat_tile = np.abs(zc).max(axis=(-2, -1), keepdims=True) <= 8 * np.finfo(np.float64).eps * np.abs(mean)
+    flat_tile = np.abs(zc).max(axis=(-2, -1), keepdims=True) <= 8 * np.finfo(
+        np.float64
+    ).eps * np.abs(mean)
     if flat_tile.any():
         zc *= ~flat_tile
     np.multiply(zc, zc, out=z2)
@@ -153,7 +157,9 @@ def semivariogram_array(
     shape = z.shape[-2:]
     step = (abs(float(spacing[0])), abs(float(spacing[1])))
     if min(step) <= 0 or not np.all(np.isfinite(step)):
-        raise GeodiffError(f"spacing must be two non-zero finite pixel sizes (dy, dx), got {spacing}")
+        raise GeodiffError(
+            f"spacing must be two non-zero finite pixel sizes (dy, dx), got {spacing}"
+        )
     edges = resolve_edges(bins, shape, step, max_lag)
     plan = lag_plan(shape, spacing, edges, _directions(direction), tolerance)
     gamma, npairs = _kernel(z, plan, estimator)
@@ -163,15 +169,26 @@ def semivariogram_array(
 
 
 def _as_dataarray(obj, spacing) -> tuple[xr.DataArray, GridSpacing]:
+    if isinstance(obj, xr.Dataset):
+        # Variables on one grid (e.g. VV, VH) are channels: one variogram each.
+        names = [v for v in obj.data_vars if {"y", "x"} <= set(obj[v].dims)]
+        if not names:
+            raise SceneError(f"no variable with y/x dims among {list(obj.data_vars)}")
+        stacked = obj[names].to_dataarray(dim="variable")
+        stacked.attrs = dict(obj[names[0]].attrs)
+        obj = stacked
     if isinstance(obj, xr.DataArray):
         da = obj
         if spacing is not None:
-            sp = GridSpacing(float(spacing[0]), float(spacing[1]), str(da.attrs.get("lag_units", "given")), "given spacing")
+            sp = GridSpacing(
+                float(spacing[0]),
+                float(spacing[1]),
+                str(da.attrs.get("lag_units", "given")),
+                "given spacing",
+            )
         else:
             sp = pixel_spacing(da)
         return da, sp
-    if isinstance(obj, xr.Dataset):
-        raise GeodiffError("semivariogram takes a DataArray; select a variable, e.g. ds['VV']")
     arr = np.asarray(obj)
     if arr.ndim < 2:
         raise GeodiffError(f"expected an array of shape (..., y, x), got shape {arr.shape}")
@@ -183,7 +200,11 @@ def _as_dataarray(obj, spacing) -> tuple[xr.DataArray, GridSpacing]:
 
 
 def _check_not_all_nan(da: xr.DataArray) -> None:
-    if da.chunks is None and da.size > 0 and not np.isfinite(np.asarray(da.values, dtype=np.float64)).any():
+    if (
+        da.chunks is None
+        and da.size > 0
+        and not np.isfinite(np.asarray(da.values, dtype=np.float64)).any()
+    ):
         raise SceneError(
             "the input has no valid (finite) pixel, so it has no variogram; check the nodata "
             "value and mask (e.g. open with rioxarray.open_rasterio(path, masked=True))"
@@ -193,7 +214,9 @@ def _check_not_all_nan(da: xr.DataArray) -> None:
 def _spatial_only(da: xr.DataArray) -> xr.DataArray:
     for dim in ("y", "x"):
         if dim not in da.dims:
-            raise SceneError(f"expected dims (..., 'y', 'x'), got {da.dims}; rename or transpose the array")
+            raise SceneError(
+                f"expected dims (..., 'y', 'x'), got {da.dims}; rename or transpose the array"
+            )
     return da.transpose(..., "y", "x")
 
 
@@ -215,7 +238,7 @@ def _common_attrs(da: xr.DataArray, sp: GridSpacing, estimator: str) -> dict:
 
 
 def semivariogram(
-    obj: xr.DataArray | np.ndarray,
+    obj: xr.DataArray | xr.Dataset | np.ndarray,
     *,
     bins: int | Sequence[float] | np.ndarray | None = None,
     max_lag: float | None = None,
@@ -232,8 +255,9 @@ def semivariogram(
 
     Parameters
     ----------
-    obj : xarray.DataArray or numpy.ndarray
-        Dims ``(..., y, x)``: every leading index (``sample``, ``time``, ``band``...) gets its own
+    obj : xarray.DataArray, xarray.Dataset or numpy.ndarray
+        Dims ``(..., y, x)`` (a Dataset's gridded variables become a ``variable`` dim): every
+        leading index (``sample``, ``time``, ``band``...) gets its own
         variogram, vectorised; dask-backed arrays stay lazy (one task per chunk of leading dims;
         ``y`` and ``x`` are gathered into one chunk). NaN marks invalid pixels. The spacing comes
         from the CRS (:func:`geodiff.geostats.spacing.pixel_spacing`: geographic CRSs in metres
@@ -295,8 +319,16 @@ def semivariogram(
     units = da.attrs.get("units")
     ds = xr.Dataset({"gamma": gamma, "npairs": npairs})
     ds = ds.assign_coords(
-        lag=("lag", 0.5 * (edges[:-1] + edges[1:]), {"units": sp.unit, "bounds": "lag_bounds", "long_name": "lag distance (bin centre)"}),
-        lag_bounds=(("lag", "bound"), np.column_stack([edges[:-1], edges[1:]]), {"units": sp.unit, "comment": "half-open bins [lo, hi)"}),
+        lag=(
+            "lag",
+            0.5 * (edges[:-1] + edges[1:]),
+            {"units": sp.unit, "bounds": "lag_bounds", "long_name": "lag distance (bin centre)"},
+        ),
+        lag_bounds=(
+            ("lag", "bound"),
+            np.column_stack([edges[:-1], edges[1:]]),
+            {"units": sp.unit, "comment": "half-open bins [lo, hi)"},
+        ),
     )
     if dirs is None or np.ndim(direction) == 0:
         ds = ds.isel(direction=0, drop=True)
@@ -305,11 +337,15 @@ def semivariogram(
     else:
         ds = ds.assign_coords(direction=("direction", np.asarray(dirs)))
     if dirs is not None:
-        ds["direction"].attrs.update(units="degree", long_name="sector centre, counter-clockwise from east, axial")
+        ds["direction"].attrs.update(
+            units="degree", long_name="sector centre, counter-clockwise from east, axial"
+        )
         ds.attrs["tolerance"] = float(tolerance)
-    ds["gamma"].attrs.update(long_name="semivariance", **({"units": f"({units})^2"} if units else {}))
+    ds["gamma"].attrs.update(
+        long_name="semivariance", **({"units": f"({units})^2"} if units else {})
+    )
     ds["npairs"].attrs.update(long_name="number of pixel pairs (each unordered pair once)")
-    ds.attrs.update(_common_attrs(obj if isinstance(obj, xr.DataArray) else da, sp, estimator))
+    ds.attrs.update(_common_attrs(da, sp, estimator))
     return ds
 
 
@@ -366,5 +402,5 @@ def variogram_map(
     for c in lead_dims:
         if c in da.coords:
             ds = ds.assign_coords({c: da[c]})
-    ds.attrs.update(_common_attrs(obj if isinstance(obj, xr.DataArray) else da, sp, "matheron"))
+    ds.attrs.update(_common_attrs(da, sp, "matheron"))
     return ds

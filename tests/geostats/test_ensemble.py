@@ -8,8 +8,8 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
-import scipy.stats
 import rioxarray  # noqa: F401  (registers .rio)
+import scipy.stats
 import xarray as xr
 
 from geodiff.errors import GeodiffError
@@ -19,7 +19,9 @@ from geodiff.geostats.models import Exponential
 
 
 def _tiles(n, seed, scale=1.0, std=1.0):
-    f = gaussian_random_field((32, 32), Exponential(std**2, 3.0 * scale), size=n, seed=seed, padding=4)
+    f = gaussian_random_field(
+        (32, 32), Exponential(std**2, 3.0 * scale), size=n, seed=seed, padding=4
+    )
     f[:, :3, :3] = np.nan
     coords = {"y": 4000.0 - 30.0 * np.arange(32), "x": 500.0 + 30.0 * np.arange(32)}
     return xr.DataArray(f, dims=("sample", "y", "x"), coords=coords).rio.write_crs("EPSG:32611")
@@ -43,7 +45,9 @@ def test_bootstrap_interval_matches_scipy():
     e = ensemble(ds, n_boot=4000, seed=2)
     for k in (0, 3, 5):
         x = ds.gamma.values[:, k]
-        ref = scipy.stats.bootstrap((x,), np.mean, n_resamples=4000, method="percentile", random_state=3).confidence_interval
+        ref = scipy.stats.bootstrap(
+            (x,), np.mean, n_resamples=4000, method="percentile", random_state=3
+        ).confidence_interval
         width = ref.high - ref.low
         assert abs(e["ci_lower"].values[k] - ref.low) < 0.1 * width
         assert abs(e["ci_upper"].values[k] - ref.high) < 0.1 * width
@@ -77,12 +81,12 @@ def test_compare_single_real_scene_uses_synthetic_band():
 def test_plot_returns_figure_for_each_kind():
     real, syn = _tiles(10, 0), _tiles(10, 1)
     c = compare(real, syn, bins=6)
-    fig, ax = plot(c)
+    _fig, ax = plot(c)
     assert len(ax.lines) == 2 and len(ax.collections) == 2
     assert ax.get_xlabel().startswith("lag")
-    fig2, ax2 = plot(ensemble(semivariogram(real, bins=6)))
+    _fig2, ax2 = plot(ensemble(semivariogram(real, bins=6)))
     assert len(ax2.collections) == 2
-    fig3, ax3 = plot(semivariogram(real, bins=6))
+    _fig3, ax3 = plot(semivariogram(real, bins=6))
     assert len(ax3.lines) == 10
     import matplotlib.pyplot as plt
 

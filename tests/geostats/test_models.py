@@ -31,17 +31,27 @@ def test_closed_forms_against_scikit_gstat_functions():
         assert Exponential(2.0, 1.5)(h) == pytest.approx(skgstat.models.exponential(h, 4.5, 2.0))
         assert Gaussian(2.0, 1.5)(h) == pytest.approx(skgstat.models.gaussian(h, 3.0, 2.0))
         assert Spherical(2.0, 4.0)(h) == pytest.approx(skgstat.models.spherical(h, 4.0, 2.0))
-        assert Stable(2.0, 1.5, 0.7)(h) == pytest.approx(skgstat.models.stable(h, 1.5 * 3 ** (1 / 0.7), 2.0, 0.7))
-        assert Matern(2.0, 1.5, 1.7)(h) == pytest.approx(skgstat.models.matern(h, 1.5 * 2 * np.sqrt(2), 2.0, 1.7))
+        assert Stable(2.0, 1.5, 0.7)(h) == pytest.approx(
+            skgstat.models.stable(h, 1.5 * 3 ** (1 / 0.7), 2.0, 0.7)
+        )
+        assert Matern(2.0, 1.5, 1.7)(h) == pytest.approx(
+            skgstat.models.matern(h, 1.5 * 2 * np.sqrt(2), 2.0, 1.7)
+        )
 
 
 def test_matern_special_cases_and_sums():
-    np.testing.assert_allclose(Matern(1.0, 2.0, 0.5)(H), Exponential(1.0, 2.0)(H), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        Matern(1.0, 2.0, 0.5)(H), Exponential(1.0, 2.0)(H), rtol=1e-12, atol=1e-15
+    )
     # nu = 3/2: 1 - (1 + sqrt3 h/a) exp(-sqrt3 h/a)
     x = np.sqrt(3) * H / 2.0
-    np.testing.assert_allclose(Matern(1.0, 2.0, 1.5)(H), 1 - (1 + x) * np.exp(-x), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        Matern(1.0, 2.0, 1.5)(H), 1 - (1 + x) * np.exp(-x), rtol=1e-12, atol=1e-15
+    )
     m = Spherical(1.0, 3.0) + Nugget(0.5) + Power(0.1, 1.5)
-    np.testing.assert_allclose(m(H), Spherical(1.0, 3.0)(H) + np.where(H > 0, 0.5, 0) + 0.1 * H**1.5)
+    np.testing.assert_allclose(
+        m(H), Spherical(1.0, 3.0)(H) + np.where(H > 0, 0.5, 0) + 0.1 * H**1.5
+    )
     assert not m.bounded and np.isinf(m.sill)
     with pytest.raises(GeodiffError, match="power_law_field"):
         m.covariance(H)
@@ -76,10 +86,18 @@ def test_weighted_fit_matches_scikit_gstat(name, nugget, convert):
     coords, values = _skgstat_case()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        v = skgstat.Variogram(coords, values, model=name, bin_func="even", n_lags=15, maxlag=15.5, use_nugget=nugget)
+        v = skgstat.Variogram(
+            coords, values, model=name, bin_func="even", n_lags=15, maxlag=15.5, use_nugget=nugget
+        )
         v.fit(force=True, method="trf", sigma=1 / np.sqrt(v.bin_count))
     expected = convert(v.parameters)
-    template = {"exponential": Exponential, "spherical": Spherical, "gaussian": Gaussian, "stable": Stable, "matern": Matern}[name]()
+    template = {
+        "exponential": Exponential,
+        "spherical": Spherical,
+        "gaussian": Gaussian,
+        "stable": Stable,
+        "matern": Matern,
+    }[name]()
     if nugget:
         template = template + Nugget()
     # the same empirical points (scikit-gstat's bins are upper edges; it fits at them)
@@ -102,7 +120,9 @@ def test_fit_recovers_exact_parameters(weights):
     res = fit_model(Matern() + Nugget(), lags, truth(lags), npairs, weights=weights)
     for k, v in truth.params.items():
         assert res.params[k] == pytest.approx(v, rel=1e-6)
-    fixed = fit_model(Matern(nu=1.2) + Nugget(), lags, truth(lags), npairs, weights=weights, fixed=("0.nu",))
+    fixed = fit_model(
+        Matern(nu=1.2) + Nugget(), lags, truth(lags), npairs, weights=weights, fixed=("0.nu",)
+    )
     assert fixed.free == ("0.sill", "0.scale", "1.sill")
     np.testing.assert_allclose(fixed(lags), truth(lags), rtol=1e-8)
 
@@ -131,7 +151,6 @@ def test_grf_reproduces_model_variogram():
     # E[(z_i - z_j)^2] / 2 = gamma(h_ij) pair by pair, so the ensemble mean of a bin approaches
     # the model averaged over that bin's pairs, within sampling error.
     ny, nx = 48, 40
-    yy, xx = np.meshgrid(np.arange(ny) * 1.0, np.arange(nx) * 1.5, indexing="ij")
     edges = np.linspace(0, 24, 9)
     expected = np.empty(8)
     for b in range(8):

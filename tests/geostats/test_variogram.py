@@ -126,14 +126,19 @@ def test_gstools_on_real_geographic_tile_with_nan(campi_flegrei):
     for d in (0.0, 60.0):
         dd = semivariogram(tile, bins=edges, direction=d, tolerance=20.0)
         _, g, c = gs.vario_estimate(
-            (xx[v], yy[v]), f, bin_edges=edges, angles=np.radians(d), angles_tol=np.radians(20.0), return_counts=True
+            (xx[v], yy[v]),
+            f,
+            bin_edges=edges,
+            angles=np.radians(d),
+            angles_tol=np.radians(20.0),
+            return_counts=True,
         )
         np.testing.assert_array_equal(dd.npairs.values, np.ravel(c))
         _assert_gamma_equal(dd, np.ravel(g))
 
 
 def test_gstools_cressie_on_real_interferogram(mexico_city_a):
-    path = sorted(mexico_city_a.glob("*_eqa_unw.tif"))[0]
+    path = min(mexico_city_a.glob("*_eqa_unw.tif"))
     tile = _open(path).isel(y=slice(0, 40), x=slice(0, 45))
     assert np.isnan(tile).any()  # nodata 0 masked to NaN
     sp = pixel_spacing(tile)
@@ -144,20 +149,29 @@ def test_gstools_cressie_on_real_interferogram(mexico_city_a):
     for est in ("matheron", "cressie"):
         ds = semivariogram(tile, bins=edges, estimator=est)
         _, g, c = gs.vario_estimate(
-            (xx[v], yy[v]), tile.values[v].astype(np.float64), bin_edges=edges, estimator=est, return_counts=True
+            (xx[v], yy[v]),
+            tile.values[v].astype(np.float64),
+            bin_edges=edges,
+            estimator=est,
+            return_counts=True,
         )
         np.testing.assert_array_equal(ds.npairs.values, c)
         _assert_gamma_equal(ds, g)
 
 
 def test_projected_crs_spacing(opera_rtc):
-    path = sorted(opera_rtc.glob("*/*_VV.tif"))[0]
+    path = min(opera_rtc.glob("*/*_VV.tif"))
     da = _open(path)
     sp = pixel_spacing(da)
     assert (abs(sp.dy), abs(sp.dx)) == tuple(abs(r) for r in da.rio.resolution()[::-1])
     ds = semivariogram(da, bins=np.arange(0, 601.0, 60.0))
     assert ds.lag.attrs["units"] == "metre"
     np.testing.assert_allclose(ds.lag.values, np.arange(30, 600, 60.0))
+    # A Dataset's variables (VV, VH) are channels: one variogram each, identical to one by one.
+    vh = _open(str(path).replace("_VV.tif", "_VH.tif"))
+    both = semivariogram(xr.Dataset({"VV": da, "VH": vh}), bins=np.arange(0, 601.0, 60.0))
+    assert both.gamma.dims == ("variable", "lag")
+    xr.testing.assert_equal(both.gamma.sel(variable="VV", drop=True), ds.gamma)
 
 
 def test_geodesic_scale_matches_pyproj_distance(campi_flegrei):
@@ -174,11 +188,15 @@ def test_geodesic_scale_matches_pyproj_distance(campi_flegrei):
 
 def test_no_crs_warns_and_uses_coordinates():
     z = np.random.default_rng(0).normal(size=(10, 12))
-    da = xr.DataArray(z, dims=("y", "x"), coords={"y": np.arange(10) * 2.0, "x": np.arange(12) * 3.0})
+    da = xr.DataArray(
+        z, dims=("y", "x"), coords={"y": np.arange(10) * 2.0, "x": np.arange(12) * 3.0}
+    )
     with pytest.warns(UserWarning, match="no CRS"):
         ds = semivariogram(da, bins=np.array([0.0, 2.5, 3.5]))
     g, n = _brute(z, 2.0, 3.0, np.array([0.0, 2.5, 3.5]))
     np.testing.assert_array_equal(ds.npairs.values, n)
+    np.testing.assert_allclose(ds.gamma.values, g, rtol=1e-12)
+    assert ds.attrs["lag_units"] == "coordinate units"
     with pytest.warns(UserWarning, match="pixels"):
         semivariogram(xr.DataArray(z, dims=("y", "x")))
 
@@ -187,14 +205,21 @@ def test_leading_dims_and_dask_lazy():
     rng = np.random.default_rng(1)
     z = rng.normal(size=(4, 3, 16, 18))
     z[rng.random(z.shape) < 0.1] = np.nan
-    da = xr.DataArray(z, dims=("sample", "band", "y", "x"), coords={"sample": np.arange(4), "band": ["VV", "VH", "x"]})
+    da = xr.DataArray(
+        z,
+        dims=("sample", "band", "y", "x"),
+        coords={"sample": np.arange(4), "band": ["VV", "VH", "x"]},
+    )
     eager = semivariogram(da, spacing=(1.0, 1.0), bins=6)
     lazy = semivariogram(da.chunk({"sample": 1, "y": 8}), spacing=(1.0, 1.0), bins=6)
     assert isinstance(lazy.gamma.data, dsa.Array)
     assert lazy.gamma.dims == ("sample", "band", "lag")
     xr.testing.assert_identical(lazy.compute(), eager)
-    g, n = _brute(z[2, 1], 1.0, 1.0, np.append(eager.lag_bounds[:, 0].values, eager.lag_bounds[-1, 1].values))
+    g, n = _brute(
+        z[2, 1], 1.0, 1.0, np.append(eager.lag_bounds[:, 0].values, eager.lag_bounds[-1, 1].values)
+    )
     np.testing.assert_allclose(eager.gamma.sel(sample=2, band="VH").values, g, rtol=1e-12)
+    np.testing.assert_array_equal(eager.npairs.sel(sample=2, band="VH").values, n)
 
 
 def test_default_bins_half_shorter_extent():
@@ -214,7 +239,9 @@ def test_edge_cases():
     const[0, 2, 2] = np.nan
     ds = semivariogram(const)
     assert (ds.gamma == 0).all() and (ds.npairs > 0).all()
-    beyond = semivariogram(np.random.default_rng(0).normal(size=(6, 6)), bins=np.array([0.0, 3.0, 10.0, 20.0]))
+    beyond = semivariogram(
+        np.random.default_rng(0).normal(size=(6, 6)), bins=np.array([0.0, 3.0, 10.0, 20.0])
+    )
     assert beyond.npairs.values[-1] == 0 and np.isnan(beyond.gamma.values[-1])
     assert beyond.npairs.values[1] > 0
     # batch with one all-NaN sample: NaN rows, no error
