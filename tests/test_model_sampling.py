@@ -1,0 +1,181 @@
+"""DiffusionModel and scene sampling: laziness, seeding, masks, georeferencing, persistence."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import geodiff
+from geodiff.errors import CheckpointError, GeodiffError, SceneError
+from geodiff.model import DiffusionModel
+from geodiff.scaling import Scaler
+from geodiff.tiling import TileGrid, nodata_filter, select
+
+
+def untrained_model(scene, tile=16, seed=0, preset="tiny"):
+    """A model with random (not zero) output weights, measured on ``scene``'s tiles."""
+    from geodiff.diffusion import NoiseSchedule
+    from geodiff.diffusion.unet import UNet
+
+    torch.manual_seed(seed)
+    channels = scene.sizes.get("band", 1)
+    net = UNet.from_preset(preset, channels)
+    with torch.no_grad():
+        net.output.weight.normal_(0, 0.05)
+    grid = TileGrid.from_scene(scene, tile)
+    tiles = select(grid.stack(scene), nodata_filter(grid.stack(scene)))
+    scaler = Scaler("minmax")
+    bands = [str(b) for b in scene["band"].values] if "band" in scene.dims else None
+    return DiffusionModel(network=net.eval(), schedule=NoiseSchedule("cosine", 100), scaler=scaler,
+                          coefficients=scaler.fit(tiles), tile=(tile, tile), bands=bands,
+                          units=scene.attrs.get("units"), crs=scene.rio.crs.to_wkt())
+
+
+@pytest.fixture(scope="module")
+def velocity():
+    from tests.conftest import require_data
+
+    return geodiff.open_scene(require_data("insar", "campi_flegrei") / "vel.tif")
+
+
+@pytest.fixture(scope="module")
+def model(velocity):
+    return untrained_model(velocity)
+
+
+class CountingNetwork(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.calls = net, 0
+        self.config, self.learn_sigma = net.config, net.learn_sigma
+
+    def forward(self, x, t):
+        self.calls += 1
+        return self.net(x, t)
+
+
+def test_scene_sample_is_lazy_one_chunk_per_tile_and_local(velocity, model):
+    counting = CountingNetwork(model.network)
+    m = DiffusionModel(**{**model.__dict__, "network": counting})
+    synth = velocity.diffusion.sample(n=2, model=m, steps=5)
+    assert counting.calls == 0
+    assert synth.dims == ("sample", "y", "x") and synth.shape == (2, *velocity.shape)
+    rows = -(-velocity.sizes["y"] // 16)
+    cols = -(-velocity.sizes["x"] // 16)
+    assert synth.data.numblocks == (1, rows, cols)
+    window = synth.isel(y=slice(20, 30), x=slice(36, 46)).values  # inside tile (1, 2)
+    assert counting.calls == 5  # one tile: 5 steps, both samples in one batch
+    assert np.isfinite(window).any()
+
+
+def test_same_seed_same_output_whatever_is_computed(velocity, model):
+    a = velocity.diffusion.sample(n=2, model=model, steps=4, seed=3)
+    whole = a.values
+    part = velocity.diffusion.sample(n=2, model=model, steps=4, seed=3).isel(y=slice(50, 90), x=slice(100, 160)).values
+    np.testing.assert_array_equal(part, whole[:, 50:90, 100:160])
+    other = velocity.diffusion.sample(n=2, model=model, steps=4, seed=4).values
+    assert not np.allclose(np.nan_to_num(other), np.nan_to_num(whole))
+
+
+def test_output_keeps_grid_mask_units_and_provenance(velocity, model):
+    synth = velocity.diffusion.sample(n=1, model=model, steps=3, seed=0)
+    assert synth.rio.crs == velocity.rio.crs
+    assert synth.rio.transform() == velocity.rio.transform()
+    np.testing.assert_array_equal(synth.x.values, velocity.x.values)
+    values = synth.values[0]
+    np.testing.assert_array_equal(np.isnan(values), np.isnan(velocity.values))
+    assert synth.attrs["units"] == "mm/yr" and synth.attrs["model_id"] == model.model_id
+    assert synth.attrs["sampler"] == "ddim" and synth.attrs["steps"] == 3 and synth.attrs["seed"] == 0
+    assert synth.attrs["normalisation"] == "minmax"
+    per_tile = synth.attrs["coefficients_per_tile"]
+    assert len(per_tile["row"]) == synth.data.numblocks[1] * synth.data.numblocks[2]
+    json.dumps(per_tile)  # serialisable as exported
+
+
+def test_location_coefficients_reproduce_each_tiles_range(velocity, model):
+    """Min-max coefficients measured at each location map [-1, 1] back onto the scene tile's range."""
+    sampled = velocity.diffusion.sample(n=1, model=model, steps=3, mask=False)
+    synth, c = sampled.values[0], sampled.attrs["coefficients_per_tile"]
+    row, col = c["row"][5], c["col"][5]
+    real = velocity.values[row:row + 16, col:col + 16]
+    loc, half = c["loc"][5][0], c["scale"][5][0]
+    assert loc == pytest.approx((np.nanmax(real) + np.nanmin(real)) / 2)
+    z = (synth[row:row + 16, col:col + 16] - loc) / half
+    assert np.isfinite(z).all()
+
+
+def test_all_nodata_tiles_are_never_generated(model):
+    scene = geodiff.open_scene(_scene_with_empty_corner(), chunks=None)
+    counting = CountingNetwork(model.network)
+    m = DiffusionModel(**{**model.__dict__, "network": counting, "units": None})
+    synth = scene.diffusion.sample(n=1, model=m, steps=2).values
+    assert counting.calls == 2 * 3  # 4 tiles, one empty: 3 tiles x 2 steps
+    assert np.isnan(synth[0, :16, :16]).all()
+
+
+def _scene_with_empty_corner():
+    values = np.random.default_rng(0).normal(size=(32, 32)).astype("float32")
+    values[:16, :16] = np.nan
+    return xr.DataArray(values, dims=("y", "x"), coords={"y": 1000.0 - 10 * np.arange(32),
+                                                        "x": 10.0 * np.arange(32)}).rio.write_crs("EPSG:32633")
+
+
+def test_draw_coefficients_come_from_training_tiles(velocity, model):
+    synth = velocity.diffusion.sample(n=2, model=model, steps=2, coefficients="draw")
+    used = np.array(synth.attrs["coefficients_per_tile"]["loc"]).ravel()
+    assert set(used) <= set(model.coefficients.loc.ravel())
+
+
+def test_sample_tiles_physical_units_on_a_template(velocity, model):
+    like = velocity.isel(y=slice(0, 16), x=slice(0, 16))
+    tiles = model.sample_tiles(3, steps=3, seed=1, like=like, progress=False)
+    assert tiles.dims == ("sample", "y", "x") and tiles.attrs["units"] == "mm/yr"
+    assert tiles.rio.crs == velocity.rio.crs
+    np.testing.assert_array_equal(tiles.y.values, like.y.values)
+    np.testing.assert_array_equal(tiles.values, model.sample_tiles(3, steps=3, seed=1, like=like,
+                                                                   progress=False).values)
+
+
+def test_save_load_round_trip_and_integrity(model, tmp_path):
+    model.save(tmp_path / "m")
+    back = geodiff.load_model(tmp_path / "m")
+    assert back.model_id == model.model_id
+    assert back.tile == model.tile and back.units == model.units
+    np.testing.assert_array_equal(back.coefficients.loc, model.coefficients.loc)
+    x = torch.randn(2, 1, 16, 16)
+    t = torch.tensor([3, 50])
+    torch.testing.assert_close(back.network(x, t), model.network(x, t), rtol=0, atol=0)
+    assert "DiffusionModel" in repr(back) and "mm/yr" in repr(back)
+
+    (tmp_path / "m" / "model.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(CheckpointError, match="not a geodiff model"):
+        geodiff.load_model(tmp_path / "m")
+    with pytest.raises(CheckpointError, match="not a geodiff model folder"):
+        geodiff.load_model(tmp_path / "nothing-here")
+
+
+def test_tampered_weights_are_detected(model, tmp_path):
+    other = untrained_model(_scene_with_empty_corner().fillna(0.0), seed=1)
+    model.save(tmp_path / "a")
+    other.save(tmp_path / "b")
+    (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="do not match"):
+        geodiff.load_model(tmp_path / "a")
+
+
+def test_bad_requests(velocity, model):
+    fresh = velocity.copy()
+    with pytest.raises(GeodiffError, match="fit"):
+        fresh.diffusion.sample(n=2)
+    with pytest.raises(GeodiffError, match="positive"):
+        velocity.diffusion.sample(n=0, model=model)
+    two_bands = xr.concat([velocity, velocity], dim="band").assign_coords(band=["a", "b"])
+    with pytest.raises(GeodiffError, match="1 band"):
+        two_bands.diffusion.sample(n=1, model=model)
+    with pytest.raises(GeodiffError, match="units"):
+        velocity.assign_attrs(units="rad").diffusion.sample(n=1, model=model)
+    empty = velocity * np.nan
+    with pytest.raises(SceneError, match="all nodata"):
+        empty.assign_attrs(units="mm/yr").diffusion.sample(n=1, model=model)
