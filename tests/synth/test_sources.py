@@ -218,9 +218,51 @@ def test_penny_crack_pressure_gives_sneddon_volume():
     p = penny_crack(np.arange(5) * 1000.0, 0.0, pressure=1e7, mu=3e10, nu=0.25, **kw)
     v = penny_crack(np.arange(5) * 1000.0, 0.0, dV=sneddon_volume(1500, 1e7, 3e10, 0.25), **kw)
     np.testing.assert_allclose(p, v)
-    # Sneddon's volume, 16 (1 - nu) p a^3 / (3 mu), against the integral of his opening profile.
+    # Sneddon's opening in Young's-modulus form, 8 (1 - nu^2) p sqrt(a^2 - r^2) / (pi E), integrated.
     r = np.linspace(0, 1500, 200_001)
-    w = 8 * 0.75 * 1e7 * 1500 / (np.pi * 3e10) * np.sqrt(1 - (r / 1500) ** 2)
+    young = 2 * 3e10 * 1.25
+    w = 8 * (1 - 0.25**2) * 1e7 * np.sqrt(1500**2 - r**2) / (np.pi * young)
     assert np.trapezoid(2 * np.pi * r * w, r) == pytest.approx(sneddon_volume(1500, 1e7, 3e10, 0.25), rel=1e-6)
     with pytest.raises(GeodiffError):
         penny_crack(0.0, 0.0, dV=1.0, pressure=1.0, **kw)
+
+
+def _pressurised_crack_bem(radius, depth, nu=0.25, rings=8):
+    """Boundary-element pressurised horizontal crack in a half-space with cutde (test-only oracle).
+
+    Triangles carry constant opening and shear; their centroids see a uniform normal traction
+    -p and no shear traction, the problem Fialko et al. (2001) solve semi-analytically.
+    """
+    from cutde.geometry import strain_to_stress
+
+    tris = []
+    for i in range(rings):
+        r0, r1, ns = radius * i / rings, radius * (i + 1) / rings, 6 * (i + 1)
+        for j in range(ns):
+            t0, t1 = 2 * np.pi * j / ns, 2 * np.pi * (j + 1) / ns
+            p = {k: [r * np.cos(t), r * np.sin(t), -depth] for k, (r, t) in
+                 {"a": (r0, t0), "b": (r1, t0), "c": (r1, t1), "d": (r0, t1)}.items()}
+            tris += [[p["a"], p["b"], p["c"]]] + ([[p["a"], p["c"], p["d"]]] if i else [])
+    tris = np.array(tris)
+    centroids = tris.mean(axis=1)
+    m = len(tris)
+    strain = cutde_hs.strain_matrix(centroids, tris, nu)  # (obs, 6, src, 3)
+    stress = strain_to_stress(strain.transpose(0, 2, 3, 1).reshape(-1, 6), 1.0, nu).reshape(m, m, 3, 6)
+    traction = stress[..., [2, 4, 5]].transpose(0, 3, 1, 2).reshape(3 * m, 3 * m)  # szz, sxz, syz
+    rhs = np.zeros((m, 3))
+    rhs[:, 0] = -1.0
+    slip = np.linalg.solve(traction, rhs.ravel()).reshape(m, 3)
+    area = 0.5 * np.linalg.norm(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]), axis=1)
+    normal_sign = np.sign(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0])[:, 2])
+    return tris, slip, float(np.sum(slip[:, 2] * area * normal_sign))
+
+
+@pytest.mark.slow
+def test_penny_crack_per_unit_volume_matches_a_free_surface_bem_crack():
+    radius, depth = 1000.0, 1000.0
+    tris, slip, volume = _pressurised_crack_bem(radius, depth)
+    x = np.linspace(0, 3000, 7)
+    obs = np.column_stack([x, 0 * x, 0 * x])
+    ref = np.einsum("oitj,tj->oi", cutde_hs.disp_matrix(obs, tris, 0.25), slip) / volume
+    mine = np.column_stack(penny_crack(x, 0 * x, xcen=0, ycen=0, depth=depth, radius=radius, dV=1.0))
+    np.testing.assert_allclose(mine[:, [0, 2]], ref[:, [0, 2]], atol=0.06 * np.abs(ref[:, 2]).max())
