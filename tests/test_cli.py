@@ -1,0 +1,54 @@
+"""The geodiff command line: help, bad input, and a tiny train -> sample -> info round trip."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rioxarray  # noqa: F401
+import xarray as xr
+
+from geodiff.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "geodiff", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "info", "demo", "variogram"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: geodiff " + command in capsys.readouterr().out
+
+
+def test_bad_input_is_one_line_and_nonzero(tmp_path):
+    missing = run("info", str(tmp_path / "nope.tif"))
+    assert missing.returncode != 0
+    assert missing.stderr.strip().splitlines() == [f"geodiff info: error: no such file or directory: {tmp_path / 'nope.tif'}"]
+    (tmp_path / "text.tif").write_text("hello")
+    not_raster = run("train", str(tmp_path / "text.tif"), "--out", str(tmp_path / "m"))
+    assert not_raster.returncode != 0 and "not a raster" in not_raster.stderr
+    assert len(not_raster.stderr.strip().splitlines()) == 1
+
+
+def test_train_sample_info_round_trip(mexico_city_a, tmp_path):
+    scene = mexico_city_a / "cropA_20180106-20180130_VV_8rlks_eqa_unw.tif"
+    model = tmp_path / "model"
+    assert main(["train", str(scene), "--out", str(model), "--tile", "16", "--steps", "3",
+                 "--preset", "tiny", "--batch-size", "4"]) == 0
+    assert (model / "model.safetensors").is_file()
+    out = tmp_path / "synth.tif"
+    assert main(["sample", str(model), "--like", str(scene), "-n", "2", "--steps", "2", "--out", str(out)]) == 0
+    synth = rioxarray.open_rasterio(out, masked=True)
+    real = rioxarray.open_rasterio(scene, masked=True)
+    assert synth.shape == (2, *real.shape[1:]) and synth.rio.crs == real.rio.crs
+    np.testing.assert_array_equal(np.isnan(synth.values[1]), np.isnan(real.values[0]))
+    tiles = tmp_path / "tiles.nc"
+    assert main(["sample", str(model), "-n", "3", "--steps", "2", "--out", str(tiles)]) == 0
+    assert xr.open_dataset(tiles)["data"].shape == (3, 16, 16)
+    info = run("info", str(model))
+    assert info.returncode == 0 and "DiffusionModel" in info.stdout and "rad" in info.stdout
+    bad = run("sample", str(model), "--out", str(tmp_path / "x.png"))
+    assert bad.returncode != 0 and ".tif, .nc or .zarr" in bad.stderr
