@@ -124,3 +124,25 @@ def test_local_frame_scales_projected_feet_to_metres():
     np.testing.assert_allclose(frame.spacing, (300.0 * 1200 / 3937, 300.0 * 1200 / 3937), rtol=1e-9)
     with pytest.raises(SceneError, match="2 pixels"):
         local_frame(ft.isel(y=slice(0, 1)))
+
+
+def test_interferogram_on_a_real_geographic_scene_with_its_dem(campi_flegrei):
+    import rioxarray
+
+    vel = rioxarray.open_rasterio(campi_flegrei / "vel.tif", masked=True).squeeze("band", drop=True)
+    hgt = rioxarray.open_rasterio(campi_flegrei / "hgt.tif", masked=True).squeeze("band", drop=True)
+    ds = interferogram(
+        vel, sources=[Mogi(x=14.14, y=40.83, depth=3000, dV=1e6)],
+        atmosphere=Atmosphere(turbulent_std=3.0, stratified_k=-0.005), dem=hgt.values,
+        coherence=0.7, looks=4, seed=0,
+    )
+    assert ds.rio.crs == vel.rio.crs
+    np.testing.assert_array_equal(np.isnan(ds.unwrapped.values), np.isnan(vel.values) | np.isnan(hgt.values))
+    # The local frame's pixel size agrees with geodesic distances between neighbouring pixel centres.
+    from geodiff.synth import local_frame
+
+    geod = Geod(ellps="WGS84")
+    xc, yc = float(vel.x[95]), float(vel.y[60])
+    dx = geod.inv(xc, yc, float(vel.x[96]), yc)[2]
+    dy = geod.inv(xc, yc, xc, float(vel.y[61]))[2]
+    np.testing.assert_allclose(local_frame(vel).spacing, (dy, dx), rtol=1e-3)
