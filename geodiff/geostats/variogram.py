@@ -183,7 +183,7 @@ def _as_dataarray(obj, spacing) -> tuple[xr.DataArray, GridSpacing]:
             sp = GridSpacing(
                 float(spacing[0]),
                 float(spacing[1]),
-                str(da.attrs.get("lag_units", "given")),
+                "unit of spacing",
                 "given spacing",
             )
         else:
@@ -196,7 +196,7 @@ def _as_dataarray(obj, spacing) -> tuple[xr.DataArray, GridSpacing]:
     da = xr.DataArray(arr, dims=dims)
     if spacing is None:
         return da, GridSpacing(1.0, 1.0, "pixel", "pixel index (numpy input without spacing)")
-    return da, GridSpacing(float(spacing[0]), float(spacing[1]), "given", "given spacing")
+    return da, GridSpacing(float(spacing[0]), float(spacing[1]), "unit of spacing", "given spacing")
 
 
 def _check_not_all_nan(da: xr.DataArray) -> None:
