@@ -1,0 +1,247 @@
+"""Samplers: small functions over (denoiser, x, schedule), one algorithm each.
+
+Every sampler walks a (respaced) :class:`NoiseSchedule` from its last index down to 0 and ends on
+the data (abar = 1). The schedule is data; the solver is the function. :func:`sample` is the
+public entry point: it picks the timesteps (``respace.space_timesteps``), respaces the trained
+schedule, draws the start noise and hands a :class:`Denoiser` to the chosen sampler.
+
+- ``"ddpm"``: ancestral sampling, Ho et al. (2020) Algorithm 2, on any respaced schedule, with the
+  learned-range variance of Nichol & Dhariwal (2021) when the model outputs it.
+- ``"ddim"``: Song, Meng, Ermon (2021), *Denoising Diffusion Implicit Models*, eq. 12 with eta.
+- ``"dpmsolver++"`` (2M) and ``"dpmsolver++3m"``: Lu et al. (2022), *DPM-Solver++: Fast Solver for
+  Guided Sampling of Diffusion Probabilistic Models*, Algorithm 2 (multistep, data prediction).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from tqdm.auto import trange
+
+from .noise import draw_noise
+from .respace import space_timesteps
+from .schedule import NoiseSchedule
+
+__all__ = ["sample", "Denoiser", "Denoised", "sample_ddpm", "sample_ddim", "sample_dpmpp", "SAMPLERS"]
+
+
+@dataclass
+class Denoised:
+    """The model's view of x_t at one step: x_0 and eps estimates, and the learned-range value v
+    (in [-1, 1], None when the variance is fixed)."""
+
+    x0: torch.Tensor
+    eps: torch.Tensor
+    v: torch.Tensor | None
+
+
+class Denoiser:
+    """Wraps ``model_fn(x, t)`` for a respaced schedule: index i of the respaced schedule is
+    trained timestep ``timestep_map[i]``. Returns x_0 (clipped to ``clip`` when given, eps then
+    recomputed from the clipped x_0 as improved DDPM does) and eps for any parameterisation."""
+
+    def __init__(self, model_fn: Callable, schedule: NoiseSchedule, timestep_map: torch.Tensor, *,
+                 prediction: str = "eps", learn_sigma: bool | None = None, clip=None):
+        if prediction not in ("eps", "x0", "v"):
+            raise ValueError(f"prediction must be 'eps', 'x0' or 'v', got {prediction!r}")
+        self.model_fn = model_fn
+        self.schedule = schedule
+        self.timestep_map = [int(t) for t in timestep_map]
+        self.prediction = prediction
+        self.learn_sigma = learn_sigma
+        if clip is None or isinstance(clip, (tuple, list)):
+            self.clip = clip
+        else:
+            self.clip = (-float(clip), float(clip))
+
+    def __call__(self, x: torch.Tensor, i: int) -> Denoised:
+        batch, channels = x.shape[0], x.shape[1]
+        t = torch.full((batch,), self.timestep_map[i], dtype=torch.long, device=x.device)
+        out = self.model_fn(x, t)
+        learned = self.learn_sigma if self.learn_sigma is not None else out.shape[1] == 2 * channels
+        v = None
+        if learned:
+            if out.shape[1] != 2 * channels:
+                raise ValueError(f"learn_sigma=True needs {2 * channels} output channels, the model gave {out.shape[1]}")
+            out, v = out[:, :channels], out[:, channels:].clamp(-1, 1)
+        elif out.shape != x.shape:
+            raise ValueError(f"model output shape {tuple(out.shape)} does not match x {tuple(x.shape)}")
+        out = out.to(x.dtype)
+        x0 = self.schedule.predict_x0(x, i, out, self.prediction)
+        if self.clip is not None:
+            x0 = x0.clamp(*self.clip)
+            eps = self.schedule.predict_eps(x, i, x0, "x0")
+        else:
+            eps = self.schedule.predict_eps(x, i, out, self.prediction)
+        return Denoised(x0, eps, v)
+
+
+def _report(callback, step: int, i: int, denoiser: Denoiser, x, out: Denoised) -> None:
+    if callback is not None:
+        callback({"step": step, "i": i, "t": denoiser.timestep_map[i], "x": x, "x0": out.x0})
+
+
+def sample_ddpm(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *, variance: str = "small",
+                generator=None, noise=None, callback=None, disable: bool = True) -> torch.Tensor:
+    """Ancestral sampling, Ho et al. (2020) Algorithm 2, on a (respaced) schedule.
+
+    x_{t-1} = mu~_t(x_0, x_t) + Sigma^(1/2) z with the posterior mean of DDPM eq. 7. Sigma is the
+    learned range of improved DDPM eq. 15 when the model outputs v, else "small" (beta~_t,
+    clipped at t = 0) or "large" (beta_t, with beta~_1 at t = 0), DDPM sec. 3.2. No noise at the
+    last step.
+    """
+    if variance not in ("small", "large"):
+        raise ValueError(f"variance must be 'small' or 'large', got {variance!r}")
+    n = schedule.timesteps
+    large = torch.cat([schedule.posterior_variance[1:2] if n > 1 else schedule.betas[:1], schedule.betas[1:]])
+    for step, i in enumerate(trange(n - 1, -1, -1, disable=disable)):
+        out = denoiser(x, i)
+        mean, var, _ = schedule.q_posterior_mean_variance(out.x0, x, i)
+        x_prev = mean
+        if i > 0:
+            if out.v is not None:
+                std = torch.exp(0.5 * schedule.learned_log_variance(out.v, i))
+            else:
+                std = math.sqrt(float(large[i]) if variance == "large" else var)
+            z = draw_noise(noise, x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x_prev = mean + std * z
+        _report(callback, step, i, denoiser, x, out)
+        x = x_prev
+    return x
+
+
+def sample_ddim(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *, eta: float = 0.0,
+                generator=None, noise=None, callback=None, disable: bool = True) -> torch.Tensor:
+    """DDIM, Song, Meng, Ermon (2021) eq. 12, on a (respaced) schedule.
+
+    x_{t-1} = sqrt(abar_prev) x_0 + sqrt(1 - abar_prev - sigma^2) eps + sigma z with
+    sigma = eta sqrt((1 - abar_prev) / (1 - abar)) sqrt(1 - abar / abar_prev) (eq. 16): eta = 0
+    is deterministic, eta = 1 is DDPM's ancestral step with the posterior variance.
+    """
+    abar = schedule.alphas_cumprod.tolist()
+    abar_prev = schedule.alphas_cumprod_prev.tolist()
+    for step, i in enumerate(trange(schedule.timesteps - 1, -1, -1, disable=disable)):
+        out = denoiser(x, i)
+        a, a_prev = abar[i], abar_prev[i]
+        sigma = eta * math.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
+        x_prev = math.sqrt(a_prev) * out.x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * out.eps
+        if sigma > 0:
+            z = draw_noise(noise, x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x_prev = x_prev + sigma * z
+        _report(callback, step, i, denoiser, x, out)
+        x = x_prev
+    return x
+
+
+def sample_dpmpp(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *, order: int = 2,
+                 callback=None, disable: bool = True) -> torch.Tensor:
+    """DPM-Solver++(2M) / (3M), Lu et al. (2022) Algorithm 2 (data prediction, multistep).
+
+    With alpha = sqrt(abar), sigma = sqrt(1 - abar), lambda = log(alpha / sigma) and h the step in
+    lambda, the first-order step is x' = (sigma'/sigma) x - alpha' (e^-h - 1) D with D = x_0; the
+    multistep corrections D of orders 2 and 3 reuse the previous x_0 estimates (the 3M form is
+    the one of the DPM-Solver reference code and diffusers). The first steps start at order 1;
+    the last step (to sigma = 0, where lambda = inf) is first order, i.e. x = x_0, and with fewer
+    than 15 steps the one before it is at most second order ("lower_order_final").
+    """
+    if order not in (2, 3):
+        raise ValueError(f"DPM-Solver++ order must be 2 or 3, got {order}")
+    n = schedule.timesteps
+    abar = schedule.alphas_cumprod.tolist()
+    alpha = [math.sqrt(a) for a in abar]
+    sigma = [math.sqrt(1 - a) for a in abar]
+    lam = [math.log(al) - math.log(si) for al, si in zip(alpha, sigma)]
+    history: list[torch.Tensor] = []  # previous x_0 estimates, newest last
+    for step, i in enumerate(trange(n - 1, -1, -1, disable=disable)):
+        out = denoiser(x, i)
+        history = (history + [out.x0])[-order:]
+        if i == 0:  # final step to sigma = 0: e^-h = 0, x = x_0
+            x_next = out.x0
+        else:
+            k = min(len(history), 2 if (i == 1 and n < 15) else order)
+            h = lam[i - 1] - lam[i]
+            m0 = history[-1]
+            D = m0
+            if k >= 2:
+                r0 = (lam[i] - lam[i + 1]) / h
+                D1_0 = (m0 - history[-2]) / r0
+                if k == 2:
+                    D = m0 + 0.5 * D1_0
+            if k == 3:
+                r1 = (lam[i + 1] - lam[i + 2]) / h
+                D1_1 = (history[-2] - history[-3]) / r1
+                D1 = D1_0 + r0 / (r0 + r1) * (D1_0 - D1_1)
+                D2 = (D1_0 - D1_1) / (r0 + r1)
+                em1 = math.expm1(-h)
+                x_next = (
+                    sigma[i - 1] / sigma[i] * x
+                    - alpha[i - 1] * em1 * m0
+                    + alpha[i - 1] * (em1 / h + 1.0) * D1
+                    - alpha[i - 1] * ((em1 + h) / h**2 - 0.5) * D2
+                )
+            else:
+                x_next = sigma[i - 1] / sigma[i] * x - alpha[i - 1] * math.expm1(-h) * D
+        _report(callback, step, i, denoiser, x, out)
+        x = x_next
+    return x
+
+
+SAMPLERS = ("ddpm", "ddim", "dpmsolver++", "dpmsolver++3m")
+
+
+def _model_device(model_fn) -> torch.device:
+    params = getattr(model_fn, "parameters", None)
+    if callable(params):
+        for p in params():
+            return p.device
+    return torch.device("cpu")
+
+
+def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "ddim", steps: int | None = 50,
+           spacing="trailing", prediction: str = "eps", eta: float = 0.0, x_T: torch.Tensor | None = None,
+           seed: int | None = 0, clip=None, progress: bool = False, learn_sigma: bool | None = None,
+           noise=None, device=None, dtype: torch.dtype = torch.float32, callback: Callable | None = None,
+           variance: str = "small") -> torch.Tensor:
+    """Draw ``shape`` = (B, C, H, W) samples from a diffusion model trained on ``schedule``.
+
+    ``model_fn(x, t)`` gets a batch and a LongTensor of trained timesteps (0..T-1) and returns the
+    ``prediction`` ("eps", "x0" or "v"), with 2C channels when the variance is learned (first C
+    the prediction, last C the learned-range value v in [-1, 1]; ``learn_sigma=None`` detects
+    this from the channel count). Only "ddpm" uses the variance; otherwise it falls back to
+    ``variance`` "small" or "large".
+
+    ``sampler``: "ddpm", "ddim" (with ``eta``), "dpmsolver++" (2M) or "dpmsolver++3m".
+    ``steps`` and ``spacing`` choose the timesteps: "trailing", "leading", "linspace", an
+    improved-diffusion string ("250", "10,15,20", "ddimN"; ``steps`` ignored) or an explicit list.
+    ``x_T`` fixes the start noise; ``seed`` seeds a generator on the device that draws the start
+    noise and every stochastic step (None: torch's global RNG). ``noise`` is the forward-noise
+    :class:`~geodiff.diffusion.noise.NoiseSpec` the model was trained with (None: white).
+    ``clip`` clamps each x_0 estimate to [-clip, clip] or to a (low, high) pair.
+    ``callback(info)`` gets a dict with step, i, t, x and x0 at every step.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
+    shape = tuple(int(s) for s in shape)
+    if device is None:
+        device = x_T.device if x_T is not None else _model_device(model_fn)
+    device = torch.device(device)
+    kept = space_timesteps(schedule.timesteps, spacing, steps)
+    respaced, timestep_map = schedule.respace(kept)
+    generator = None if seed is None else torch.Generator(device).manual_seed(int(seed))
+    if x_T is None:
+        x = draw_noise(noise, shape, generator=generator, device=device, dtype=dtype)
+    else:
+        if tuple(x_T.shape) != shape:
+            raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {shape}")
+        x = x_T.to(device=device, dtype=dtype)
+    denoiser = Denoiser(model_fn, respaced, timestep_map, prediction=prediction, learn_sigma=learn_sigma, clip=clip)
+    common = dict(callback=callback, disable=not progress)
+    with torch.no_grad():
+        if sampler == "ddpm":
+            return sample_ddpm(denoiser, x, respaced, variance=variance, generator=generator, noise=noise, **common)
+        if sampler == "ddim":
+            return sample_ddim(denoiser, x, respaced, eta=eta, generator=generator, noise=noise, **common)
+        return sample_dpmpp(denoiser, x, respaced, order=3 if sampler == "dpmsolver++3m" else 2, **common)
