@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from geodiff.errors import SceneError
@@ -87,16 +86,28 @@ def _open(path: Path, nodata: float | None) -> xr.DataArray:
 
 
 def _table(ds: xr.Dataset) -> str:
+    """One gamma/npairs column pair per direction (or band), averaged over other dims."""
     unit = ds.attrs.get("lag_units", "")
-    lines = [f"{'lag [' + unit + ']':>16} {'gamma':>14} {'npairs':>10}"]
-    g = ds.gamma
-    extra = [d for d in g.dims if d != "lag"]
-    if extra:
-        lines[0] = f"{'lag [' + unit + ']':>16} {'mean gamma':>14} {'npairs':>10}"
-        g = g.mean(extra)
-    n = ds.npairs.sum([d for d in ds.npairs.dims if d != "lag"])
-    for lag, gv, nv in zip(ds.lag.values, np.asarray(g), np.asarray(n)):
-        lines.append(f"{lag:16.6g} {gv:14.6g} {int(nv):10d}")
+    g, n = ds.gamma, ds.npairs
+    split = "direction" if "direction" in g.dims else None
+    other = [d for d in g.dims if d not in ("lag", split)]
+    if other:
+        g, n = g.mean(other), n.sum(other)
+    cols = (
+        [(str(k), g.sel({split: k}), n.sel({split: k})) for k in g[split].values]
+        if split
+        else [("", g, n)]
+    )
+    head = f"{'lag [' + unit + ']':>16}"
+    for name, _, _ in cols:
+        label = ("mean " if other else "") + "gamma" + (f" {name}deg" if split else "")
+        head += f" {label:>18} {'npairs':>10}"
+    lines = [head]
+    for i, lag in enumerate(ds.lag.values):
+        row = f"{lag:16.6g}"
+        for _, gc, nc in cols:
+            row += f" {float(gc[i]):18.6g} {int(nc[i]):10d}"
+        lines.append(row)
     return "\n".join(lines)
 
 
