@@ -76,7 +76,7 @@ def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None,
     paths["variogram"] = out / "variogram-comparison.nc"
     to_netcdf_dataset(comparison, paths["variogram"])
     paths["variogram_png"] = out / "variogram-comparison.png"
-    fig = geostats.plot(comparison).get_figure()
+    fig, _ = geostats.plot(comparison)
     fig.savefig(paths["variogram_png"], dpi=120, bbox_inches="tight")
     log(f"done in {time.monotonic() - started:.0f} s; outputs in {out.resolve()}:")
     for name, path in paths.items():
