@@ -26,8 +26,9 @@ Models (r = lag in pixels, f = spatial frequency in cycles per pixel):
   smoothness nu = beta/2 - 1 and scale L (beta = 3 is the exponential model, beta = 8/3 the
   Kolmogorov turbulence exponent of InSAR atmospheres). With ``length=None`` the spectrum is the
   pure power law f^-beta with the mean removed on the periodic grid (outer scale = that grid).
-  The spectrum is set on the periodic grid directly, so its covariance is the periodic (aliased)
-  version of the Matérn model; the grid is at least twice the tile and L should be well below it.
+  The spectrum is set on the periodic grid (folded over its aliases, so that lags are sampled
+  from the continuous model), so the covariance is the periodic version of the Matérn model:
+  exact up to wrap-around, small when L is well below the grid (at least twice the tile).
 """
 
 from __future__ import annotations
@@ -117,15 +118,25 @@ def _exponential_eigenvalues(height: int, width: int, length: float, device) -> 
     return lam.clamp(min=0.0)
 
 
-def _power_eigenvalues(height: int, width: int, exponent: float, length: float | None, device) -> torch.Tensor:
-    """The power-law spectrum on a periodic grid twice the tile (always >= 0)."""
+def _power_eigenvalues(height: int, width: int, exponent: float, length: float | None, device,
+                       aliases: int = 4) -> torch.Tensor:
+    """The power-law spectrum on a periodic grid twice the tile (always >= 0), folded over the
+    aliases f + k, |k_i| <= ``aliases``, so that the field's covariance at integer lags is the
+    continuous model's (the lattice spectrum is the sum of the continuous one over its aliases)."""
     M, N = _fast_size(2 * height), _fast_size(2 * width)
     fi = torch.fft.fftfreq(M, device=device, dtype=torch.float64)[:, None]
     fj = torch.fft.fftfreq(N, device=device, dtype=torch.float64)[None, :]
-    f2 = fi**2 + fj**2
-    if length is None:  # pure power law, mean removed
-        return torch.where(f2 > 0, f2.clamp(min=1e-300) ** (-exponent / 2), torch.zeros_like(f2))
-    return (1.0 + (2 * math.pi * length) ** 2 * f2) ** (-exponent / 2)
+    lam = torch.zeros(M, N, dtype=torch.float64, device=device)
+    for ky in range(-aliases, aliases + 1):
+        for kx in range(-aliases, aliases + 1):
+            f2 = (fi + ky) ** 2 + (fj + kx) ** 2
+            if length is None:  # pure power law; its infinite mean (f = 0) is removed below
+                lam += f2.clamp(min=1e-300) ** (-exponent / 2)
+            else:
+                lam += (1.0 + (2 * math.pi * length) ** 2 * f2) ** (-exponent / 2)
+    if length is None:
+        lam[0, 0] = 0.0
+    return lam
 
 
 @lru_cache(maxsize=32)

@@ -64,8 +64,8 @@ def space_timesteps(num_timesteps: int, spacing="trailing", steps: int | None = 
         if not 1 <= n <= T:
             raise ValueError(f"steps must be between 1 and {T}, got {steps}")
         if spacing == "trailing":
-            ratio = T / n
-            kept = [round(T - i * ratio) - 1 for i in range(n)]
+            delta = (T - T / n) - T  # numpy.arange's step, for bit-identical rounding at .5
+            kept = [round(T + i * delta) - 1 for i in range(n)]
         elif spacing == "leading":
             ratio = T // n
             kept = [i * ratio for i in range(n)]

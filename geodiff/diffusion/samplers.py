@@ -66,7 +66,7 @@ class Denoiser:
         if learned:
             if out.shape[1] != 2 * channels:
                 raise ValueError(f"learn_sigma=True needs {2 * channels} output channels, the model gave {out.shape[1]}")
-            out, v = out[:, :channels], out[:, channels:].clamp(-1, 1)
+            out, v = out[:, :channels], out[:, channels:]
         elif out.shape != x.shape:
             raise ValueError(f"model output shape {tuple(out.shape)} does not match x {tuple(x.shape)}")
         out = out.to(x.dtype)

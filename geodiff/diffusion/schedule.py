@@ -44,6 +44,8 @@ def make_betas(name: str, timesteps: int) -> torch.Tensor:
         raise ValueError(f"timesteps must be a positive int, got {timesteps!r}")
     if name == "linear":
         scale = 1000.0 / timesteps
+        if scale * 0.02 >= 1:
+            raise ValueError(f"the linear schedule scaled to {timesteps} steps has betas >= 1; use T >= 21 or another schedule")
         return torch.linspace(scale * 1e-4, scale * 0.02, timesteps, dtype=torch.float64)
     if name == "cosine":
         s = 0.008

@@ -204,3 +204,77 @@ def test_correlated_noise_sampling_reproduces_gaussian_data(sampler, steps):
     model_fn = optimal_eps(SCHED, mu, sigma, exponential_covariance(2.0))
     x = sample(model_fn, SCHED, (N_SAMPLES,) + SHAPE, sampler, steps=steps, seed=2, noise=noise, dtype=torch.float64)
     assert_moments(x, mu, sigma)
+
+
+# ---------------------------------------------------------------- API behaviour
+def test_seed_and_x_T_make_sampling_reproducible():
+    model_fn = toy_model(SCHED, "eps")
+    shape = (2, 3, 4, 6)
+    a = sample(model_fn, SCHED, shape, "ddpm", steps=20, seed=7)
+    assert torch.equal(a, sample(model_fn, SCHED, shape, "ddpm", steps=20, seed=7))
+    assert not torch.equal(a, sample(model_fn, SCHED, shape, "ddpm", steps=20, seed=8))
+    x_T = torch.randn(shape)
+    b = sample(model_fn, SCHED, shape, "ddim", steps=10, x_T=x_T, seed=1)
+    assert torch.equal(b, sample(model_fn, SCHED, shape, "ddim", steps=10, x_T=x_T, seed=2))
+    assert a.dtype == torch.float32 and a.shape == shape
+
+
+def test_learned_variance_endpoints_are_the_fixed_variances():
+    """v = -1 gives the posterior variance ("small"), v = +1 gives beta_t ("large")."""
+    eps_fn = toy_model(SCHED, "eps")
+
+    def learned(value):
+        return lambda x, t: torch.cat([eps_fn(x, t), torch.full_like(x, value)], 1)
+
+    kw = dict(steps=25, seed=3, dtype=torch.float64)
+    shape = (2, 2, 3, 5)
+    small = sample(eps_fn, SCHED, shape, "ddpm", variance="small", **kw)
+    large = sample(eps_fn, SCHED, shape, "ddpm", variance="large", **kw)
+    torch.testing.assert_close(sample(learned(-1.0), SCHED, shape, "ddpm", **kw), small)
+    torch.testing.assert_close(sample(learned(1.0), SCHED, shape, "ddpm", learn_sigma=True, **kw), large)
+    assert not torch.allclose(small, large)
+    # DDIM and DPM-Solver++ ignore the variance channels
+    torch.testing.assert_close(sample(learned(0.3), SCHED, shape, "ddim", **kw), sample(eps_fn, SCHED, shape, "ddim", **kw))
+
+
+def test_spacing_strings_call_the_model_at_trained_timesteps():
+    seen = []
+    eps_fn = toy_model(SCHED, "eps")
+
+    def model_fn(x, t):
+        seen.append(int(t[0]))
+        return eps_fn(x, t)
+
+    sample(model_fn, SCHED, (1, 1, 2, 2), "ddim", spacing="ddim10")
+    assert seen == list(range(900, -1, -100))
+    seen.clear()
+    sample(model_fn, SCHED, (1, 1, 2, 2), "dpmsolver++", spacing=[999, 500, 10])
+    assert seen == [999, 500, 10]
+    seen.clear()
+    sample(model_fn, SCHED, (1, 1, 2, 2), "ddpm", steps=4, spacing="trailing")
+    assert seen == [999, 749, 499, 249]
+
+
+def test_clip_bounds_every_x0_estimate_and_callback_sees_each_step():
+    model_fn = toy_model(SCHED, "x0")
+    steps = []
+    out = sample(model_fn, SCHED, (2, 2, 3, 3), "ddim", steps=8, prediction="x0", clip=(0.0, 1.0),
+                 callback=steps.append, dtype=torch.float64)
+    assert [s["step"] for s in steps] == list(range(8)) and steps[0]["t"] == 999
+    assert all(0 <= s["x0"].min() and s["x0"].max() <= 1 for s in steps)
+    assert 0 <= out.min() and out.max() <= 1  # eta = 0: the last step returns the clipped x0
+    unclipped = sample(model_fn, SCHED, (2, 2, 3, 3), "ddim", steps=8, prediction="x0", dtype=torch.float64)
+    assert unclipped.max() > 1
+
+
+def test_bad_arguments_give_clear_errors():
+    model_fn = toy_model(SCHED, "eps")
+    with pytest.raises(ValueError, match="unknown sampler"):
+        sample(model_fn, SCHED, (1, 1, 2, 2), "euler")
+    with pytest.raises(ValueError, match="x_T has shape"):
+        sample(model_fn, SCHED, (1, 1, 2, 2), x_T=torch.zeros(1, 1, 2, 3))
+    with pytest.raises(ValueError, match="prediction"):
+        sample(model_fn, SCHED, (1, 1, 2, 2), prediction="score")
+    with pytest.raises(ValueError, match="output shape"):
+        sample(lambda x, t: x[:, :1], SCHED, (1, 2, 2, 2))
+    assert set(SAMPLERS) == {"ddpm", "ddim", "dpmsolver++", "dpmsolver++3m"}
