@@ -1,12 +1,38 @@
-"""The torch diffusion engine of geodiff: schedules, forward noise, losses, samplers.
+"""The torch diffusion engine of geodiff: schedules, forward noise, network, losses, trainer,
+samplers.
 
-Free of xarray: it works on tensors (B, C, H, W). The public entry points are
-:class:`NoiseSchedule` and :func:`sample`.
+Free of xarray: it works on tensors (B, C, H, W). The entry points are :class:`NoiseSchedule`,
+:class:`UNet`, :class:`Trainer` and :func:`sample`.
 """
 
+from .checkpoint import load_checkpoint, save_checkpoint
+from .device import pick_device
+from .ema import EMA
+from .losses import training_losses
 from .noise import NoiseSpec, draw_noise
+from .resample import LossSecondMomentResampler, UniformSampler, create_resampler
 from .respace import space_timesteps
 from .samplers import SAMPLERS, sample
 from .schedule import NoiseSchedule
+from .trainer import TrainConfig, Trainer
+from .unet import UNet
 
-__all__ = ["NoiseSchedule", "NoiseSpec", "SAMPLERS", "draw_noise", "sample", "space_timesteps"]
+__all__ = [
+    "EMA",
+    "LossSecondMomentResampler",
+    "NoiseSchedule",
+    "NoiseSpec",
+    "SAMPLERS",
+    "TrainConfig",
+    "Trainer",
+    "UNet",
+    "UniformSampler",
+    "create_resampler",
+    "draw_noise",
+    "load_checkpoint",
+    "pick_device",
+    "sample",
+    "save_checkpoint",
+    "space_timesteps",
+    "training_losses",
+]
