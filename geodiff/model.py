@@ -199,7 +199,7 @@ class DiffusionModel:
 
 
 def load_model(path, device=None) -> DiffusionModel:
-    """Load a model saved with :meth:`DiffusionModel.save` (safetensors and JSON only, no pickle).
+    """Load a model saved with :meth:`DiffusionModel.save` (safetensors and JSON only; nothing is unpickled).
 
     Raises
     ------
