@@ -19,10 +19,10 @@ from .unet import UNet
 
 __all__ = [
     "EMA",
+    "SAMPLERS",
     "LossSecondMomentResampler",
     "NoiseSchedule",
     "NoiseSpec",
-    "SAMPLERS",
     "TrainConfig",
     "Trainer",
     "UNet",

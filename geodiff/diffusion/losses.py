@@ -19,14 +19,14 @@ in L_vlb so that the bound trains only the variance). Differences from improved 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from .noise import draw_noise
 from .schedule import NoiseSchedule
 
-__all__ = ["training_losses", "normal_kl", "gaussian_nll", "min_snr_weight", "mean_flat"]
+__all__ = ["gaussian_nll", "mean_flat", "min_snr_weight", "normal_kl", "training_losses"]
 
 
 def mean_flat(x: torch.Tensor) -> torch.Tensor:

@@ -39,7 +39,7 @@ from functools import lru_cache
 
 import torch
 
-__all__ = ["NoiseSpec", "draw_noise", "as_noise_spec"]
+__all__ = ["NoiseSpec", "as_noise_spec", "draw_noise"]
 
 KINDS = ("white", "exponential", "power")
 
@@ -73,7 +73,7 @@ class NoiseSpec:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
-    def from_config(cls, config: dict) -> "NoiseSpec":
+    def from_config(cls, config: dict) -> NoiseSpec:
         return cls(**config)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["UniformSampler", "LossSecondMomentResampler", "create_resampler", "RESAMPLERS"]
+__all__ = ["RESAMPLERS", "LossSecondMomentResampler", "UniformSampler", "create_resampler"]
 
 
 class _ScheduleSampler:

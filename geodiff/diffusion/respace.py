@@ -15,9 +15,9 @@ timesteps; :meth:`NoiseSchedule.respace` rebuilds the betas over them.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-__all__ = ["space_timesteps", "section_timesteps"]
+__all__ = ["section_timesteps", "space_timesteps"]
 
 
 def section_timesteps(num_timesteps: int, sections: str | Iterable[int]) -> list[int]:
@@ -83,7 +83,7 @@ def space_timesteps(num_timesteps: int, spacing="trailing", steps: int | None = 
                     "'ddimN', 'N' or 'N1,N2,...', or a list of timesteps"
                 ) from None
             raise
-    kept = sorted(set(int(t) for t in spacing))
+    kept = sorted({int(t) for t in spacing})
     if not kept or kept[0] < 0 or kept[-1] >= T:
         raise ValueError(f"explicit timesteps must be a non-empty subset of 0..{T - 1}")
     return kept

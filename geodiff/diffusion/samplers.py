@@ -15,8 +15,8 @@ schedule, draws the start noise and hands a :class:`Denoiser` to the chosen samp
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from tqdm.auto import trange
@@ -25,7 +25,7 @@ from .noise import draw_noise
 from .respace import space_timesteps
 from .schedule import NoiseSchedule
 
-__all__ = ["sample", "Denoiser", "Denoised", "sample_ddpm", "sample_ddim", "sample_dpmpp", "SAMPLERS"]
+__all__ = ["SAMPLERS", "Denoised", "Denoiser", "sample", "sample_ddim", "sample_ddpm", "sample_dpmpp"]
 
 
 @dataclass
@@ -89,15 +89,12 @@ def sample_ddpm(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *,
     """Ancestral sampling, Ho et al. (2020) Algorithm 2, on a (respaced) schedule.
 
     x_{t-1} = mu~_t(x_0, x_t) + Sigma^(1/2) z with the posterior mean of DDPM eq. 7. Sigma is the
-    learned range of improved DDPM eq. 15 when the model outputs v, else "small" (beta~_t,
-    clipped at t = 0) or "large" (beta_t, with beta~_1 at t = 0), DDPM sec. 3.2. No noise at the
-    last step.
+    learned range of improved DDPM eq. 15 when the model outputs v, else "small" (beta~_t) or
+    "large" (beta_t), DDPM sec. 3.2. No noise at the last step.
     """
     if variance not in ("small", "large"):
         raise ValueError(f"variance must be 'small' or 'large', got {variance!r}")
-    n = schedule.timesteps
-    large = torch.cat([schedule.posterior_variance[1:2] if n > 1 else schedule.betas[:1], schedule.betas[1:]])
-    for step, i in enumerate(trange(n - 1, -1, -1, disable=disable)):
+    for step, i in enumerate(trange(schedule.timesteps - 1, -1, -1, disable=disable)):
         out = denoiser(x, i)
         mean, var, _ = schedule.q_posterior_mean_variance(out.x0, x, i)
         x_prev = mean
@@ -105,7 +102,7 @@ def sample_ddpm(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *,
             if out.v is not None:
                 std = torch.exp(0.5 * schedule.learned_log_variance(out.v, i))
             else:
-                std = math.sqrt(float(large[i]) if variance == "large" else var)
+                std = math.sqrt(float(schedule.betas[i]) if variance == "large" else var)
             z = draw_noise(noise, x.shape, generator=generator, device=x.device, dtype=x.dtype)
             x_prev = mean + std * z
         _report(callback, step, i, denoiser, x, out)
@@ -154,7 +151,7 @@ def sample_dpmpp(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *
     alpha = [math.sqrt(a) for a in abar]
     sigma = [math.sqrt(1 - a) for a in abar]
     lam = [math.log(al) - math.log(si) for al, si in zip(alpha, sigma)]
-    history: list[torch.Tensor] = []  # previous x_0 estimates, newest last
+    history: list[torch.Tensor] = []  # x_0 estimates of the last steps, newest last
     for step, i in enumerate(trange(n - 1, -1, -1, disable=disable)):
         out = denoiser(x, i)
         history = (history + [out.x0])[-order:]
@@ -163,27 +160,20 @@ def sample_dpmpp(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *
         else:
             k = min(len(history), 2 if (i == 1 and n < 15) else order)
             h = lam[i - 1] - lam[i]
+            em1 = math.expm1(-h)  # e^-h - 1
             m0 = history[-1]
-            D = m0
+            x_next = sigma[i - 1] / sigma[i] * x - alpha[i - 1] * em1 * m0  # first order (DDIM)
             if k >= 2:
                 r0 = (lam[i] - lam[i + 1]) / h
                 D1_0 = (m0 - history[-2]) / r0
-                if k == 2:
-                    D = m0 + 0.5 * D1_0
-            if k == 3:
+            if k == 2:
+                x_next = x_next - 0.5 * alpha[i - 1] * em1 * D1_0
+            elif k == 3:
                 r1 = (lam[i + 1] - lam[i + 2]) / h
                 D1_1 = (history[-2] - history[-3]) / r1
                 D1 = D1_0 + r0 / (r0 + r1) * (D1_0 - D1_1)
                 D2 = (D1_0 - D1_1) / (r0 + r1)
-                em1 = math.expm1(-h)
-                x_next = (
-                    sigma[i - 1] / sigma[i] * x
-                    - alpha[i - 1] * em1 * m0
-                    + alpha[i - 1] * (em1 / h + 1.0) * D1
-                    - alpha[i - 1] * ((em1 + h) / h**2 - 0.5) * D2
-                )
-            else:
-                x_next = sigma[i - 1] / sigma[i] * x - alpha[i - 1] * math.expm1(-h) * D
+                x_next = x_next + alpha[i - 1] * (em1 / h + 1.0) * D1 - alpha[i - 1] * ((em1 + h) / h**2 - 0.5) * D2
         _report(callback, step, i, denoiser, x, out)
         x = x_next
     return x
@@ -238,7 +228,7 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
             raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {shape}")
         x = x_T.to(device=device, dtype=dtype)
     denoiser = Denoiser(model_fn, respaced, timestep_map, prediction=prediction, learn_sigma=learn_sigma, clip=clip)
-    common = dict(callback=callback, disable=not progress)
+    common = {"callback": callback, "disable": not progress}
     with torch.no_grad():
         if sampler == "ddpm":
             return sample_ddpm(denoiser, x, respaced, variance=variance, generator=generator, noise=noise, **common)

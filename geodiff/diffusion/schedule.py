@@ -13,11 +13,11 @@ nothing of solvers. Tensors stay float64 and are cast to the data's dtype and de
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-__all__ = ["NoiseSchedule", "make_betas", "SCHEDULES"]
+__all__ = ["SCHEDULES", "NoiseSchedule", "make_betas"]
 
 SCHEDULES = ("linear", "cosine", "sigmoid")
 
@@ -88,7 +88,7 @@ class NoiseSchedule:
         self._init(make_betas(name, timesteps), name)
 
     @classmethod
-    def from_betas(cls, betas: Sequence[float] | torch.Tensor) -> "NoiseSchedule":
+    def from_betas(cls, betas: Sequence[float] | torch.Tensor) -> NoiseSchedule:
         """A schedule from explicit betas (each in (0, 1])."""
         self = cls.__new__(cls)
         self._init(torch.as_tensor(betas, dtype=torch.float64).detach().cpu().clone(), "custom")
@@ -134,7 +134,7 @@ class NoiseSchedule:
         return {"schedule": "custom", "timesteps": self.timesteps, "betas": self.betas.tolist()}
 
     @classmethod
-    def from_config(cls, config: dict) -> "NoiseSchedule":
+    def from_config(cls, config: dict) -> NoiseSchedule:
         name = config.get("schedule")
         if name == "custom":
             return cls.from_betas(config["betas"])
@@ -226,7 +226,7 @@ class NoiseSchedule:
         raise ValueError(f"prediction must be 'eps', 'x0' or 'v', got {prediction!r}")
 
     # ------------------------------------------------------------------ respacing
-    def respace(self, timesteps) -> tuple["NoiseSchedule", torch.Tensor]:
+    def respace(self, timesteps) -> tuple[NoiseSchedule, torch.Tensor]:
         """The schedule that visits only ``timesteps`` (a subset of 0..T-1), and the map to them.
 
         New betas are rebuilt so that the respaced abar equals the original abar at every kept
@@ -239,7 +239,7 @@ class NoiseSchedule:
             from .respace import space_timesteps
 
             timesteps = space_timesteps(self.timesteps, timesteps)
-        kept = torch.as_tensor(sorted(set(int(t) for t in timesteps)), dtype=torch.long)
+        kept = torch.as_tensor(sorted({int(t) for t in timesteps}), dtype=torch.long)
         if kept.numel() == 0 or kept[0] < 0 or kept[-1] >= self.timesteps:
             raise ValueError(f"respaced timesteps must be a non-empty subset of 0..{self.timesteps - 1}")
         abar = self.alphas_cumprod[kept]

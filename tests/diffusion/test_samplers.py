@@ -156,7 +156,7 @@ def test_ddim_eta_one_is_ddpm(steps):
     """Song et al. (2021) sec. 4.1: eta = 1 is the DDPM ancestral step with the posterior variance
     (same draws from the same seed), also on a respaced schedule."""
     model_fn = toy_model(SCHED, "eps")
-    kw = dict(steps=steps, seed=5, dtype=torch.float64)
+    kw = {"steps": steps, "seed": 5, "dtype": torch.float64}
     ddim = sample(model_fn, SCHED, (3, 2, 4, 5), "ddim", eta=1.0, **kw)
     ddpm = sample(model_fn, SCHED, (3, 2, 4, 5), "ddpm", **kw)
     torch.testing.assert_close(ddim, ddpm, atol=1e-9, rtol=1e-9)
@@ -226,7 +226,7 @@ def test_learned_variance_endpoints_are_the_fixed_variances():
     def learned(value):
         return lambda x, t: torch.cat([eps_fn(x, t), torch.full_like(x, value)], 1)
 
-    kw = dict(steps=25, seed=3, dtype=torch.float64)
+    kw = {"steps": 25, "seed": 3, "dtype": torch.float64}
     shape = (2, 2, 3, 5)
     small = sample(eps_fn, SCHED, shape, "ddpm", variance="small", **kw)
     large = sample(eps_fn, SCHED, shape, "ddpm", variance="large", **kw)

@@ -25,7 +25,7 @@ def test_named_schedules_from_their_definitions():
         assert cos.alphas_cumprod[t].item() == pytest.approx(f[t + 1] / f[0], rel=1e-12)
     assert cos.betas.max().item() == pytest.approx(0.999)
     sig = NoiseSchedule("sigmoid", timesteps=1000)
-    s = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    s = lambda z: 1 / (1 + math.exp(-z))
     assert sig.alphas_cumprod[499].item() == pytest.approx((s(3) - s(0)) / (s(3) - s(-3)), rel=1e-9)
     for sched in (lin, cos, sig):
         assert sched.betas.dtype == torch.float64
@@ -110,9 +110,9 @@ def test_respace_keeps_alphas_cumprod(schedule):
     assert tmap.tolist() == kept and tmap.dtype == torch.long
     torch.testing.assert_close(new.alphas_cumprod, schedule.alphas_cumprod[kept], rtol=1e-9, atol=0)
     assert new.timesteps == len(kept)
-    same, tmap_all = schedule.respace(range(schedule.timesteps))
+    same, _tmap_all = schedule.respace(range(schedule.timesteps))
     torch.testing.assert_close(same.betas, schedule.betas, rtol=1e-10, atol=1e-15)
-    new_str, tmap_str = schedule.respace("ddim20")
+    _new_str, tmap_str = schedule.respace("ddim20")
     assert tmap_str.tolist() == list(range(0, 200, 10))
     with pytest.raises(ValueError):
         schedule.respace([schedule.timesteps])
