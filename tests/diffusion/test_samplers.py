@@ -251,7 +251,7 @@ def test_spacing_strings_call_the_model_at_trained_timesteps():
     sample(model_fn, SCHED, (1, 1, 2, 2), "dpmsolver++", spacing=[999, 500, 10])
     assert seen == [999, 500, 10]
     seen.clear()
-    sample(model_fn, SCHED, (1, 1, 2, 2), "ddpm", steps=4, spacing="trailing")
+    sample(model_fn, SCHED, (1, 1, 2, 2), "ddpm", steps=4, spacing="trailing", progress=True)
     assert seen == [999, 749, 499, 249]
 
 
