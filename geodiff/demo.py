@@ -64,11 +64,14 @@ def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None,
     paths["scene_zarr"] = to_zarr(synth, out / "synthetic-scene.zarr", name="los_velocity")
 
     log(f"4/5 sampling {config.tiles} synthetic tiles")
-    tiles = model.sample_tiles(config.tiles, steps=config.steps, seed=config.seed, device=device, progress=False)
-    paths["tiles"] = to_netcdf(tiles, out / "synthetic-tiles.nc", name="los_velocity")
     grid = TileGrid.from_scene(scene, config.tile)
+    template = grid.tile(scene, 0)  # tiles take its metric coordinates, so lags are in metres
+    tiles = model.sample_tiles(config.tiles, steps=config.steps, seed=config.seed, device=device,
+                               like=template, progress=False)
+    paths["tiles"] = to_netcdf(tiles, out / "synthetic-tiles.nc", name="los_velocity")
     real = select(grid.stack(scene), nodata_filter(grid.stack(scene), 0.0)).compute()
-    real = real.rename(tile="sample")
+    real = real.rename(tile="sample").assign_coords(y=template.y.values, x=template.x.values)
+    real = real.rio.write_crs(scene.rio.crs)
 
     log("5/5 comparing real and synthetic tiles (figures and semivariograms)")
     paths["tiles_png"] = _plot_tiles(real, tiles, out / "real-vs-synthetic.png", config.seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import dask.array as darr
@@ -14,6 +15,11 @@ from geodiff.errors import GeodiffError, SceneError
 from geodiff.model import DiffusionModel
 from geodiff.scaling import Coefficients
 from geodiff.tiling import TileGrid
+
+# One tile at a time per process on the network: torch already uses every core (or the GPU) for
+# one batch, and dask threads running several at once oversubscribe the cores, which slows
+# torch's thread pool down by an order of magnitude. Reading and writing still overlap with it.
+_NETWORK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -34,8 +40,9 @@ class _TileJob:
             # All-nodata tiles are never fed to the network.
             shape = (self.n, self.model.channels, h, w)
             return np.full(shape if self.model.bands else (self.n, h, w), np.nan, np.float32)
-        z = self.model.generate(self.n, sampler=self.sampler, steps=self.steps, seed=seed,
-                                batch_size=self.batch_size, device=self.device)
+        with _NETWORK:
+            z = self.model.generate(self.n, sampler=self.sampler, steps=self.steps, seed=seed,
+                                    batch_size=self.batch_size, device=self.device)
         coefficients = Coefficients(self.model.scaler.method, loc.reshape(self.n, -1), scale.reshape(self.n, -1),
                                     units=self.model.units)
         values = self.model.scaler.inverse(z, coefficients)[..., :h, :w]
