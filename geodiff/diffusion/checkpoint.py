@@ -20,10 +20,11 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -32,17 +33,33 @@ from geodiff._version import __version__
 from geodiff.errors import CheckpointError
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint",
-    "save_tensors_atomic", "load_tensors", "write_json_atomic", "read_json", "atomic_directory",
-    "flatten_optimizer_state", "unflatten_optimizer_state", "encode_state", "decode_state",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Checkpoint",
+    "atomic_directory",
+    "check_format",
+    "decode_state",
+    "encode_state",
+    "flatten_optimizer_state",
+    "load_checkpoint",
+    "load_tensors",
+    "read_json",
+    "save_checkpoint",
+    "save_tensors_atomic",
+    "unflatten_optimizer_state",
     "versions",
+    "write_json_atomic",
 ]
 
 FORMAT = "geodiff-checkpoint"
 FORMAT_VERSION = 1
 
 MODEL_FILE, EMA_FILE, OPTIMIZER_FILE, STATE_FILE = (
-    "model.safetensors", "ema.safetensors", "optimizer.safetensors", "trainer.json")
+    "model.safetensors",
+    "ema.safetensors",
+    "optimizer.safetensors",
+    "trainer.json",
+)
 
 
 def versions() -> dict[str, str]:
@@ -80,8 +97,11 @@ def _atomic_file(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def save_tensors_atomic(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
-                        metadata: dict[str, str] | None = None) -> Path:
+def save_tensors_atomic(
+    tensors: dict[str, torch.Tensor],
+    path: str | os.PathLike,
+    metadata: dict[str, str] | None = None,
+) -> Path:
     """Write named tensors to a safetensors file atomically (temp file + rename).
 
     Tensors are moved to CPU and made contiguous; ``metadata`` is a str -> str mapping stored in
@@ -101,21 +121,27 @@ def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu",
-                 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def load_tensors(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a safetensors file: (tensors, header metadata). Unreadable files raise CheckpointError."""
     from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path} is missing; the checkpoint is incomplete or not a geodiff checkpoint")
+        raise CheckpointError(
+            f"{path} is missing; the checkpoint is incomplete or not a geodiff checkpoint"
+        )
     try:
         tensors = load_file(str(path), device=str(device))
         with safe_open(str(path), "pt") as f:
             metadata = f.metadata() or {}
     except Exception as err:  # safetensors raises its own error type for corrupt headers
-        raise CheckpointError(f"{path} is not a readable safetensors file ({err}); "
-                              "it is corrupt or truncated: restore it or train again") from err
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({err}); "
+            "it is corrupt or truncated: restore it or train again"
+        ) from err
     return tensors, metadata
 
 
@@ -127,7 +153,9 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path} is not valid JSON ({err}); the file is corrupt or truncated") from err
+        raise CheckpointError(
+            f"{path} is not valid JSON ({err}); the file is corrupt or truncated"
+        ) from err
 
 
 @contextmanager
@@ -160,7 +188,10 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
 
 # -- optimizer state ---------------------------------------------------------------------------
 
-def flatten_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+
+def flatten_optimizer_state(
+    state: dict[str, Any],
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Split ``optimizer.state_dict()`` into named tensors and JSON metadata for safetensors.
 
     Tensor entries of parameter ``i`` become ``state.<i>.<name>``; non-tensor entries and the
@@ -178,7 +209,9 @@ def flatten_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tens
     return tensors, meta
 
 
-def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> dict[str, Any]:
+def unflatten_optimizer_state(
+    tensors: dict[str, torch.Tensor], meta: dict[str, str]
+) -> dict[str, Any]:
     """Inverse of :func:`flatten_optimizer_state`, ready for ``optimizer.load_state_dict``."""
     try:
         groups = json.loads(meta["param_groups"])
@@ -202,13 +235,17 @@ def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, 
 
 # -- JSON-friendly tensors (RNG states, sampler histories) ---------------------------------------
 
+
 def encode_state(obj: Any) -> Any:
     """Make nested dicts/lists holding tensors JSON-serialisable, bit-exactly (tensor bytes in base64)."""
     if isinstance(obj, torch.Tensor):
         t = obj.detach().to("cpu").contiguous()
         raw = t.reshape(-1).view(torch.uint8).numpy().tobytes()
-        return {"__tensor__": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
-                "data": base64.b64encode(raw).decode("ascii")}
+        return {
+            "__tensor__": str(t.dtype).removeprefix("torch."),
+            "shape": list(t.shape),
+            "data": base64.b64encode(raw).decode("ascii"),
+        }
     if isinstance(obj, dict):
         return {str(k): encode_state(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -223,7 +260,9 @@ def decode_state(obj: Any) -> Any:
         if not isinstance(dtype, torch.dtype):
             raise CheckpointError(f"unknown tensor dtype {obj['__tensor__']!r} in checkpoint state")
         raw = bytearray(base64.b64decode(obj["data"]))
-        flat = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+        flat = (
+            torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+        )
         return flat.view(dtype).reshape(obj["shape"]).clone()
     if isinstance(obj, dict):
         return {k: decode_state(v) for k, v in obj.items()}
@@ -233,6 +272,7 @@ def decode_state(obj: Any) -> Any:
 
 
 # -- whole checkpoints ---------------------------------------------------------------------------
+
 
 @dataclass
 class Checkpoint:
@@ -245,9 +285,14 @@ class Checkpoint:
     path: Path | None = field(default=None)
 
 
-def save_checkpoint(path: str | os.PathLike, *, model: dict[str, torch.Tensor], state: dict[str, Any],
-                    ema: dict[str, torch.Tensor] | None = None,
-                    optimizer: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: dict[str, torch.Tensor],
+    state: dict[str, Any],
+    ema: dict[str, torch.Tensor] | None = None,
+    optimizer: dict[str, Any] | None = None,
+) -> Path:
     """Write a checkpoint directory atomically.
 
     Parameters
@@ -264,8 +309,12 @@ def save_checkpoint(path: str | os.PathLike, *, model: dict[str, torch.Tensor], 
     """
     path = Path(path)
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION)}
-    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(),
-           **encode_state(state)}
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "versions": versions(),
+        **encode_state(state),
+    }
     with atomic_directory(path) as tmp:
         save_tensors_atomic(model, tmp / MODEL_FILE, header)
         if ema is not None:
@@ -288,7 +337,8 @@ def check_format(doc: Any, source: Path) -> None:
         made_by = doc.get("versions", {}).get("geodiff", "a newer geodiff")
         raise CheckpointError(
             f"{source} has checkpoint format {version}, this geodiff ({__version__}) reads up to "
-            f"{FORMAT_VERSION}; it was written by geodiff {made_by}: upgrade geodiff to load it")
+            f"{FORMAT_VERSION}; it was written by geodiff {made_by}: upgrade geodiff to load it"
+        )
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
@@ -301,8 +351,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     """
     path = Path(path)
     if not path.is_dir():
-        raise CheckpointError(f"{path} is not a directory; a geodiff checkpoint is a directory "
-                              f"holding {STATE_FILE} and {MODEL_FILE}")
+        raise CheckpointError(
+            f"{path} is not a directory; a geodiff checkpoint is a directory "
+            f"holding {STATE_FILE} and {MODEL_FILE}"
+        )
     doc = read_json(path / STATE_FILE)
     check_format(doc, path / STATE_FILE)
     state = decode_state({k: v for k, v in doc.items() if k not in ("format", "format_version")})

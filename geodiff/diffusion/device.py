@@ -17,9 +17,13 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     if device is not None:
         dev = torch.device(device)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise GeodiffError(f"device {dev} requested but CUDA is not available; use device=None or 'cpu'")
+            raise GeodiffError(
+                f"device {dev} requested but CUDA is not available; use device=None or 'cpu'"
+            )
         if dev.type == "mps" and not _mps_available():
-            raise GeodiffError(f"device {dev} requested but MPS is not available; use device=None or 'cpu'")
+            raise GeodiffError(
+                f"device {dev} requested but MPS is not available; use device=None or 'cpu'"
+            )
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -77,9 +77,13 @@ class EMA:
         self.num_updates = int(state.pop("num_updates"))
         missing, unexpected = set(self.shadow) - set(state), set(state) - set(self.shadow)
         if missing or unexpected:
-            raise KeyError(f"EMA state does not match the model: missing {sorted(missing)[:5]}, "
-                           f"unexpected {sorted(unexpected)[:5]}")
+            raise KeyError(
+                f"EMA state does not match the model: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]}"
+            )
         for k, v in state.items():
             if v.shape != self.shadow[k].shape:
-                raise KeyError(f"EMA tensor {k} has shape {tuple(v.shape)}, model has {tuple(self.shadow[k].shape)}")
+                raise KeyError(
+                    f"EMA tensor {k} has shape {tuple(v.shape)}, model has {tuple(self.shadow[k].shape)}"
+                )
             self.shadow[k].copy_(v)

@@ -10,8 +10,9 @@ super-resolution).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,17 +20,35 @@ from torch import nn
 
 from geodiff.errors import GeodiffError
 
-__all__ = ["UNet", "PRESETS", "timestep_embedding"]
+__all__ = ["PRESETS", "UNet", "timestep_embedding"]
 
 # Named sizes. "base" follows improved DDPM's 64x64 model (128 channels, mult 1-2-3-4, three
 # residual blocks per level, attention at 16 and 8 pixels of a 64-pixel tile).
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(base_channels=16, channel_mult=(1, 1), num_res_blocks=1,
-                 attention_resolutions=(2,), num_heads=1, dropout=0.0),
-    "small": dict(base_channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=2,
-                  attention_resolutions=(4,), num_heads=4, dropout=0.0),
-    "base": dict(base_channels=128, channel_mult=(1, 2, 3, 4), num_res_blocks=3,
-                 attention_resolutions=(4, 8), num_heads=4, dropout=0.1),
+    "tiny": {
+        "base_channels": 16,
+        "channel_mult": (1, 1),
+        "num_res_blocks": 1,
+        "attention_resolutions": (2,),
+        "num_heads": 1,
+        "dropout": 0.0,
+    },
+    "small": {
+        "base_channels": 32,
+        "channel_mult": (1, 2, 2, 2),
+        "num_res_blocks": 2,
+        "attention_resolutions": (4,),
+        "num_heads": 4,
+        "dropout": 0.0,
+    },
+    "base": {
+        "base_channels": 128,
+        "channel_mult": (1, 2, 3, 4),
+        "num_res_blocks": 3,
+        "attention_resolutions": (4, 8),
+        "num_heads": 4,
+        "dropout": 0.1,
+    },
 }
 
 
@@ -48,7 +67,9 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     Tensor (B, dim), float32: ``[cos(t w_k), sin(t w_k)]`` with ``w_k = max_period^(-k / (dim/2))``.
     """
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
+    )
     args = t.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
@@ -94,7 +115,8 @@ class Attention(nn.Module):
         if channels % num_heads:
             raise GeodiffError(
                 f"attention over {channels} channels cannot be split into {num_heads} heads; "
-                "choose num_heads dividing every channel count at the attention resolutions")
+                "choose num_heads dividing every channel count at the attention resolutions"
+            )
         self.num_heads = num_heads
         self.norm = nn.GroupNorm(_groups(channels), channels)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
@@ -129,8 +151,9 @@ class Upsample(nn.Module):
 class Level(nn.Module):
     """One residual block plus its optional attention, the unit of both UNet paths."""
 
-    def __init__(self, in_ch: int, out_ch: int, emb_ch: int, dropout: float, attention: bool,
-                 num_heads: int):
+    def __init__(
+        self, in_ch: int, out_ch: int, emb_ch: int, dropout: float, attention: bool, num_heads: int
+    ):
         super().__init__()
         self.res = ResBlock(in_ch, out_ch, emb_ch, dropout)
         self.attn = Attention(out_ch, num_heads) if attention else None
@@ -174,44 +197,77 @@ class UNet(nn.Module):
         ``config``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, base_channels: int = 64,
-                 channel_mult: Sequence[int] = (1, 2, 2, 4), num_res_blocks: int = 2,
-                 attention_resolutions: Sequence[int] = (8,), num_heads: int = 4,
-                 dropout: float = 0.0, num_classes: int | None = None, cond_channels: int = 0,
-                 learn_sigma: bool = False, seed: int | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        base_channels: int = 64,
+        channel_mult: Sequence[int] = (1, 2, 2, 4),
+        num_res_blocks: int = 2,
+        attention_resolutions: Sequence[int] = (8,),
+        num_heads: int = 4,
+        dropout: float = 0.0,
+        num_classes: int | None = None,
+        cond_channels: int = 0,
+        learn_sigma: bool = False,
+        seed: int | None = None,
+    ):
         super().__init__()
         if in_channels < 1 or out_channels < 1:
-            raise GeodiffError(f"in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}")
+            raise GeodiffError(
+                f"in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}"
+            )
         if not channel_mult or num_res_blocks < 1 or base_channels < 1:
-            raise GeodiffError("channel_mult must be non-empty, num_res_blocks and base_channels >= 1")
+            raise GeodiffError(
+                "channel_mult must be non-empty, num_res_blocks and base_channels >= 1"
+            )
         levels = len(channel_mult)
-        factors = {2 ** i for i in range(levels)}
-        unknown = sorted(set(int(a) for a in attention_resolutions) - factors)
+        factors = {2**i for i in range(levels)}
+        unknown = sorted({int(a) for a in attention_resolutions} - factors)
         if unknown:
             raise GeodiffError(
                 f"attention_resolutions {unknown} are not downsampling factors of this UNet "
-                f"(possible: {sorted(factors)}); give factors (1 = full tile), not pixel sizes")
-        self.config: dict[str, Any] = dict(
-            in_channels=int(in_channels), out_channels=int(out_channels),
-            base_channels=int(base_channels), channel_mult=[int(m) for m in channel_mult],
-            num_res_blocks=int(num_res_blocks),
-            attention_resolutions=sorted(int(a) for a in attention_resolutions),
-            num_heads=int(num_heads), dropout=float(dropout),
-            num_classes=None if num_classes is None else int(num_classes),
-            cond_channels=int(cond_channels), learn_sigma=bool(learn_sigma))
+                f"(possible: {sorted(factors)}); give factors (1 = full tile), not pixel sizes"
+            )
+        self.config: dict[str, Any] = {
+            "in_channels": int(in_channels),
+            "out_channels": int(out_channels),
+            "base_channels": int(base_channels),
+            "channel_mult": [int(m) for m in channel_mult],
+            "num_res_blocks": int(num_res_blocks),
+            "attention_resolutions": sorted(int(a) for a in attention_resolutions),
+            "num_heads": int(num_heads),
+            "dropout": float(dropout),
+            "num_classes": None if num_classes is None else int(num_classes),
+            "cond_channels": int(cond_channels),
+            "learn_sigma": bool(learn_sigma),
+        }
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.num_classes, self.cond_channels, self.learn_sigma = num_classes, cond_channels, learn_sigma
+        self.num_classes, self.cond_channels, self.learn_sigma = (
+            num_classes,
+            cond_channels,
+            learn_sigma,
+        )
         self.divisor = 2 ** (levels - 1)
 
         with torch.random.fork_rng(devices=[]) if seed is not None else nullcontext():
             if seed is not None:
                 torch.manual_seed(seed)
-            self._build(base_channels, channel_mult, num_res_blocks, set(self.config["attention_resolutions"]),
-                        num_heads, dropout)
+            self._build(
+                base_channels,
+                channel_mult,
+                num_res_blocks,
+                set(self.config["attention_resolutions"]),
+                num_heads,
+                dropout,
+            )
 
     def _build(self, base, mult, nres, attn, heads, dropout):
         emb_ch = 4 * base
-        self.time_embed = nn.Sequential(nn.Linear(base, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
+        self.time_embed = nn.Sequential(
+            nn.Linear(base, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch)
+        )
         self.class_embed = nn.Embedding(self.num_classes + 1, emb_ch) if self.num_classes else None
         self.input = nn.Conv2d(self.in_channels + self.cond_channels, base, 3, padding=1)
 
@@ -219,18 +275,24 @@ class UNet(nn.Module):
         skips, ch = [base], base
         for i, m in enumerate(mult):
             for _ in range(nres):
-                self.down.append(Level(ch, base * m, emb_ch, dropout, 2 ** i in attn, heads))
+                self.down.append(Level(ch, base * m, emb_ch, dropout, 2**i in attn, heads))
                 ch = base * m
                 skips.append(ch)
             if i < len(mult) - 1:
                 self.down.append(Downsample(ch))
                 skips.append(ch)
-        self.middle = nn.ModuleList([Level(ch, ch, emb_ch, dropout, True, heads),
-                                     Level(ch, ch, emb_ch, dropout, False, heads)])
+        self.middle = nn.ModuleList(
+            [
+                Level(ch, ch, emb_ch, dropout, True, heads),
+                Level(ch, ch, emb_ch, dropout, False, heads),
+            ]
+        )
         self.up = nn.ModuleList()
         for i, m in reversed(list(enumerate(mult))):
             for j in range(nres + 1):
-                self.up.append(Level(ch + skips.pop(), base * m, emb_ch, dropout, 2 ** i in attn, heads))
+                self.up.append(
+                    Level(ch + skips.pop(), base * m, emb_ch, dropout, 2**i in attn, heads)
+                )
                 ch = base * m
             if i > 0:
                 self.up.append(Upsample(ch))
@@ -239,7 +301,9 @@ class UNet(nn.Module):
         self.output = _zero(nn.Conv2d(ch, out, 3, padding=1))
 
     @classmethod
-    def from_preset(cls, name: str, in_channels: int, *, learn_sigma: bool = False, **overrides: Any) -> "UNet":
+    def from_preset(
+        cls, name: str, in_channels: int, *, learn_sigma: bool = False, **overrides: Any
+    ) -> UNet:
         """Build a named size: "tiny" (tests, < 100k parameters), "small" (CPU demos, ~2M), "base" (paper).
 
         ``out_channels`` defaults to ``in_channels``; any constructor argument may be overridden.
@@ -250,12 +314,14 @@ class UNet(nn.Module):
         return cls(in_channels, learn_sigma=learn_sigma, **kwargs)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "UNet":
+    def from_config(cls, config: dict[str, Any]) -> UNet:
         """Rebuild a UNet from its ``config`` dict (weights are loaded separately)."""
         unknown = set(config) - _CONFIG_KEYS
         missing = {"in_channels", "out_channels"} - set(config)
         if unknown or missing:
-            raise GeodiffError(f"not a UNet config: unknown keys {sorted(unknown)}, missing {sorted(missing)}")
+            raise GeodiffError(
+                f"not a UNet config: unknown keys {sorted(unknown)}, missing {sorted(missing)}"
+            )
         kwargs = dict(config)
         return cls(kwargs.pop("in_channels"), kwargs.pop("out_channels"), **kwargs)
 
@@ -265,23 +331,36 @@ class UNet(nn.Module):
 
     def _check(self, x: torch.Tensor, y, cond) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise GeodiffError(f"UNet expects (B, {self.in_channels}, H, W) input, got {tuple(x.shape)}")
+            raise GeodiffError(
+                f"UNet expects (B, {self.in_channels}, H, W) input, got {tuple(x.shape)}"
+            )
         h, w = x.shape[-2:]
         if h % self.divisor or w % self.divisor:
             raise GeodiffError(
                 f"tile sides ({h} x {w}) must be divisible by {self.divisor} = 2^(levels-1) for a UNet "
-                f"with {len(self.config['channel_mult'])} levels; crop or pad the tile, or use fewer levels")
+                f"with {len(self.config['channel_mult'])} levels; crop or pad the tile, or use fewer levels"
+            )
         if y is not None and self.class_embed is None:
             raise GeodiffError("class labels given to a UNet built without num_classes")
         if self.cond_channels and cond is None:
-            raise GeodiffError(f"this UNet needs a {self.cond_channels}-channel conditioning image (cond=)")
-        if cond is not None and (not self.cond_channels or cond.ndim != 4 or cond.shape[1] != self.cond_channels):
+            raise GeodiffError(
+                f"this UNet needs a {self.cond_channels}-channel conditioning image (cond=)"
+            )
+        if cond is not None and (
+            not self.cond_channels or cond.ndim != 4 or cond.shape[1] != self.cond_channels
+        ):
             raise GeodiffError(
                 f"cond must be (B, {self.cond_channels}, h, w) for this UNet, got "
-                f"{None if cond is None else tuple(cond.shape)}")
+                f"{None if cond is None else tuple(cond.shape)}"
+            )
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
-                cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        y: torch.Tensor | None = None,
+        cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Predict from noisy tiles.
 
         Parameters
@@ -309,7 +388,9 @@ class UNet(nn.Module):
                 y = torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
             emb = emb + self.class_embed(y)
         if cond is not None:
-            cond = F.interpolate(cond.to(x.dtype), size=x.shape[-2:], mode="bilinear", align_corners=False)
+            cond = F.interpolate(
+                cond.to(x.dtype), size=x.shape[-2:], mode="bilinear", align_corners=False
+            )
             x = torch.cat([x, cond], dim=1)
 
         h = self.input(x)
@@ -320,10 +401,24 @@ class UNet(nn.Module):
         for block in self.middle:
             h = block(h, emb)
         for block in self.up:
-            h = block(torch.cat([h, skips.pop()], dim=1), emb) if isinstance(block, Level) else block(h)
+            h = (
+                block(torch.cat([h, skips.pop()], dim=1), emb)
+                if isinstance(block, Level)
+                else block(h)
+            )
         return self.output(F.silu(self.out_norm(h)))
 
 
-_CONFIG_KEYS = {"in_channels", "out_channels", "base_channels", "channel_mult", "num_res_blocks",
-                "attention_resolutions", "num_heads", "dropout", "num_classes", "cond_channels",
-                "learn_sigma"}
+_CONFIG_KEYS = {
+    "in_channels",
+    "out_channels",
+    "base_channels",
+    "channel_mult",
+    "num_res_blocks",
+    "attention_resolutions",
+    "num_heads",
+    "dropout",
+    "num_classes",
+    "cond_channels",
+    "learn_sigma",
+}

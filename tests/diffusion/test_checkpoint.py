@@ -13,6 +13,15 @@ from geodiff.diffusion.unet import UNet
 from geodiff.errors import CheckpointError
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Two OpenMP threads on a shared 2-core machine spin against each other; one is ~10x faster.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _trained_optimizer():
     model = UNet.from_preset("tiny", 1, seed=0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.8, 0.95), weight_decay=0.01)
@@ -38,15 +47,23 @@ def test_optimizer_state_round_trip_continues_identically(tmp_path):
     x = torch.randn(2, 1, 8, 8)
     for m, o in ((model, opt), (clone, opt2)):
         o.zero_grad()
-        (m(x, torch.tensor([5, 6])).square().mean() + sum(p.square().sum() for p in m.parameters())).backward()
+        (
+            m(x, torch.tensor([5, 6])).square().mean()
+            + sum(p.square().sum() for p in m.parameters())
+        ).backward()
         o.step()
     for p, q in zip(model.parameters(), clone.parameters()):
         assert torch.equal(p, q)
 
 
 def test_state_encoding_is_bit_exact():
-    state = {"rng": torch.get_rng_state(), "hist": torch.randn(3, 10, dtype=torch.float64),
-             "half": torch.randn(4).bfloat16(), "scalar": torch.tensor(7), "nested": [1, "a", None]}
+    state = {
+        "rng": torch.get_rng_state(),
+        "hist": torch.randn(3, 10, dtype=torch.float64),
+        "half": torch.randn(4).bfloat16(),
+        "scalar": torch.tensor(7),
+        "nested": [1, "a", None],
+    }
     back = ck.decode_state(json.loads(json.dumps(ck.encode_state(state))))
     for k in ("rng", "hist", "half", "scalar"):
         assert back[k].dtype == state[k].dtype and torch.equal(back[k], state[k])
@@ -55,14 +72,20 @@ def test_state_encoding_is_bit_exact():
 
 def _save(path: Path, **extra) -> Path:
     model, opt = _trained_optimizer()
-    return ck.save_checkpoint(path, model=model.state_dict(), ema=model.state_dict(),
-                              optimizer=opt.state_dict(), state={"step": 3, "rng": torch.get_rng_state(), **extra})
+    return ck.save_checkpoint(
+        path,
+        model=model.state_dict(),
+        ema=model.state_dict(),
+        optimizer=opt.state_dict(),
+        state={"step": 3, "rng": torch.get_rng_state(), **extra},
+    )
 
 
 def test_checkpoint_round_trip_and_metadata(tmp_path):
     path = _save(tmp_path / "run")
     assert sorted(p.name for p in path.iterdir()) == sorted(
-        ["model.safetensors", "ema.safetensors", "optimizer.safetensors", "trainer.json"])
+        ["model.safetensors", "ema.safetensors", "optimizer.safetensors", "trainer.json"]
+    )
     doc = json.loads((path / "trainer.json").read_text())
     assert doc["format"] == "geodiff-checkpoint" and doc["format_version"] == ck.FORMAT_VERSION
     assert doc["versions"] == {"geodiff": geodiff.__version__, "torch": torch.__version__}
@@ -73,10 +96,9 @@ def test_checkpoint_round_trip_and_metadata(tmp_path):
 
 def test_overwrite_is_atomic_and_failed_write_keeps_old(tmp_path):
     path = _save(tmp_path / "run", tag="old")
-    with pytest.raises(RuntimeError):
-        with ck.atomic_directory(path) as tmp:
-            (tmp / "partial").write_text("x")
-            raise RuntimeError("crash while writing")
+    with pytest.raises(RuntimeError), ck.atomic_directory(path) as tmp:
+        (tmp / "partial").write_text("x")
+        raise RuntimeError("crash while writing")
     assert ck.load_checkpoint(path).state["tag"] == "old"
     _save(path, tag="new")
     assert ck.load_checkpoint(path).state["tag"] == "new"
@@ -123,5 +145,7 @@ def test_newer_format_version_raises(tmp_path):
 def test_no_unpickling_anywhere_in_the_package():
     root = Path(geodiff.__file__).parent
     pattern = re.compile(r"torch\.load\b|\bpickle\b|weights_only\s*=\s*False")
-    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if pattern.search(p.read_text())]
+    offenders = [
+        str(p.relative_to(root)) for p in root.rglob("*.py") if pattern.search(p.read_text())
+    ]
     assert offenders == []

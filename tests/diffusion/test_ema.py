@@ -25,7 +25,7 @@ def test_constant_decay_matches_closed_form():
     _set(model, -1.0)
     for _ in range(7):
         ema.update(model)
-    expected = d ** 7 * 2.0 + (1 - d ** 7) * -1.0
+    expected = d**7 * 2.0 + (1 - d**7) * -1.0
     assert ema.shadow["weight"].item() == pytest.approx(expected, rel=1e-6)
 
 

@@ -34,7 +34,7 @@ def _real_tiles(n: int = 8, size: int = 32) -> torch.Tensor:
     tiles = []
     for i in range(0, vel.shape[0] - size + 1, size // 2):
         for j in range(0, vel.shape[1] - size + 1, size // 2):
-            tile = vel[i:i + size, j:j + size]
+            tile = vel[i : i + size, j : j + size]
             if np.isnan(tile).mean() < 0.05:
                 tile = np.where(np.isfinite(tile), tile, np.nanmean(tile))
                 tiles.append(2 * (tile - tile.min()) / (tile.max() - tile.min()) - 1)
@@ -46,8 +46,16 @@ def _real_tiles(n: int = 8, size: int = 32) -> torch.Tensor:
 def test_tiny_unet_overfits_eight_real_tiles():
     x = _real_tiles()
     model = UNet.from_preset("tiny", 1, seed=0)
-    config = TrainConfig(lr=3e-3, warmup_steps=10, batch_size=8, steps=120, log_every=20,
-                         ema_decay=0.99, progress=False, seed=0)
+    config = TrainConfig(
+        lr=3e-3,
+        warmup_steps=10,
+        batch_size=8,
+        steps=120,
+        log_every=20,
+        ema_decay=0.99,
+        progress=False,
+        seed=0,
+    )
     trainer = Trainer(model, NoiseSchedule("cosine", timesteps=1000), config, device="cpu")
     before = trainer.validation_loss(x)["val_loss"]
     history = trainer.fit(x)
@@ -62,8 +70,15 @@ def test_tiny_unet_overfits_eight_real_tiles():
 def test_learned_variance_hybrid_loss_trains_without_nan():
     x = _real_tiles(8, 16)
     model = UNet.from_preset("tiny", 1, learn_sigma=True, seed=1)
-    config = TrainConfig(lr=2e-3, batch_size=8, steps=30, log_every=10, progress=False,
-                         resampler="loss-second-moment", seed=1)
+    config = TrainConfig(
+        lr=2e-3,
+        batch_size=8,
+        steps=30,
+        log_every=10,
+        progress=False,
+        resampler="loss-second-moment",
+        seed=1,
+    )
     trainer = Trainer(model, NoiseSchedule("cosine", timesteps=1000), config, device="cpu")
     assert trainer.loss == "hybrid"
     history = trainer.fit(x)
@@ -76,9 +91,20 @@ def test_learned_variance_hybrid_loss_trains_without_nan():
 
 def _resume_setup(seed=3):
     model = UNet.from_preset("tiny", 1, num_classes=2, dropout=0.2, seed=seed)
-    config = TrainConfig(lr=1e-3, warmup_steps=2, batch_size=4, grad_accum=2, steps=6, log_every=1,
-                         ema_decay=0.9, resampler="loss-second-moment", class_dropout=0.3,
-                         noise=NoiseSpec("exponential", length=2.0), progress=False, seed=seed)
+    config = TrainConfig(
+        lr=1e-3,
+        warmup_steps=2,
+        batch_size=4,
+        grad_accum=2,
+        steps=6,
+        log_every=1,
+        ema_decay=0.9,
+        resampler="loss-second-moment",
+        class_dropout=0.3,
+        noise=NoiseSpec("exponential", length=2.0),
+        progress=False,
+        seed=seed,
+    )
     return model, NoiseSchedule("linear", timesteps=50), config
 
 
@@ -115,8 +141,11 @@ def test_same_seed_same_run_and_user_rng_untouched():
     runs = []
     for _ in range(2):
         state = torch.get_rng_state()
-        trainer = Trainer(*_resume_setup(seed=5)[:2], TrainConfig(steps=3, batch_size=3, progress=False,
-                                                                  seed=5, log_every=1), device="cpu")
+        trainer = Trainer(
+            *_resume_setup(seed=5)[:2],
+            TrainConfig(steps=3, batch_size=3, progress=False, seed=5, log_every=1),
+            device="cpu",
+        )
         trainer.fit(x)
         assert torch.equal(torch.get_rng_state(), state)
         runs.append([r["loss"] for r in trainer.history])
@@ -126,12 +155,27 @@ def test_same_seed_same_run_and_user_rng_untouched():
 def test_checkpoints_during_fit_callbacks_and_validation(tmp_path):
     x = torch.randn(10, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     seen, previews = [], []
-    config = TrainConfig(steps=8, batch_size=4, log_every=2, checkpoint_every=3, preview_every=4,
-                         checkpoint_dir=str(tmp_path / "ck"), val_fraction=0.3, progress=False)
-    trainer = Trainer(UNet.from_preset("tiny", 1, seed=0), NoiseSchedule("cosine", timesteps=100),
-                      config, device="cpu")
-    trainer.fit(x, callback=lambda r: seen.append(r["step"]) or r["step"] >= 6,
-                preview_callback=lambda step, m: previews.append((step, m.training)))
+    config = TrainConfig(
+        steps=8,
+        batch_size=4,
+        log_every=2,
+        checkpoint_every=3,
+        preview_every=4,
+        checkpoint_dir=str(tmp_path / "ck"),
+        val_fraction=0.3,
+        progress=False,
+    )
+    trainer = Trainer(
+        UNet.from_preset("tiny", 1, seed=0),
+        NoiseSchedule("cosine", timesteps=100),
+        config,
+        device="cpu",
+    )
+    trainer.fit(
+        x,
+        callback=lambda r: seen.append(r["step"]) or r["step"] >= 6,
+        preview_callback=lambda step, m: previews.append((step, m.training)),
+    )
     assert seen == [2, 4, 6] and trainer.step == 6  # the callback stopped training
     assert previews == [(4, False), (6, False)]
     assert all("val_loss" in r and math.isfinite(r["val_loss"]) for r in trainer.history)
@@ -141,24 +185,37 @@ def test_checkpoints_during_fit_callbacks_and_validation(tmp_path):
 def test_length_and_config_round_trip():
     cfg = TrainConfig(epochs=2.5, batch_size=4, grad_accum=2, noise="white", progress=False)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    trainer = Trainer(UNet.from_preset("tiny", 1), NoiseSchedule("cosine", timesteps=10), cfg, device="cpu")
+    trainer = Trainer(
+        UNet.from_preset("tiny", 1), NoiseSchedule("cosine", timesteps=10), cfg, device="cpu"
+    )
     assert trainer.total_steps(100) == math.ceil(2.5 * 100 / 8)
     with pytest.raises(GeodiffError):
         TrainConfig(prediction="score")
     with pytest.raises(GeodiffError, match="hybrid"):
-        Trainer(UNet.from_preset("tiny", 1), NoiseSchedule("cosine", timesteps=10),
-                TrainConfig(loss="hybrid"), device="cpu")
+        Trainer(
+            UNet.from_preset("tiny", 1),
+            NoiseSchedule("cosine", timesteps=10),
+            TrainConfig(loss="hybrid"),
+            device="cpu",
+        )
 
 
 def test_bad_data_and_gpu_only_options():
     sched = NoiseSchedule("cosine", timesteps=10)
-    trainer = Trainer(UNet.from_preset("tiny", 1), sched, TrainConfig(steps=1, progress=False), device="cpu")
+    trainer = Trainer(
+        UNet.from_preset("tiny", 1), sched, TrainConfig(steps=1, progress=False), device="cpu"
+    )
     bad = torch.zeros(4, 1, 8, 8)
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(GeodiffError, match="NaN"):
         trainer.fit(bad)
     with pytest.warns(UserWarning, match="ignored on cpu"):
-        t = Trainer(UNet.from_preset("tiny", 1), sched, TrainConfig(compile=True, channels_last=True), device="cpu")
+        t = Trainer(
+            UNet.from_preset("tiny", 1),
+            sched,
+            TrainConfig(compile=True, channels_last=True),
+            device="cpu",
+        )
     assert t.forward_model is t.model and not t.channels_last and t.amp_dtype is None
 
 
@@ -166,7 +223,12 @@ def test_checkpoint_of_another_model_or_kind_is_refused(tmp_path):
     sched = NoiseSchedule("cosine", timesteps=10)
     small = Trainer(UNet.from_preset("tiny", 1), sched, TrainConfig(progress=False), device="cpu")
     small.save(tmp_path / "ck")
-    wide = Trainer(UNet.from_preset("tiny", 1, base_channels=8), sched, TrainConfig(progress=False), device="cpu")
+    wide = Trainer(
+        UNet.from_preset("tiny", 1, base_channels=8),
+        sched,
+        TrainConfig(progress=False),
+        device="cpu",
+    )
     with pytest.raises(CheckpointError, match="from_checkpoint"):
         wide.load(tmp_path / "ck")
     with pytest.raises(CheckpointError):

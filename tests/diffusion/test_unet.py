@@ -10,6 +10,15 @@ from geodiff.diffusion.unet import Attention, UNet, timestep_embedding
 from geodiff.errors import GeodiffError
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Two OpenMP threads on a shared 2-core machine spin against each other; one is ~10x faster.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _perturb(model: UNet) -> UNet:
     """Zero-initialised output convolutions make every fresh UNet output 0; give them weights."""
     g = torch.Generator().manual_seed(1)
@@ -29,8 +38,19 @@ def test_fresh_output_is_zero_as_in_improved_ddpm():
 
 @pytest.mark.parametrize("shape", [(16, 24), (8, 40), (32, 16)])
 def test_non_square_multichannel_learn_sigma_shapes(shape):
-    model = _perturb(UNet(3, 3, base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
-                          attention_resolutions=(2, 4), num_heads=2, learn_sigma=True, seed=0))
+    model = _perturb(
+        UNet(
+            3,
+            3,
+            base_channels=8,
+            channel_mult=(1, 2, 2),
+            num_res_blocks=1,
+            attention_resolutions=(2, 4),
+            num_heads=2,
+            learn_sigma=True,
+            seed=0,
+        )
+    )
     x = torch.randn(2, 3, *shape)
     out = model(x, torch.tensor([3, 700]))
     assert out.shape == (2, 6, *shape)
@@ -43,8 +63,15 @@ def test_in_and_out_channels_may_differ():
 
 
 def test_sides_not_divisible_raise_clear_error():
-    model = UNet(1, 1, base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
-                 attention_resolutions=(), num_heads=1)
+    model = UNet(
+        1,
+        1,
+        base_channels=8,
+        channel_mult=(1, 2, 2),
+        num_res_blocks=1,
+        attention_resolutions=(),
+        num_heads=1,
+    )
     with pytest.raises(GeodiffError, match="divisible by 4"):
         model(torch.randn(1, 1, 16, 18), torch.tensor([1]))
     with pytest.raises(GeodiffError, match="expects"):
@@ -83,7 +110,7 @@ def test_low_resolution_conditioning_is_resized_bilinearly():
 
 
 def test_presets_parameter_counts():
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = lambda m: sum(p.numel() for p in m.parameters())
     assert count(UNet.from_preset("tiny", 1)) < 100_000
     assert 1_000_000 <= count(UNet.from_preset("small", 1)) <= 3_000_000
     base = UNet.from_preset("base", 1)
@@ -93,10 +120,17 @@ def test_presets_parameter_counts():
 
 
 def test_config_round_trip_through_json():
-    model = _perturb(UNet.from_preset("tiny", 2, learn_sigma=True, num_classes=4, cond_channels=1, seed=3))
+    model = _perturb(
+        UNet.from_preset("tiny", 2, learn_sigma=True, num_classes=4, cond_channels=1, seed=3)
+    )
     clone = UNet.from_config(json.loads(json.dumps(model.config)))
     clone.load_state_dict(model.state_dict())
-    x, t, y, c = torch.randn(2, 2, 8, 8), torch.tensor([1, 2]), torch.tensor([0, 4]), torch.randn(2, 1, 4, 4)
+    x, t, y, c = (
+        torch.randn(2, 2, 8, 8),
+        torch.tensor([1, 2]),
+        torch.tensor([0, 4]),
+        torch.randn(2, 1, 4, 4),
+    )
     torch.testing.assert_close(clone(x, t, y, c), model(x, t, y, c), rtol=0, atol=0)
     with pytest.raises(GeodiffError, match="not a UNet config"):
         UNet.from_config({"in_channels": 1, "out_channels": 1, "width": 3})
@@ -129,7 +163,7 @@ def test_attention_matches_explicit_softmax_attention():
     q, k, v = block.qkv(h).reshape(2, 3, 8, 15).unbind(1)
     heads = []
     for i in range(2):  # softmax(q k^T / sqrt(d)) v, Vaswani et al. (2017) eq. 1
-        qi, ki, vi = (z[:, 4 * i:4 * i + 4] for z in (q, k, v))
+        qi, ki, vi = (z[:, 4 * i : 4 * i + 4] for z in (q, k, v))
         w = torch.softmax(qi.transpose(1, 2) @ ki / math.sqrt(4), dim=-1)
         heads.append((w @ vi.transpose(1, 2)).transpose(1, 2))
     expected = x + block.proj(torch.cat(heads, 1).reshape(2, 8, 3, 5))
@@ -137,8 +171,14 @@ def test_attention_matches_explicit_softmax_attention():
 
 
 def test_gradients_reach_every_parameter():
-    model = _perturb(UNet.from_preset("tiny", 1, num_classes=2, cond_channels=1, learn_sigma=True, seed=0))
-    out = model(torch.randn(2, 1, 8, 8), torch.tensor([1, 2]), torch.tensor([0, 1]), torch.randn(2, 1, 4, 4))
+    model = _perturb(
+        UNet.from_preset("tiny", 1, num_classes=2, cond_channels=1, learn_sigma=True, seed=0)
+    )
+    out = model(
+        torch.randn(2, 1, 8, 8), torch.tensor([1, 2]), torch.tensor([0, 1]), torch.randn(2, 1, 4, 4)
+    )
     out.square().sum().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+    ]
     assert not missing
