@@ -118,9 +118,11 @@ def peer_trainer(diffusion, device):
     return step
 
 
-def geodiff_trainer(model, schedule, device, amp: str = "fp32") -> Trainer:
+def geodiff_trainer(model, schedule, device, amp: str = "fp32", compile: bool = False) -> Trainer:
     """geodiff's Trainer on random tiles in [-1, 1]."""
-    config = TrainConfig(lr=1e-4, batch_size=BATCH, progress=False, log_every=10**9, amp=amp)
+    config = TrainConfig(
+        lr=1e-4, batch_size=BATCH, progress=False, log_every=10**9, amp=amp, compile=compile
+    )
     return Trainer(model, schedule, config, device=device)
 
 
@@ -196,6 +198,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--peak-tflops", type=float, default=None, help="bf16 dense peak of the GPU"
     )
+    parser.add_argument("--compile", action="store_true", help="torch.compile for the bf16 run")
     args = parser.parse_args(argv)
 
     from geodiff.diffusion.device import pick_device
@@ -248,7 +251,7 @@ def main(argv=None) -> None:
 
     if device.type == "cuda":
         bf16_trainer = geodiff_trainer(
-            UNet(CHANNELS, CHANNELS, seed=0, **GEODIFF_UNET), schedule, device, "bf16"
+            UNet(CHANNELS, CHANNELS, seed=0, **GEODIFF_UNET), schedule, device, "bf16", args.compile
         )
         step = geodiff_train_step(bf16_trainer)
         bf16 = BATCH / best_times({"bf16": step}, args.rounds, 4 * args.train_steps, device)["bf16"]

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from geodiff.diffusion.checkpoint import load_checkpoint
+from geodiff.diffusion.device import pick_device
 from geodiff.diffusion.noise import NoiseSpec
 from geodiff.diffusion.schedule import NoiseSchedule
 from geodiff.diffusion.trainer import TrainConfig, Trainer
@@ -233,3 +234,18 @@ def test_checkpoint_of_another_model_or_kind_is_refused(tmp_path):
         wide.load(tmp_path / "ck")
     with pytest.raises(CheckpointError):
         Trainer.from_checkpoint(tmp_path / "nothing")
+
+
+def test_pick_device_order_and_unavailable_request():
+    expected = (
+        "cuda"
+        if torch.cuda.is_available()
+        else "mps"
+        if torch.backends.mps.is_available()
+        else "cpu"
+    )
+    assert pick_device().type == expected
+    assert pick_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(GeodiffError, match="CUDA is not available"):
+            pick_device("cuda")
