@@ -249,3 +249,23 @@ def test_pick_device_order_and_unavailable_request():
     if not torch.cuda.is_available():
         with pytest.raises(GeodiffError, match="CUDA is not available"):
             pick_device("cuda")
+
+
+def test_super_resolution_conditioning_and_numpy_input():
+    g = torch.Generator().manual_seed(4)
+    high = torch.randn(6, 1, 8, 8, generator=g)
+    low = torch.nn.functional.avg_pool2d(high, 2)
+    model = UNet.from_preset("tiny", 1, cond_channels=1, seed=0)
+    trainer = Trainer(
+        model,
+        NoiseSchedule("cosine", timesteps=20),
+        TrainConfig(steps=3, batch_size=3, log_every=1, progress=False),
+        device="cpu",
+    )
+    history = trainer.fit(
+        high.numpy().astype(np.float64), cond=low.numpy(), val_data=high, val_cond=low
+    )
+    assert trainer.step == 3 and all(math.isfinite(r["val_loss"]) for r in history)
+    assert model.output.weight.abs().sum() > 0  # the zero-initialised output layer has learned
+    with pytest.raises(GeodiffError, match="cond has 2 entries"):
+        trainer.fit(high, cond=low[:2], steps=4)
