@@ -38,6 +38,7 @@ from .schedule import NoiseSchedule
 
 __all__ = ["TrainConfig", "Trainer"]
 
+_BAR_EVERY = 10  # steps between progress-bar refreshes of loss and images/s
 # Offsets that separate the streams derived from one seed.
 _DATA_STREAM, _NOISE_STREAM, _DROPOUT_STREAM, _SPLIT_STREAM, _VAL_STREAM = range(5)
 
@@ -454,6 +455,13 @@ class Trainer:
                             )
                         stop = bool(callback(entry)) if callback is not None else False
                         sums, window_steps, window_start = {}, 0, time.perf_counter()
+                    elif bar is not None and window_steps % _BAR_EVERY == 0:
+                        # Between history records the bar shows the running window average.
+                        rate = window_steps * cfg.batch_size * cfg.grad_accum
+                        bar.set_postfix(
+                            loss=f"{float(sums['loss']) / window_steps:.4g}",
+                            img_s=f"{rate / max(time.perf_counter() - window_start, 1e-9):.1f}",
+                        )
                     if bar is not None:
                         bar.update(1)
                     last = stop or self.step == total
