@@ -13,19 +13,25 @@ from geodiff.io import to_geotiff, to_netcdf, to_zarr
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Budget of the demo. The default trains for about four minutes on a 2-core CPU."""
+    """Budget of the demo. The default trains for 3.5 minutes and finishes in about six on a
+    2-core CPU: 32-pixel tiles train four times faster than 64-pixel ones, and overlapping
+    training tiles give the short run more examples."""
 
-    tile: int = 64
+    tile: int = 32
+    overlap: int = 16
     preset: str = "small"
-    train_seconds: float = 240.0
-    max_steps: int = 4000
+    train_seconds: float = 210.0
+    max_steps: int = 3000
+    lr: float = 5e-4
+    ema_decay: float = 0.995
     scene_samples: int = 2
     tiles: int = 16
-    steps: int = 50
+    steps: int = 25
     seed: int = 0
 
 
-QUICK = DemoConfig(tile=32, preset="tiny", train_seconds=20.0, max_steps=300, scene_samples=1, tiles=8, steps=10)
+QUICK = DemoConfig(preset="tiny", overlap=0, train_seconds=20.0, max_steps=300, lr=1e-3, ema_decay=0.99,
+                   scene_samples=1, tiles=8, steps=10)
 
 
 def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None, log=print) -> dict[str, Path]:
@@ -49,7 +55,8 @@ def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None,
 
     log(f"2/5 training a {config.preset!r} diffusion model on {config.tile}-pixel tiles "
         f"(at most {config.train_seconds:.0f} s)")
-    model = scene.diffusion.fit(tile=config.tile, steps=config.max_steps, preset=config.preset,
+    model = scene.diffusion.fit(tile=config.tile, overlap=config.overlap, steps=config.max_steps,
+                                preset=config.preset, lr=config.lr, ema_decay=config.ema_decay,
                                 max_seconds=config.train_seconds, device=device, seed=config.seed, log_every=10)
     paths["model"] = model.save(out / "model")
     log(str(model))

@@ -11,7 +11,7 @@ def register(subparsers) -> None:
                                           "model on it, sample synthetic scenes and tiles, and write GeoTIFF, "
                                           "NetCDF, Zarr and PNG outputs.")
     p.add_argument("--out", "-o", default="geodiff-demo", help="output folder (default ./geodiff-demo)")
-    p.add_argument("--train-seconds", type=float, help="training time budget in seconds (default 240)")
+    p.add_argument("--train-seconds", type=float, help="training time budget in seconds (default 210)")
     p.add_argument("--quick", action="store_true", help="a tiny model and short budget (about a minute)")
     p.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     p.set_defaults(func=run)
