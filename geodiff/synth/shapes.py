@@ -64,6 +64,15 @@ def triangle(
     return _soften(inside, amplitude, blur)
 
 
+def _rotated(shape: tuple[int, int], center: tuple[float, float], angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates in a frame centred on ``center`` and turned by ``angle`` degrees:
+    ``u`` along the shape's width, ``v`` along its height."""
+    yy, xx = _grid(shape)
+    t = np.deg2rad(angle)
+    dy, dx = yy - center[0], xx - center[1]
+    return dx * np.cos(t) + dy * np.sin(t), -dx * np.sin(t) + dy * np.cos(t)
+
+
 def rectangle(
     shape: tuple[int, int],
     center: tuple[float, float],
@@ -73,11 +82,7 @@ def rectangle(
     blur: float = 1.0,
 ) -> np.ndarray:
     """Filled rectangle of ``size`` (height, width) pixels at ``center`` (row, col), rotated ``angle`` degrees."""
-    yy, xx = _grid(shape)
-    t = np.deg2rad(angle)
-    dy, dx = yy - center[0], xx - center[1]
-    u = dx * np.cos(t) + dy * np.sin(t)
-    v = -dx * np.sin(t) + dy * np.cos(t)
+    u, v = _rotated(shape, center, angle)
     inside = (np.abs(v) <= size[0] / 2) & (np.abs(u) <= size[1] / 2)
     return _soften(inside, amplitude, blur)
 
@@ -91,11 +96,7 @@ def ellipse(
     blur: float = 1.0,
 ) -> np.ndarray:
     """Filled ellipse with semi-axes ``axes`` (along rows, along cols) pixels, rotated ``angle`` degrees."""
-    yy, xx = _grid(shape)
-    t = np.deg2rad(angle)
-    dy, dx = yy - center[0], xx - center[1]
-    u = dx * np.cos(t) + dy * np.sin(t)
-    v = -dx * np.sin(t) + dy * np.cos(t)
+    u, v = _rotated(shape, center, angle)
     inside = (v / axes[0]) ** 2 + (u / axes[1]) ** 2 <= 1.0
     return _soften(inside, amplitude, blur)
 
