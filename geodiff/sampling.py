@@ -98,7 +98,7 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
 
     job = _TileJob(model, n, sampler, steps, batch_size, device)
     name = "geodiff-sample-" + tokenize(model.model_id, scene, n, sampler, steps, seed, mask, coefficients)
-    rows, cols = len(grid.row_starts), len(grid.col_starts)
+    cols = len(grid.col_starts)
     th, tw = grid.size
     (h, w), lead = grid.shape, (model.channels,) if model.bands else ()
     graph, dependencies = {}, []

@@ -49,3 +49,15 @@ def opera_rtc() -> Path:
 @pytest.fixture
 def bigearthnet() -> Path:
     return require_data("sar", "bigearthnet_s1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def torch_one_thread():
+    """Tests run small tensors, for which a second OpenMP thread only adds contention: on a
+    busy 2-core machine two threads spinning against each other made steps ~10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -179,3 +179,24 @@ def test_bad_requests(velocity, model):
     empty = velocity * np.nan
     with pytest.raises(SceneError, match="all nodata"):
         empty.assign_attrs(units="mm/yr").diffusion.sample(n=1, model=model)
+
+
+def test_scene_without_crs_samples_in_pixel_coordinates(model):
+    from geodiff.io import GeoreferenceWarning
+
+    bare = xr.DataArray(np.random.default_rng(1).normal(size=(20, 24)).astype("float32"), dims=("y", "x"),
+                        attrs={"units": "mm/yr"})
+    with pytest.warns(GeoreferenceWarning, match="no CRS"):
+        scene = geodiff.open_scene(bare, chunks=None)
+    synth = scene.diffusion.sample(n=1, model=model, steps=2)
+    assert synth.rio.crs is None
+    np.testing.assert_array_equal(synth.x.values, np.arange(24))
+    assert np.isfinite(synth.values).all()
+
+
+def test_tile_larger_than_scene_at_fit():
+    from geodiff.errors import TilingError
+
+    small = _scene_with_empty_corner().isel(y=slice(0, 12))
+    with pytest.raises(TilingError, match="larger than the scene"):
+        small.diffusion.fit(tile=16, steps=1, preset="tiny", progress=False)

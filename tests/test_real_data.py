@@ -4,22 +4,12 @@ import glob
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
 import geodiff
 from geodiff.scaling import Scaler
 from geodiff.training import training_tiles
 from tests.conftest import require_data
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small tensors on a shared 2-core machine: a second OpenMP thread only adds contention.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _opera_dual_pol():

@@ -13,15 +13,6 @@ from geodiff.diffusion.unet import UNet
 from geodiff.errors import CheckpointError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two OpenMP threads on a shared 2-core machine spin against each other; one is ~10x faster.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _trained_optimizer():
     model = UNet.from_preset("tiny", 1, seed=0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.8, 0.95), weight_decay=0.01)

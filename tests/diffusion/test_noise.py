@@ -16,14 +16,6 @@ SHAPE = (800, 24, 37)  # many fields on a non-square tile whose sides are not po
 LAGS = [(1, 0), (0, 1), (2, 0), (3, 4), (0, 6), (5, 12)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def empirical_correlation(x: torch.Tensor, dy: int, dx: int) -> float:
     """Mean product of pixels dy, dx apart, over all pairs in the tile and all draws (the fields
     have unit variance and zero mean, so this estimates the correlation)."""

@@ -15,15 +15,6 @@ SCHED = NoiseSchedule("cosine", timesteps=1000)
 LINEAR = NoiseSchedule("linear", timesteps=1000)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: torch's thread pool only adds overhead, badly so on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def toy_model(schedule: NoiseSchedule, prediction: str):
     """A fixed nonlinear function of (x, t) that mixes channels and pixels, roughly the size of a
     real model's output, so that samples stay O(1) with |x| > 1."""

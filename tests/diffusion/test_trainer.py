@@ -16,15 +16,6 @@ from geodiff.errors import CheckpointError, GeodiffError
 from tests.conftest import require_data
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two OpenMP threads on a shared 2-core machine spin against each other; one is ~10x faster.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _real_tiles(n: int = 8, size: int = 32) -> torch.Tensor:
     """``n`` tiles of the Campi Flegrei LOS velocity, NaN filled with the tile mean, each min-max
     scaled to [-1, 1] (the per-tile normalisation of Tuel et al. 2023)."""

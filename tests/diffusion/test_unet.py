@@ -10,15 +10,6 @@ from geodiff.diffusion.unet import Attention, UNet, timestep_embedding
 from geodiff.errors import GeodiffError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two OpenMP threads on a shared 2-core machine spin against each other; one is ~10x faster.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _perturb(model: UNet) -> UNet:
     """Zero-initialised output convolutions make every fresh UNet output 0; give them weights."""
     g = torch.Generator().manual_seed(1)
