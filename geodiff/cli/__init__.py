@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (GeodiffError, FileNotFoundError, PermissionError) as err:
+    except (GeodiffError, OSError) as err:
         print(f"geodiff {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
