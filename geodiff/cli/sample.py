@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 from geodiff.errors import GeodiffError
 
 _WRITERS = {".tif": "to_geotiff", ".tiff": "to_geotiff", ".nc": "to_netcdf", ".zarr": "to_zarr"}
@@ -34,9 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from dask.diagnostics import ProgressBar
 
     import geodiff
+    from geodiff.io.write import check_destination
     from geodiff.sampling import sample_scene
 
-    out = Path(args.out)
+    out = check_destination(args.out)
     writer = _WRITERS.get(out.suffix.lower())
     if writer is None:
         raise GeodiffError(f"cannot tell the format of {out}: use a .tif, .nc or .zarr name")

@@ -30,9 +30,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import geodiff
+    from geodiff.io.write import check_destination
     from geodiff.scaling import Scaler
     from geodiff.training import fit_scene
 
+    check_destination(args.out)
     scene = geodiff.open_scene(args.scene, band=args.band, nodata=args.nodata, units=args.units)
     model = fit_scene(scene, args.tile, args.epochs, steps=args.steps, max_seconds=args.max_seconds,
                       preset=args.preset, scaler=Scaler(args.scaling, db=args.db), max_nodata=args.max_nodata,

@@ -27,13 +27,22 @@ from geodiff.errors import SceneError
 _SPATIAL = ("y", "x")
 
 
+def check_destination(path) -> Path:
+    """Fail early, before any work, when ``path`` cannot be written: its folder is missing or
+    not writable."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"output folder {folder} is not writable")
+    return Path(path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path):
     """Yield a temporary sibling of ``path``; move it onto ``path`` only if the block succeeds."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"output folder {folder} does not exist")
+    folder = check_destination(path).parent
     # Keep the suffix: drivers are chosen by it.
     tmp = folder / f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}"
     try:
