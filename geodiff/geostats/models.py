@@ -9,6 +9,7 @@ data's unit squared. Length scales are the mathematical ones, not "effective" ra
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -31,13 +32,14 @@ __all__ = [
 ]
 
 
-class Model:
+class Model(abc.ABC):
     """Base of the variogram models: ``gamma = model(h)``, ``C = model.covariance(h)``."""
 
     bounded = True
 
+    @abc.abstractmethod
     def _gamma(self, h: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Semivariance at non-negative lags ``h``."""
 
     def __call__(self, h) -> np.ndarray:
         """Semivariance at lag distances ``h`` (any shape, lag unit)."""
