@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+import scipy.special
 import torch
 
 from geodiff.diffusion import NoiseSpec, draw_noise
@@ -24,11 +25,10 @@ def empirical_correlation(x: torch.Tensor, dy: int, dx: int) -> float:
 
 
 def matern(r: float, nu: float, scale: float) -> float:
-    scipy_special = pytest.importorskip("scipy.special")
     if r == 0:
         return 1.0
     z = r / scale
-    return 2 ** (1 - nu) / math.gamma(nu) * z**nu * float(scipy_special.kv(nu, z))
+    return 2 ** (1 - nu) / math.gamma(nu) * z**nu * float(scipy.special.kv(nu, z))
 
 
 def check_field(x: torch.Tensor, model, tol: float) -> None:
