@@ -16,8 +16,8 @@ from geodiff.model import DiffusionModel, load_model
 _SUBPACKAGES = ("io", "tiling", "scaling", "diffusion", "geostats", "insar", "synth")
 
 __all__ = [
-    "DiffusionModel", "__version__", "load_model", "open_scene", "open_stack", "to_geotiff", "to_netcdf",
-    "to_zarr", *_SUBPACKAGES,
+    "DiffusionModel", "__version__", "diffusion", "geostats", "insar", "io", "load_model", "open_scene",
+    "open_stack", "scaling", "synth", "tiling", "to_geotiff", "to_netcdf", "to_zarr",
 ]
 
 

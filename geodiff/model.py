@@ -85,10 +85,10 @@ class DiffusionModel:
             f"  data      : {bands}, units {self.units or 'unknown'}, tile {self.tile[0]}x{self.tile[1]} px",
             f"  network   : UNet, {n_params / 1e6:.2f} M parameters, predicts {self.prediction}"
             + (", learned variance" if getattr(self.network, "learn_sigma", False) else ""),
-            f"  schedule  : {self.schedule.to_config()['schedule']}, "
-            f"{self.schedule.timesteps} steps, {self.noise.get('kind', 'white')} noise",
-            f"  scaling   : {self.scaler.method}{' (dB)' if self.scaler.db else ''}, "
-            f"{'per tile' if self.scaler.per_tile else 'global'}, {len(self.coefficients)} coefficient sets",
+            (f"  schedule  : {self.schedule.to_config()['schedule']}, "
+             f"{self.schedule.timesteps} steps, {self.noise.get('kind', 'white')} noise"),
+            (f"  scaling   : {self.scaler.method}{' (dB)' if self.scaler.db else ''}, "
+             f"{'per tile' if self.scaler.per_tile else 'global'}, {len(self.coefficients)} coefficient sets"),
             f"  trained on: {s.get('tiles', '?')} tiles, {s.get('steps', '?')} steps"
             + (f", final loss {loss:.4g}" if isinstance(loss, (int, float)) else ""),
         ]
@@ -185,7 +185,11 @@ class DiffusionModel:
 
     def save(self, path) -> Path:
         """Write ``model.safetensors`` (EMA weights) and ``model.json`` into the folder ``path``."""
-        from geodiff.diffusion.checkpoint import atomic_directory, save_tensors_atomic, write_json_atomic
+        from geodiff.diffusion.checkpoint import (
+            atomic_directory,
+            save_tensors_atomic,
+            write_json_atomic,
+        )
 
         path = Path(path)
         config = {

@@ -135,7 +135,7 @@ def fit_scene(
     history = trainer.fit(data, callback=out_of_time)
     losses = [r["loss"] for r in history if "loss" in r]
     summary = {
-        "tiles": int(len(data)),
+        "tiles": len(data),
         "tile_origins": {"row": tiles["row"].values.tolist(), "col": tiles["col"].values.tolist()},
         "epochs": epochs if not steps else None,
         "steps": trainer.step,

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-import rioxarray  # noqa: F401
+import rioxarray
 import xarray as xr
 
 from geodiff.cli import main

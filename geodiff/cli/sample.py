@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+
 from geodiff.errors import GeodiffError
 
 _WRITERS = {".tif": "to_geotiff", ".tiff": "to_geotiff", ".nc": "to_netcdf", ".zarr": "to_zarr"}

@@ -10,7 +10,13 @@ from geodiff.insar.constants import (
     SPEED_OF_LIGHT,
 )
 from geodiff.insar.geometry import los_vector, project_los
-from geodiff.insar.phase import displacement_to_phase, phase_to_displacement, phase_to_rate, rate_to_phase, wrap
+from geodiff.insar.phase import (
+    displacement_to_phase,
+    phase_to_displacement,
+    phase_to_rate,
+    rate_to_phase,
+    wrap,
+)
 
 __all__ = [
     "DAYS_PER_YEAR",

@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike
 from geodiff.errors import GeodiffError
 from geodiff.insar.constants import DAYS_PER_YEAR, SENTINEL1_WAVELENGTH
 
-__all__ = ["wrap", "displacement_to_phase", "phase_to_displacement", "rate_to_phase", "phase_to_rate"]
+__all__ = ["displacement_to_phase", "phase_to_displacement", "phase_to_rate", "rate_to_phase", "wrap"]
 
 
 def _as_array(x: ArrayLike):

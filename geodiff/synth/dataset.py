@@ -9,7 +9,11 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from geodiff.errors import GeodiffError
-from geodiff.insar.constants import SENTINEL1_HEADING_DESCENDING, SENTINEL1_INCIDENCE, SENTINEL1_WAVELENGTH
+from geodiff.insar.constants import (
+    SENTINEL1_HEADING_DESCENDING,
+    SENTINEL1_INCIDENCE,
+    SENTINEL1_WAVELENGTH,
+)
 from geodiff.insar.geometry import los_vector
 from geodiff.insar.phase import displacement_to_phase, wrap
 from geodiff.synth import atmosphere as atm

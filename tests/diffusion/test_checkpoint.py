@@ -137,7 +137,7 @@ def test_no_unpickling_anywhere_in_the_package():
     root = Path(geodiff.__file__).parent
     pattern = re.compile(
         r"torch\.load\(|pickle\.loads?\(|^\s*(import|from) (c?pickle|dill)\b|weights_only\s*=\s*False",
-        re.M,
+        re.MULTILINE,
     )
     offenders = [
         str(p.relative_to(root)) for p in root.rglob("*.py") if pattern.search(p.read_text())

@@ -7,7 +7,12 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from geodiff.errors import GeodiffError
-from geodiff.insar import SENTINEL1_HEADING_ASCENDING, SENTINEL1_HEADING_DESCENDING, los_vector, project_los
+from geodiff.insar import (
+    SENTINEL1_HEADING_ASCENDING,
+    SENTINEL1_HEADING_DESCENDING,
+    los_vector,
+    project_los,
+)
 
 
 @pytest.mark.parametrize("heading", [-168.0, -12.0, 0.0, 77.0, 190.0])

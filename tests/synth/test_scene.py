@@ -9,7 +9,16 @@ from pyproj import Geod
 
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.insar import SENTINEL1_WAVELENGTH, displacement_to_phase, los_vector, wrap
-from geodiff.synth import Atmosphere, Mogi, Okada, Shapes, Sill, deformation, interferogram, template
+from geodiff.synth import (
+    Atmosphere,
+    Mogi,
+    Okada,
+    Shapes,
+    Sill,
+    deformation,
+    interferogram,
+    template,
+)
 
 
 @pytest.fixture

@@ -13,8 +13,16 @@ from hypothesis import strategies as st
 import geodiff
 from geodiff.errors import SceneError, TilingError
 from geodiff.tiling import (
-    TileGrid, dihedral, fill_gaps, multiscale, nodata_filter, patch_filter, random_shift, select,
-    untile, valid_fraction,
+    TileGrid,
+    dihedral,
+    fill_gaps,
+    multiscale,
+    nodata_filter,
+    patch_filter,
+    random_shift,
+    select,
+    untile,
+    valid_fraction,
 )
 
 
