@@ -72,8 +72,10 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         NaN wherever the scene is nodata (tiles with no valid pixel are not generated).
     coefficients
         ``"location"``: each tile is rescaled with the coefficients measured on the scene's tile
-        at the same place (samples keep the scene's local range); ``"draw"``: coefficients are
-        drawn from the model's training tiles, independently per tile and sample.
+        at the same place (samples keep the scene's local range); they are measured when this
+        function is called, in one streaming pass over the scene, so that they can be recorded
+        in attrs. ``"draw"``: coefficients are drawn from the model's training tiles,
+        independently per tile and sample, and the scene is only read for its nodata mask.
     batch_size, device
         Network batch size and device for generation.
 
