@@ -120,9 +120,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="side-length factor (1.0 = full GRDH)")
     parser.add_argument("--tile", type=int, default=256)
-    parser.add_argument("--gdal-cache", type=int, default=256, metavar="MB",
-                        help="GDAL block cache for both pipelines (default 256 MB; 0 keeps GDAL's own "
-                             "default of 5%% of RAM, which each read fills whatever reads it)")
+    parser.add_argument("--gdal-cache", type=int, default=0, metavar="MB",
+                        help="GDAL block cache for both pipelines in MB (default 0: GDAL's own, 5%% of "
+                             "RAM, which fills with every block read whoever reads it)")
     parser.add_argument("--keep", type=Path, help="folder to keep the scene in (reused if present)")
     parser.add_argument("--child", choices=["geodiff", "rasterio"], help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)

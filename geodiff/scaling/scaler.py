@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -100,20 +99,25 @@ class Scaler:
         return self._statistics_of(self._forward(values))
 
     def _statistics_of(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        flat = x.reshape(*x.shape[:-2], -1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN tiles give NaN, on purpose
-            if self.method == "standard":
-                return np.nanmean(flat, -1, dtype=np.float64), np.nanstd(flat, -1, dtype=np.float64)
+        flat = x.reshape(-1, x.shape[-2] * x.shape[-1])
+        loc, scale = np.full(len(flat), np.nan), np.full(len(flat), np.nan)
+        # Tiles without data keep NaN coefficients. They are left out of the reductions rather
+        # than silenced with catch_warnings, which is not thread-safe under dask's threads.
+        has = np.isfinite(flat).any(-1)
+        data = flat[has]
+        if self.method == "standard":
+            loc[has], scale[has] = np.nanmean(data, -1, dtype=np.float64), np.nanstd(data, -1, dtype=np.float64)
+        else:
             if self.method == "fixed":
                 low, high = self.fixed_range
             elif self.method == "minmax":
-                low, high = np.nanmin(flat, -1), np.nanmax(flat, -1)
+                low, high = np.nanmin(data, -1), np.nanmax(data, -1)
             else:
-                low, high = np.nanpercentile(flat, self.percentiles, axis=-1)
-        low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
-        shape = flat.shape[:-1]
-        return np.broadcast_to((low + high) / 2.0, shape), np.broadcast_to((high - low) / 2.0, shape)
+                low, high = np.nanpercentile(data, self.percentiles, axis=-1)
+            low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+            loc[has], scale[has] = (low + high) / 2.0, (high - low) / 2.0
+        shape = x.shape[:-2]
+        return loc.reshape(shape), scale.reshape(shape)
 
     def _affine(self, x: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
         dtype = np.dtype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32)

@@ -186,7 +186,7 @@ class TileGrid:
             data = darr.pad(data, lead + [(0, pad_y), (0, pad_x)], mode="constant", constant_values=np.nan)
         if tiles_per_chunk == "auto":
             tile_bytes = data.dtype.itemsize * int(np.prod(data.shape[:-2])) * self.size[0] * self.size[1]
-            tiles_per_chunk = max(1, (16 * 2**20) // tile_bytes)
+            tiles_per_chunk = max(1, (4 * 2**20) // tile_bytes)
         stacked = _tile_array(data, self.origins, self.size, int(tiles_per_chunk))
         spatial = ("y", "x")
         dims = ("tile", *[d for d in scene.dims if d not in spatial], *spatial)
