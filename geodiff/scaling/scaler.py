@@ -99,11 +99,14 @@ class Scaler:
         return self._statistics_of(self._forward(values))
 
     def _statistics_of(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        shape = x.shape[:-2]
         flat = x.reshape(-1, x.shape[-2] * x.shape[-1])
         loc, scale = np.full(len(flat), np.nan), np.full(len(flat), np.nan)
         # Tiles without data keep NaN coefficients. They are left out of the reductions rather
         # than silenced with catch_warnings, which is not thread-safe under dask's threads.
         has = np.isfinite(flat).any(-1)
+        if not has.any():
+            return loc.reshape(shape), scale.reshape(shape)
         data = flat[has]
         if self.method == "standard":
             loc[has], scale[has] = np.nanmean(data, -1, dtype=np.float64), np.nanstd(data, -1, dtype=np.float64)
@@ -116,7 +119,6 @@ class Scaler:
                 low, high = np.nanpercentile(data, self.percentiles, axis=-1)
             low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
             loc[has], scale[has] = (low + high) / 2.0, (high - low) / 2.0
-        shape = x.shape[:-2]
         return loc.reshape(shape), scale.reshape(shape)
 
     def _affine(self, x: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -79,6 +79,16 @@ def test_constant_tiles_give_no_nan_or_inf(method):
     np.testing.assert_array_equal(scaler.inverse(z, c).values[1], 4.25)
 
 
+@pytest.mark.parametrize("method", ["minmax", "robust", "standard"])
+def test_empty_tiles_get_nan_coefficients_without_warnings(method, recwarn):
+    t = tiles(n=4, nan_fraction=0.0)
+    t[1] = np.nan
+    c = Scaler(method).fit(t)
+    assert np.isnan(c.loc[1]).all() and np.isfinite(c.loc[[0, 2, 3]]).all()
+    assert np.isnan(Scaler(method).fit(t.isel(tile=[1])).loc).all()  # a chunk with no data at all
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_fixed_range_is_global_and_given():
     t = tiles()
     z, c = Scaler("fixed", fixed_range=(0.0, 40.0)).fit_transform(t)
