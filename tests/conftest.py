@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real radar products live, and how their absence is handled."""
+"""Shared test set-up: where the real radar products live (and what their absence means),
+reproducible property tests in CI, and torch threads."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run; local runs keep exploring new ones.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 DATA_DIR = Path(os.environ.get("GEODIFF_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
 
