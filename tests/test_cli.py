@@ -55,3 +55,15 @@ def test_train_sample_info_round_trip(mexico_city_a, tmp_path):
     unwritable = run("sample", str(model), "-n", "1", "--steps", "1", "--out", "/proc/geodiff/x.tif")
     assert unwritable.returncode != 0  # refused before sampling: no progress bar, one line
     assert unwritable.stderr.strip().splitlines() == ["geodiff sample: error: output folder /proc/geodiff does not exist"]
+
+
+def test_info_on_a_scene_matches_rasterio(campi_flegrei):
+    import rasterio
+
+    path = campi_flegrei / "vel.tif"
+    with rasterio.open(path) as src:
+        raw = src.read(1)
+    out = run("info", str(path))
+    assert out.returncode == 0 and "mm/yr" in out.stdout and "EPSG:4326" in out.stdout
+    assert f"valid pixels {np.isfinite(raw).mean():.1%}" in out.stdout
+    assert f"mean {np.nanmean(raw):.4g}" in out.stdout

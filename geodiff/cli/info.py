@@ -14,6 +14,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dask
     import numpy as np
 
     import geodiff
@@ -26,12 +27,12 @@ def run(args: argparse.Namespace) -> int:
         print(summary_json(model))
         return 0
     scene = geodiff.open_scene(path)
-    values = scene.values
-    valid = np.isfinite(values)
+    # One streaming pass over the chunks: a Sentinel-1 scene never has to fit in memory.
+    valid, low, high, mean, std = dask.compute(np.isfinite(scene).mean(), scene.min(), scene.max(),
+                                               scene.mean(), scene.std())
     print(f"{path}: dims {dict(scene.sizes)}, dtype {scene.dtype}, units {scene.attrs.get('units', 'unknown')}")
     print(f"  CRS {scene.rio.crs}, resolution {scene.rio.resolution() if scene.rio.crs else 'n/a'}")
-    print(f"  nodata {scene.encoding.get('_FillValue')}, valid pixels {valid.mean():.1%}")
-    if valid.any():
-        print(f"  range {np.nanmin(values):.4g} .. {np.nanmax(values):.4g}, mean {np.nanmean(values):.4g}, "
-              f"std {np.nanstd(values):.4g}")
+    print(f"  nodata {scene.encoding.get('_FillValue')}, valid pixels {float(valid):.1%}")
+    if float(valid) > 0:
+        print(f"  range {float(low):.4g} .. {float(high):.4g}, mean {float(mean):.4g}, std {float(std):.4g}")
     return 0
