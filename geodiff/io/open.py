@@ -6,13 +6,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import rasterio
 import rioxarray
 import xarray as xr
 
 from geodiff.errors import SceneError
-from geodiff.io.scene import DEFAULT_CHUNK, standardize_scene
+from geodiff.io.scene import chunk_spec, standardize_scene
 
 _NETCDF_SUFFIXES = {".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5"}
 
@@ -121,7 +120,7 @@ def _check_same_grid(ref: xr.DataArray, other: xr.DataArray, ref_path: Path, pat
     if ref.rio.crs != other.rio.crs:
         raise SceneError(f"{path} has CRS {other.rio.crs}, {ref_path} has {ref.rio.crs}: reproject first")
     a, b = ref.rio.transform(), other.rio.transform()
-    if not np.allclose(a, b, rtol=0, atol=1e-9 * max(abs(a.a), abs(a.e), 1e-12)):
+    if not a.almost_equals(b, precision=1e-9 * min(abs(a.a), abs(a.e))):
         raise SceneError(f"{path} has transform {tuple(b)[:6]}, {ref_path} has {tuple(a)[:6]}: not one grid")
 
 
@@ -139,8 +138,8 @@ def _read(path: Path, *, chunks, masked: bool, variable: str | None) -> xr.DataA
             raise SceneError(f"{path} could not be read as NetCDF: {err}") from err
         return _from_xarray(ds, variable)
     try:
-        lazy = None if chunks is None else {"band": -1, "y": DEFAULT_CHUNK, "x": DEFAULT_CHUNK}
-        return rioxarray.open_rasterio(path, masked=masked, chunks=lazy)
+        # Read straight into the final chunks; standardize_scene's rechunk is then a no-op.
+        return rioxarray.open_rasterio(path, masked=masked, chunks=chunk_spec(chunks))
     except rasterio.errors.RasterioIOError as err:
         raise SceneError(f"{path} is not a raster GDAL can read ({err})") from err
 

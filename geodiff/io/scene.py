@@ -178,8 +178,9 @@ def _mask_nodata(da: xr.DataArray, *, masked: bool, nodata: float | None) -> xr.
         return da
     if np.issubdtype(da.dtype, np.integer) or np.issubdtype(da.dtype, np.bool_):
         # Integers cannot hold NaN: 16-bit and smaller fit float32 exactly, wider ones need float64.
+        # (Files arrive already masked by rioxarray; this is for in-memory integer arrays.)
+        encoding.setdefault("dtype", str(da.dtype))
         da = da.astype(np.float32 if da.dtype.itemsize <= 2 else np.float64)
-        encoding.setdefault("dtype", str(encoding.get("rasterio_dtype", encoding.get("dtype", "float32"))))
     if fill is not None and not np.isnan(fill):
         da = da.where(da != fill)
     # rioxarray's convention for masked data: NaN in the array, the on-disk value in encoding.
@@ -197,13 +198,17 @@ def _find_units(attrs: dict) -> str | None:
     return None
 
 
-def _rechunk(da: xr.DataArray, chunks) -> xr.DataArray:
-    if chunks is None:
-        return da
+def chunk_spec(chunks) -> dict | None:
+    """Dask chunks by dimension name for ``chunks`` as :func:`geodiff.open_scene` takes it."""
+    if chunks is None or isinstance(chunks, dict):
+        return chunks
     if chunks == "auto":
-        chunks = {"y": min(DEFAULT_CHUNK, da.sizes["y"]), "x": min(DEFAULT_CHUNK, da.sizes["x"])}
-        if "band" in da.dims:
-            chunks["band"] = -1
-    elif isinstance(chunks, int):
-        chunks = {"y": chunks, "x": chunks}
-    return da.chunk(chunks)
+        return {"band": -1, "y": DEFAULT_CHUNK, "x": DEFAULT_CHUNK}
+    return {"y": int(chunks), "x": int(chunks)}
+
+
+def _rechunk(da: xr.DataArray, chunks) -> xr.DataArray:
+    spec = chunk_spec(chunks)
+    if spec is None:
+        return da
+    return da.chunk({d: c for d, c in spec.items() if d in da.dims})
