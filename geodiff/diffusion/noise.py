@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import torch
+from scipy.fft import next_fast_len
 
 __all__ = ["NoiseSpec", "as_noise_spec", "draw_noise"]
 
@@ -90,24 +91,13 @@ def as_noise_spec(spec) -> NoiseSpec:
     raise TypeError(f"expected a NoiseSpec, a kind name or a config dict, got {type(spec).__name__}")
 
 
-def _fast_size(n: int) -> int:
-    """The smallest 2^a 3^b 5^c >= n (sizes the FFT handles fastest)."""
-    while True:
-        m = n
-        for p in (2, 3, 5):
-            while m % p == 0:
-                m //= p
-        if m == 1:
-            return n
-        n += 1
-
-
 def _exponential_eigenvalues(height: int, width: int, length: float, device) -> torch.Tensor:
     """Eigenvalues of the circulant embedding of exp(-r/L) on the smallest grid, among 2, 3, 4,
     6 and 8 times the tile, where they are all >= 0 (exact simulation); if none is, the largest
     grid with its negative eigenvalues set to 0."""
     for factor in (2, 3, 4, 6, 8):
-        M, N = _fast_size(factor * height), _fast_size(factor * width)
+        # real=True: the smallest 2^a 3^b 5^c size, which every FFT backend handles fastest
+        M, N = next_fast_len(factor * height, real=True), next_fast_len(factor * width, real=True)
         i = torch.arange(M, dtype=torch.float64, device=device)
         j = torch.arange(N, dtype=torch.float64, device=device)
         di = torch.minimum(i, M - i)[:, None]  # wrapped lags on the periodic grid
@@ -123,7 +113,7 @@ def _power_eigenvalues(height: int, width: int, exponent: float, length: float |
     """The power-law spectrum on a periodic grid twice the tile (always >= 0), folded over the
     aliases f + k, |k_i| <= ``aliases``, so that the field's covariance at integer lags is the
     continuous model's (the lattice spectrum is the sum of the continuous one over its aliases)."""
-    M, N = _fast_size(2 * height), _fast_size(2 * width)
+    M, N = next_fast_len(2 * height, real=True), next_fast_len(2 * width, real=True)
     fi = torch.fft.fftfreq(M, device=device, dtype=torch.float64)[:, None]
     fj = torch.fft.fftfreq(N, device=device, dtype=torch.float64)[None, :]
     lam = torch.zeros(M, N, dtype=torch.float64, device=device)
