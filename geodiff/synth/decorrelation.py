@@ -16,9 +16,9 @@ from scipy import integrate, special
 
 from geodiff.errors import GeodiffError
 from geodiff.synth.rng import generator
+from geodiff.synth.shapes import ellipse
 
 __all__ = ["cramer_rao_std", "phase_noise", "phase_pdf", "phase_std", "unwrapping_errors"]
-
 
 
 def _check(coherence: ArrayLike, looks: int) -> np.ndarray:
@@ -163,16 +163,13 @@ def unwrapping_errors(
         raise GeodiffError("n_regions must be >= 0 and max_cycles >= 1")
     rng = generator(seed)
     n = 1 if size is None else int(size)
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
     side = min(shape)
     out = np.zeros((n, *shape))
     for i in range(n):
         for _ in range(n_regions):
-            cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
-            ay, ax = rng.uniform(*size_range, 2) * side
-            t = rng.uniform(0, np.pi)
-            u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
-            v = -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)
+            centre = (rng.uniform(0, shape[0]), rng.uniform(0, shape[1]))
+            axes = rng.uniform(*size_range, 2) * side
+            angle = rng.uniform(0, 180)
             k = rng.integers(1, max_cycles + 1) * rng.choice([-1, 1])
-            out[i][(u / ax) ** 2 + (v / ay) ** 2 <= 1.0] += 2.0 * np.pi * k
+            out[i] += ellipse(shape, centre, axes, angle, 2.0 * np.pi * k, blur=0)
     return out[0] if size is None else out

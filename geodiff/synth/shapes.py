@@ -30,7 +30,6 @@ __all__ = [
 SHAPES = ("triangle", "gaussian", "rectangle", "ellipse", "distorted_gaussian")
 
 
-
 def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     if len(shape) != 2 or min(shape) < 1:
         raise GeodiffError(f"shape must be two positive integers (ny, nx), got {shape!r}")
@@ -64,13 +63,17 @@ def triangle(
     return _soften(inside, amplitude, blur)
 
 
-def _rotated(shape: tuple[int, int], center: tuple[float, float], angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel coordinates in a frame centred on ``center`` and turned by ``angle`` degrees:
-    ``u`` along the shape's width, ``v`` along its height."""
-    yy, xx = _grid(shape)
+def _rotate(dy: np.ndarray, dx: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets ``(dy, dx)`` from a shape's centre turned by ``angle`` degrees: ``u`` along the
+    shape's width, ``v`` along its height."""
     t = np.deg2rad(angle)
-    dy, dx = yy - center[0], xx - center[1]
     return dx * np.cos(t) + dy * np.sin(t), -dx * np.sin(t) + dy * np.cos(t)
+
+
+def _rotated(shape: tuple[int, int], center: tuple[float, float], angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates in a frame centred on ``center`` and turned by ``angle`` degrees."""
+    yy, xx = _grid(shape)
+    return _rotate(yy - center[0], xx - center[1], angle)
 
 
 def rectangle(
@@ -109,12 +112,8 @@ def gaussian_bubble(
     amplitude: float = 1.0,
 ) -> np.ndarray:
     """2-D Gaussian ``amplitude * exp(-(u**2 / 2 su**2 + v**2 / 2 sv**2))``; ``sigma`` in pixels."""
-    yy, xx = _grid(shape)
     sy, sx = (sigma, sigma) if np.isscalar(sigma) else sigma
-    t = np.deg2rad(angle)
-    dy, dx = yy - center[0], xx - center[1]
-    u = dx * np.cos(t) + dy * np.sin(t)
-    v = -dx * np.sin(t) + dy * np.cos(t)
+    u, v = _rotated(shape, center, angle)
     return amplitude * np.exp(-0.5 * ((v / sy) ** 2 + (u / sx) ** 2))
 
 
@@ -142,10 +141,7 @@ def distorted_gaussian(
         ph = rng.uniform(0, 2 * np.pi, 2)
         wy += scale / 3 * np.sin(ky * yy + kx * xx + ph[0]) * rng.normal()
         wx += scale / 3 * np.sin(kx * yy - ky * xx + ph[1]) * rng.normal()
-    t = np.deg2rad(angle)
-    dy, dx = yy + wy - center[0], xx + wx - center[1]
-    u = dx * np.cos(t) + dy * np.sin(t)
-    v = -dx * np.sin(t) + dy * np.cos(t)
+    u, v = _rotate(yy + wy - center[0], xx + wx - center[1], angle)
     return amplitude * np.exp(-0.5 * ((v / sigma[0]) ** 2 + (u / sigma[1]) ** 2))
 
 
