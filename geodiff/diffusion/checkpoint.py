@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from geodiff._version import __version__
 from geodiff.errors import CheckpointError
@@ -126,16 +127,14 @@ def load_tensors(
     device: str | torch.device = "cpu",
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a safetensors file: (tensors, header metadata). Unreadable files raise CheckpointError."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
             f"{path} is missing; the checkpoint is incomplete or not a geodiff checkpoint"
         )
     try:
-        tensors = load_file(str(path), device=str(device))
-        with safe_open(str(path), "pt") as f:
+        with safe_open(str(path), "pt", device=str(device)) as f:
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
             metadata = f.metadata() or {}
     except Exception as err:  # safetensors raises its own error type for corrupt headers
         raise CheckpointError(
