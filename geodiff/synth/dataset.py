@@ -24,12 +24,11 @@ from geodiff.synth.frame import local_frame
 from geodiff.synth.grid import template
 from geodiff.synth.ramps import random_ramp
 from geodiff.synth.rng import generator
-from geodiff.synth.scene import VARIABLE_ATTRS, los_deformation
+from geodiff.synth.scene import labelled_dataset, los_deformation
 
 __all__ = ["KINDS", "dataset", "random_source"]
 
 KINDS = ("mogi", "okada", "sill", "shapes")
-
 
 
 def random_source(kind: str, like: xr.DataArray, seed: int | np.random.Generator | None = None) -> Source:
@@ -174,20 +173,9 @@ def dataset(
         "wrapped": wrap(unwrapped),
         "coherence": np.broadcast_to(coh[:, None, None], (n, *grid)),
     }
-    mask = np.isnan(np.asarray(like.values, dtype=float))
-    dims = ("sample", *like.dims)
-    coords = {k: v for k, v in like.coords.items()}
-    coords["sample"] = np.arange(n)
-    coords["source"] = ("sample", np.array(labels, dtype=object))
-    data = {}
-    for name, arr in values.items():
-        long_name, units = VARIABLE_ATTRS[name]
-        data[name] = xr.DataArray(
-            np.where(mask, np.nan, arr).astype(dtype), dims=dims, coords=coords,
-            attrs={"long_name": long_name, "units": units},
-        )
-    ds = xr.Dataset(data)
-    ds.attrs.update(wavelength=wavelength, heading=heading, looks=int(looks),
-                    sign_convention="phase = -4 pi / wavelength * LOS displacement (positive towards the satellite)")
-    return ds.rio.write_crs(like.rio.crs)
+    coords = {**like.coords, "sample": np.arange(n), "source": ("sample", np.array(labels, dtype=object))}
+    return labelled_dataset(
+        values, like, dims=("sample", *like.dims), coords=coords, wavelength=wavelength, heading=heading,
+        looks=looks, dtype=dtype,
+    )
 

@@ -24,7 +24,7 @@ from geodiff.synth.frame import LocalFrame, local_frame
 from geodiff.synth.ramps import random_ramp
 from geodiff.synth.rng import generator
 
-__all__ = ["VARIABLE_ATTRS", "deformation", "interferogram", "los_deformation"]
+__all__ = ["VARIABLE_ATTRS", "deformation", "interferogram", "labelled_dataset", "los_deformation"]
 
 VARIABLE_ATTRS = {
     # name: (long_name, units) of each variable of a synthetic interferogram
@@ -37,6 +37,35 @@ VARIABLE_ATTRS = {
     "coherence": ("interferometric coherence", "1"),
 }
 
+
+def labelled_dataset(
+    values: dict[str, np.ndarray],
+    like: xr.DataArray,
+    *,
+    dims: tuple[str, ...],
+    coords,
+    wavelength: float,
+    heading: float,
+    looks: int,
+    dtype: type = np.float64,
+) -> xr.Dataset:
+    """Components of synthetic interferograms as a georeferenced Dataset, NaN where ``like`` is NaN."""
+    mask = np.isnan(np.asarray(like.values, dtype=float))
+    data = {}
+    for name, arr in values.items():
+        long_name, units = VARIABLE_ATTRS[name]
+        data[name] = xr.DataArray(
+            np.where(mask, np.nan, arr).astype(dtype, copy=False), dims=dims, coords=coords,
+            attrs={"long_name": long_name, "units": units},
+        )
+    ds = xr.Dataset(data)
+    ds.attrs.update(
+        wavelength=wavelength,
+        heading=heading,
+        looks=int(looks),
+        sign_convention="phase = -4 pi / wavelength * LOS displacement (positive towards the satellite)",
+    )
+    return ds if like.rio.crs is None else ds.rio.write_crs(like.rio.crs)
 
 
 def _grid_values(value, like: xr.DataArray, name: str) -> np.ndarray:
@@ -162,8 +191,7 @@ def interferogram(
     rng = generator(seed)
     frame = local_frame(like)
     shape = like.shape
-    mask = np.isnan(np.asarray(like.values, dtype=float))
-    if mask.all():
+    if np.isnan(np.asarray(like.values, dtype=float)).all():
         raise SceneError("the grid is all NaN; give a grid with at least some valid pixels")
     look = los_vector(heading, _grid_values(incidence, like, "incidence"))
     defo = los_deformation(frame, sources, look, rng)
@@ -203,18 +231,7 @@ def interferogram(
         "wrapped": wrap(unwrapped),
         "coherence": coh,
     }
-    data = {}
-    for name, arr in values.items():
-        long_name, units = VARIABLE_ATTRS[name]
-        data[name] = _like(like, np.where(mask, np.nan, arr), long_name, units)
-    ds = xr.Dataset(data)
-    ds.attrs.update(
-        wavelength=wavelength,
-        heading=heading,
-        looks=int(looks),
-        sign_convention="phase = -4 pi / wavelength * LOS displacement (positive towards the satellite)",
+    return labelled_dataset(
+        values, like, dims=like.dims, coords=like.coords, wavelength=wavelength, heading=heading, looks=looks
     )
-    if like.rio.crs is not None:
-        ds = ds.rio.write_crs(like.rio.crs)
-    return ds
 
