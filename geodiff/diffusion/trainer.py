@@ -170,7 +170,7 @@ class TrainConfig:
         return cls(**config)
 
 
-def _as_tensor(data, name: str, dtype=None) -> torch.Tensor | None:
+def _as_tensor(data, dtype=None) -> torch.Tensor | None:
     if data is None:
         return None
     t = torch.as_tensor(data)
@@ -321,7 +321,7 @@ class Trainer:
     # -- training ------------------------------------------------------------------------------
 
     def _prepare(self, data, labels, cond, name: str):
-        x = _as_tensor(data, name)
+        x = _as_tensor(data)
         if x is None:
             return None
         if not x.is_floating_point() or x.ndim != 4:
@@ -333,8 +333,8 @@ class Trainer:
             raise GeodiffError(
                 f"{name} contains NaN or inf; fill or drop nodata pixels before training"
             )
-        y = _as_tensor(labels, "labels", torch.long)
-        c = _as_tensor(cond, "cond", x.dtype)
+        y = _as_tensor(labels, torch.long)
+        c = _as_tensor(cond, x.dtype)
         for other, what in ((y, "labels"), (c, "cond")):
             if other is not None and other.shape[0] != x.shape[0]:
                 raise GeodiffError(f"{what} has {other.shape[0]} entries for {x.shape[0]} tiles")
