@@ -109,10 +109,10 @@ def pixel_spacing(da: xr.DataArray, *, y: str = "y", x: str = "x") -> GridSpacin
         )
         return GridSpacing(sy, sx, unit, "coordinate steps (no CRS)")
     if crs.is_geographic:
-        from pyproj import CRS, Geod
+        from pyproj import CRS
 
         pcrs = CRS.from_user_input(crs.to_wkt())
-        geod = Geod(a=pcrs.ellipsoid.semi_major_metre, rf=pcrs.ellipsoid.inverse_flattening)
+        geod = pcrs.get_geod()  # also handles spheres (inverse flattening 0)
         lon0 = float(np.mean(da[x].values)) if x in da.coords else 0.0
         lat0 = float(np.mean(da[y].values)) if y in da.coords else 0.0
         _, _, mx = geod.inv(lon0 - sx / 2, lat0, lon0 + sx / 2, lat0)

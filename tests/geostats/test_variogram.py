@@ -267,3 +267,18 @@ def test_variogram_map_matches_pairs_per_lag_vector():
         cell = m.sel(lag_y=iy * 2.0, lag_x=ix * 1.0)
         assert int(cell.npairs) == d.size
         np.testing.assert_allclose(float(cell.gamma), np.mean(d**2) / 2, rtol=1e-12)
+
+
+def test_geographic_crs_on_a_sphere():
+    # On a sphere of radius R one degree of latitude is R pi / 180 exactly, and one degree of
+    # longitude at latitude phi (to first order over one pixel) R pi / 180 cos(phi).
+    r, lat = 6_371_000.0, 30.0
+    da = xr.DataArray(
+        np.zeros((5, 4)),
+        dims=("y", "x"),
+        coords={"y": lat + 0.01 * np.arange(2, -3, -1), "x": 10.0 + 0.01 * np.arange(4)},
+    ).rio.write_crs("+proj=longlat +R=6371000 +no_defs")
+    sp = pixel_spacing(da)
+    assert sp.unit == "metre" and sp.dy < 0 < sp.dx
+    np.testing.assert_allclose(-sp.dy, 0.01 * r * np.pi / 180, rtol=1e-9)
+    np.testing.assert_allclose(sp.dx, 0.01 * r * np.pi / 180 * np.cos(np.radians(lat)), rtol=1e-8)
