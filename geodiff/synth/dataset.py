@@ -16,7 +16,6 @@ from geodiff.insar.constants import (
 )
 from geodiff.insar.geometry import los_vector
 from geodiff.insar.phase import displacement_to_phase, wrap
-from geodiff.synth import atmosphere as atm
 from geodiff.synth.config import Atmosphere, Mogi, Okada, Shapes, Sill, Source
 from geodiff.synth.decorrelation import phase_noise
 from geodiff.synth.decorrelation import unwrapping_errors as _unwrapping_errors
@@ -24,7 +23,7 @@ from geodiff.synth.frame import local_frame
 from geodiff.synth.grid import template
 from geodiff.synth.ramps import random_ramp
 from geodiff.synth.rng import generator
-from geodiff.synth.scene import labelled_dataset, los_deformation
+from geodiff.synth.scene import labelled_dataset, los_deformation, turbulent_mm
 
 __all__ = ["KINDS", "dataset", "random_source"]
 
@@ -147,13 +146,8 @@ def dataset(
         defo[i] = los_deformation(frame, [random_source(kind, like, rng)], look, rng)
     phase = displacement_to_phase(defo, wavelength)
     atmo = np.zeros((n, *grid))
-    if atmosphere is not None and atmosphere.turbulent_std > 0:
-        atmo = displacement_to_phase(
-            atm.turbulent(grid, std=atmosphere.turbulent_std, model=atmosphere.model, exponent=atmosphere.exponent,
-                          correlation_length=atmosphere.correlation_length, spacing=frame.spacing, size=n, seed=rng)
-            / 1000.0,
-            wavelength,
-        )
+    if atmosphere is not None:
+        atmo = displacement_to_phase(turbulent_mm(atmosphere, grid, frame, rng, size=n) / 1000.0, wavelength)
     ramps = np.zeros((n, *grid)) if not ramp else random_ramp(grid, std=ramp, size=n, seed=rng)
     if coherence is None:
         coh = np.ones(n)

@@ -24,7 +24,7 @@ from geodiff.synth.frame import LocalFrame, local_frame
 from geodiff.synth.ramps import random_ramp
 from geodiff.synth.rng import generator
 
-__all__ = ["VARIABLE_ATTRS", "deformation", "interferogram", "labelled_dataset", "los_deformation"]
+__all__ = ["VARIABLE_ATTRS", "deformation", "interferogram", "labelled_dataset", "los_deformation", "turbulent_mm"]
 
 VARIABLE_ATTRS = {
     # name: (long_name, units) of each variable of a synthetic interferogram
@@ -66,6 +66,18 @@ def labelled_dataset(
         sign_convention="phase = -4 pi / wavelength * LOS displacement (positive towards the satellite)",
     )
     return ds if like.rio.crs is None else ds.rio.write_crs(like.rio.crs)
+
+
+def turbulent_mm(
+    atmosphere: Atmosphere, shape: tuple[int, int], frame: LocalFrame, rng: np.random.Generator, size: int | None = None
+) -> np.ndarray:
+    """Turbulent screen(s) (mm) of an :class:`Atmosphere` on a local frame; zeros when its std is 0."""
+    if not atmosphere.turbulent_std > 0:
+        return np.zeros(shape if size is None else (size, *shape))
+    return atm.turbulent(
+        shape, std=atmosphere.turbulent_std, model=atmosphere.model, exponent=atmosphere.exponent,
+        correlation_length=atmosphere.correlation_length, spacing=frame.spacing, size=size, seed=rng,
+    )
 
 
 def _grid_values(value, like: xr.DataArray, name: str) -> np.ndarray:
@@ -198,11 +210,7 @@ def interferogram(
 
     atmo_mm = np.zeros(shape)
     if atmosphere is not None:
-        if atmosphere.turbulent_std > 0:
-            atmo_mm += atm.turbulent(
-                shape, std=atmosphere.turbulent_std, model=atmosphere.model, exponent=atmosphere.exponent,
-                correlation_length=atmosphere.correlation_length, spacing=frame.spacing, seed=rng,
-            )
+        atmo_mm += turbulent_mm(atmosphere, shape, frame, rng)
         if atmosphere.stratified_k:
             if dem is None:
                 raise GeodiffError("a stratified atmosphere (stratified_k != 0) needs dem= on the grid")
