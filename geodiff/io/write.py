@@ -62,7 +62,7 @@ def atomic_path(path: Path):
 def _check(obj) -> xr.DataArray:
     if isinstance(obj, xr.Dataset):
         raise SceneError("pass a DataArray (use ds.to_dataarray('band') to write variables as bands)")
-    if not set(_SPATIAL) <= set(obj.dims) or obj.dims[-2:] != _SPATIAL:
+    if obj.dims[-2:] != _SPATIAL:
         raise SceneError(f"expected dims (..., y, x), got {obj.dims}")
     return obj
 
@@ -143,14 +143,13 @@ def to_geotiff(obj: xr.DataArray, path, *, layout: str = "bands", compress: str 
 
 def _write_one_geotiff(da, path, compress, blocksize, cog, nodata) -> None:
     lead = [d for d in da.dims if d not in _SPATIAL]
-    if len(lead) > 1:
+    if lead:
+        # Every combination of the leading dims (sample, band, ...) becomes one GeoTIFF band.
         flat = da.stack(geotiff_band=lead)
-        descriptions = [" ".join(f"{d}={v}" for d, v in zip(lead, values)) for values in flat["geotiff_band"].values]
-        da = flat.drop_vars(["geotiff_band", *lead]).rename(geotiff_band="band").transpose("band", *_SPATIAL)
-    elif lead:
-        descriptions = [f"{lead[0]}={v}" if lead[0] != "band" else str(v) for v in da[lead[0]].values] \
-            if lead[0] in da.coords else [f"{lead[0]}={i}" for i in range(da.sizes[lead[0]])]
-        da = da.rename({lead[0]: "band"})
+        descriptions = [" ".join(str(v) if d == "band" else f"{d}={v}" for d, v in zip(lead, labels))
+                        for labels in flat["geotiff_band"].values]
+        da = flat.drop_vars(["geotiff_band", *lead], errors="ignore").rename(geotiff_band="band")
+        da = da.transpose("band", *_SPATIAL)
     else:
         descriptions = [str(da.attrs.get("band_name", da.name or ""))]
     fill = _fill_value(da, nodata)

@@ -131,3 +131,13 @@ def test_streaming_export_holds_only_a_few_tiles(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < total / 4, f"{name}: peak {peak / 2**20:.0f} MiB of a {total / 2**20:.0f} MiB stack"
+
+
+def test_samples_times_bands_become_described_geotiff_bands(tmp_path):
+    values = np.arange(2 * 2 * 4 * 5, dtype="float32").reshape(2, 2, 4, 5)
+    synth = xr.DataArray(values, dims=("sample", "band", "y", "x"),
+                         coords={"band": ["VV", "VH"], "y": 100.0 - 10 * np.arange(4), "x": 10.0 * np.arange(5)})
+    path, = geodiff.to_geotiff(synth.rio.write_crs("EPSG:32633"), tmp_path / "dual.tif")
+    with rasterio.open(path) as src:
+        assert src.descriptions == ("sample=0 VV", "sample=0 VH", "sample=1 VV", "sample=1 VH")
+        np.testing.assert_array_equal(src.read(3), values[1, 0])
