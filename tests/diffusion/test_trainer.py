@@ -227,19 +227,17 @@ def test_checkpoint_of_another_model_or_kind_is_refused(tmp_path):
         Trainer.from_checkpoint(tmp_path / "nothing")
 
 
-def test_pick_device_order_and_unavailable_request():
-    expected = (
-        "cuda"
-        if torch.cuda.is_available()
-        else "mps"
-        if torch.backends.mps.is_available()
-        else "cpu"
-    )
-    assert pick_device().type == expected
+def test_pick_device_order_and_unavailable_request(monkeypatch):
+    # Each availability pattern is forced, so the order is checked on any machine.
+    for cuda, mps, expected in ((True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda mps=mps: mps)
+        assert pick_device().type == expected
     assert pick_device("cpu") == torch.device("cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(GeodiffError, match="CUDA is not available"):
-            pick_device("cuda")
+    with pytest.raises(GeodiffError, match="CUDA is not available"):
+        pick_device("cuda")
+    with pytest.raises(GeodiffError, match="MPS is not available"):
+        pick_device("mps")
 
 
 def test_super_resolution_conditioning_and_numpy_input():
