@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geodiff.insar.geometry import project_los
+from geodiff.synth.atmosphere import KOLMOGOROV_EXPONENT
 from geodiff.synth.frame import LocalFrame
 from geodiff.synth.shapes import SHAPES, random_shapes
 from geodiff.synth.sources import mogi, okada, penny_crack
@@ -117,6 +118,6 @@ class Atmosphere:
 
     turbulent_std: float = 5.0
     model: str = "power_law"
-    exponent: float = 8.0 / 3.0
+    exponent: float = KOLMOGOROV_EXPONENT
     correlation_length: float = 5000.0
     stratified_k: float = 0.0
