@@ -87,7 +87,7 @@ def ensemble(
         has = count > 0
         if has.any():
             band[:, has] = np.nanquantile(arr[:, has], q, axis=0)
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = np.random.default_rng(seed)
         n = arr.shape[0]
         # Resampling with replacement = multinomial member counts per resample.
         w = rng.multinomial(n, np.full(n, 1.0 / n), size=int(n_boot)).astype(np.float64)

@@ -22,10 +22,6 @@ __all__ = ["gaussian_random_field", "power_law_field"]
 _NEG_RTOL = 1e-8
 
 
-def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
 def _check_grid(
     shape: tuple[int, int], spacing: tuple[float, float]
 ) -> tuple[int, int, float, float]:
@@ -136,7 +132,7 @@ def gaussian_random_field(
         )
     amp = np.sqrt(np.clip(lam, 0.0, None) / (my * mx))
     n = 1 if size is None else int(size)
-    rng = _rng(seed)
+    rng = np.random.default_rng(seed)
     pairs = (n + 1) // 2
     # Pair by pair, so the first realisations do not depend on how many are drawn.
     w = rng.standard_normal((pairs, 2, my, mx))
@@ -208,7 +204,7 @@ def power_law_field(
     filt = k ** (-exponent / 2.0)
     filt[0, 0] = 0.0
     n = 1 if size is None else int(size)
-    rng = _rng(seed)
+    rng = np.random.default_rng(seed)
     spec = scipy.fft.rfft2(rng.standard_normal((n, my, mx)), workers=-1) * filt
     f = scipy.fft.irfft2(spec, s=(my, mx), workers=-1)[:, :ny, :nx]
     f -= f.mean(axis=(-2, -1), keepdims=True)
