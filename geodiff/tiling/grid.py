@@ -64,8 +64,6 @@ class TileGrid:
         runs past the edge and the outside is nodata.
     transform
         Affine transform of the scene (``None`` for a scene without CRS).
-    crs
-        The scene's CRS as WKT, or ``None``.
     """
 
     shape: tuple[int, int]
@@ -73,7 +71,6 @@ class TileGrid:
     overlap: tuple[int, int] = (0, 0)
     edge: Edge = "shift"
     transform: Affine | None = None
-    crs: str | None = None
 
     def __post_init__(self):
         (h, w), (th, tw), (oh, ow) = self.shape, self.size, self.overlap
@@ -93,10 +90,8 @@ class TileGrid:
                    edge: Edge = "shift") -> TileGrid:
         """Tile grid over a DataArray with ``y``/``x`` dims, georeferenced like the scene."""
         size, overlap = _pair(size), _pair(overlap)
-        transform = crs = None
-        if scene.rio.crs is not None:
-            transform, crs = scene.rio.transform(recalc=True), scene.rio.crs.to_wkt()
-        return cls((scene.sizes["y"], scene.sizes["x"]), size, overlap, edge, transform, crs)
+        transform = scene.rio.transform(recalc=True) if scene.rio.crs is not None else None
+        return cls((scene.sizes["y"], scene.sizes["x"]), size, overlap, edge, transform)
 
     @property
     def stride(self) -> tuple[int, int]:
@@ -129,7 +124,8 @@ class TileGrid:
         if not -n <= index < n:
             raise IndexError(f"tile {index} out of range for a grid of {n} tiles")
         index %= n
-        row, col = (int(v) for v in self.origins[index])
+        i, j = divmod(index, len(self.col_starts))
+        row, col = int(self.row_starts[i]), int(self.col_starts[j])
         transform = self.transform @ Affine.translation(col, row) if self.transform is not None else None
         return Tile(index, row, col, self.size[0], self.size[1], transform)
 
@@ -140,17 +136,6 @@ class TileGrid:
         """Dask chunk sizes for the scene such that no tile of a non-overlapping grid straddles
         a chunk boundary (each tile is then read by a single slice of a single chunk)."""
         return {"y": self.stride[0] * tiles_per_chunk, "x": self.stride[1] * tiles_per_chunk}
-
-    def tiles_touching(self, rows: slice, cols: slice) -> np.ndarray:
-        """Indices of the tiles that intersect a pixel window of the scene."""
-        origins = self.origins
-        r0, r1 = rows.start or 0, rows.stop if rows.stop is not None else self.shape[0]
-        c0, c1 = cols.start or 0, cols.stop if cols.stop is not None else self.shape[1]
-        hit = (
-            (origins[:, 0] < r1) & (origins[:, 0] + self.size[0] > r0)
-            & (origins[:, 1] < c1) & (origins[:, 1] + self.size[1] > c0)
-        )
-        return np.flatnonzero(hit)
 
     def tile(self, scene: xr.DataArray, index: int) -> xr.DataArray:
         """One tile as a georeferenced DataArray (padded with NaN past the edge for ``pad``)."""
