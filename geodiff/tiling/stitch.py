@@ -52,7 +52,7 @@ def untile(tiles, grid: TileGrid, blend: Blend = "linear", like: xr.DataArray | 
     ph, pw = grid.padded_shape
     total = np.zeros(lead + (ph, pw))
     weight = np.zeros(lead + (ph, pw))
-    w = blend_weights(grid.size, grid.overlap, blend) if any(grid.overlap) else np.ones(grid.size)
+    w = blend_weights(grid.size, grid.overlap, blend)
     th, tw = grid.size
     for tile, (r, c) in zip(values, grid.origins):
         finite = np.isfinite(tile)
