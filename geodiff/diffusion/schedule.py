@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .respace import space_timesteps
+
 __all__ = ["SCHEDULES", "NoiseSchedule", "make_betas"]
 
 SCHEDULES = ("linear", "cosine", "sigmoid")
@@ -235,13 +237,7 @@ class NoiseSchedule:
         :func:`geodiff.diffusion.respace.space_timesteps`. Returns the new schedule and a LongTensor
         ``timestep_map`` with ``timestep_map[i]`` = original timestep of new index i.
         """
-        if isinstance(timesteps, str):
-            from .respace import space_timesteps
-
-            timesteps = space_timesteps(self.timesteps, timesteps)
-        kept = torch.as_tensor(sorted({int(t) for t in timesteps}), dtype=torch.long)
-        if kept.numel() == 0 or kept[0] < 0 or kept[-1] >= self.timesteps:
-            raise ValueError(f"respaced timesteps must be a non-empty subset of 0..{self.timesteps - 1}")
+        kept = torch.as_tensor(space_timesteps(self.timesteps, timesteps), dtype=torch.long)
         abar = self.alphas_cumprod[kept]
         abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
         new = NoiseSchedule.from_betas(1.0 - abar / abar_prev)
