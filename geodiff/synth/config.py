@@ -20,6 +20,12 @@ from geodiff.synth.sources import mogi, okada, penny_crack
 __all__ = ["Atmosphere", "Mogi", "Okada", "Shapes", "Sill", "Source"]
 
 
+def _los(source, frame: LocalFrame, look: tuple, x: float, y: float, **params) -> np.ndarray:
+    """LOS projection of a half-space ``source`` placed at ``(x, y)`` in the grid's CRS."""
+    xc, yc = frame.to_local(x, y)
+    return project_los(*source(frame.x, frame.y, xcen=xc, ycen=yc, **params), look_vector=look)
+
+
 @dataclass(frozen=True)
 class Mogi:
     """Point pressure source (Mogi 1958): centre ``(x, y)``, ``depth`` (m), volume change ``dV`` (m^3)."""
@@ -31,9 +37,7 @@ class Mogi:
     nu: float = 0.25
 
     def los(self, frame: LocalFrame, look: tuple, rng: np.random.Generator) -> np.ndarray:
-        xc, yc = frame.to_local(self.x, self.y)
-        enu = mogi(frame.x, frame.y, xcen=xc, ycen=yc, depth=self.depth, dV=self.dV, nu=self.nu)
-        return project_los(*enu, look_vector=look)
+        return _los(mogi, frame, look, self.x, self.y, depth=self.depth, dV=self.dV, nu=self.nu)
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,10 @@ class Okada:
     nu: float = 0.25
 
     def los(self, frame: LocalFrame, look: tuple, rng: np.random.Generator) -> np.ndarray:
-        xc, yc = frame.to_local(self.x, self.y)
-        enu = okada(
-            frame.x, frame.y, xcen=xc, ycen=yc, depth=self.depth, strike=self.strike, dip=self.dip,
+        return _los(
+            okada, frame, look, self.x, self.y, depth=self.depth, strike=self.strike, dip=self.dip,
             length=self.length, width=self.width, slip=self.slip, rake=self.rake, opening=self.opening, nu=self.nu,
         )
-        return project_los(*enu, look_vector=look)
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,7 @@ class Sill:
     dV: float
 
     def los(self, frame: LocalFrame, look: tuple, rng: np.random.Generator) -> np.ndarray:
-        xc, yc = frame.to_local(self.x, self.y)
-        enu = penny_crack(frame.x, frame.y, xcen=xc, ycen=yc, depth=self.depth, radius=self.radius, dV=self.dV)
-        return project_los(*enu, look_vector=look)
+        return _los(penny_crack, frame, look, self.x, self.y, depth=self.depth, radius=self.radius, dV=self.dV)
 
 
 @dataclass(frozen=True)
