@@ -137,19 +137,17 @@ class Scaler:
 
     def statistics(self, tiles: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
         """``(loc, scale)`` per tile (and band), lazily when ``tiles`` is a dask array."""
-        if self.per_tile:
+        if self.per_tile or self.method == "fixed":
             # One numpy kernel per tile: a chain of xarray reductions costs dozens of dask tasks
-            # per tile, which dominates on scenes of thousands of tiles.
+            # per tile, which dominates on scenes of thousands of tiles. (Fixed coefficients are
+            # the same per tile or global.)
             return xr.apply_ufunc(
                 self._tile_statistics, tiles, input_core_dims=[list(_PIXELS)], output_core_dims=[[], []],
                 dask="parallelized", output_dtypes=[np.float64, np.float64],
             )
         data = self._forward(tiles).astype(np.float64)
         dims = [d for d in data.dims if d != "band"]
-        if self.method == "fixed":
-            template = xr.zeros_like(data.isel({d: 0 for d in dims}, drop=True))
-            loc, scale = template + sum(self.fixed_range) / 2.0, template + np.diff(self.fixed_range)[0] / 2.0
-        elif self.method == "standard":
+        if self.method == "standard":
             loc, scale = data.mean(dims), data.std(dims)
         else:
             if self.method == "minmax":
