@@ -15,7 +15,6 @@ round-off). Robust estimators use :mod:`geodiff.geostats.robust`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,12 +24,11 @@ import xarray as xr
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.geostats import robust
 from geodiff.geostats.lags import LagPlan, lag_plan, resolve_edges
-from geodiff.geostats.spacing import GridSpacing, pixel_spacing
+from geodiff.geostats.spacing import GridSpacing, _crs, pixel_spacing
 
 __all__ = ["ESTIMATORS", "matheron_fft", "semivariogram", "semivariogram_array", "variogram_map"]
 
 ESTIMATORS = ("matheron", "cressie", "dowd")
-_WORKERS = os.cpu_count() or 1
 _CHUNK_BYTES = 16 * 2**20
 
 
@@ -64,8 +62,8 @@ def _fft_maps(
         zc *= ~flat_tile
     np.multiply(zc, zc, out=z2)
     # Separable transforms: the x pass runs on the unpadded rows only.
-    f = scipy.fft.rfft(buf, n=mx, axis=-1, workers=_WORKERS)
-    fi, fz, fz2 = scipy.fft.fft(f, n=my, axis=-2, workers=_WORKERS, overwrite_x=True)
+    f = scipy.fft.rfft(buf, n=mx, axis=-1, workers=-1)
+    fi, fz, fz2 = scipy.fft.fft(f, n=my, axis=-2, workers=-1, overwrite_x=True)
     # Both spectra are real (the maps are point-symmetric): |FI|^2 and
     # 2 Re(conj(FI) FZ2) - 2 |FZ|^2.
     spec = np.empty((2, b, my, mx // 2 + 1))
@@ -77,10 +75,10 @@ def _fft_maps(
     spec[1] -= fz.imag**2
     spec[1] *= 2.0
     # Inverse along y of real data: ifft(x)[k] = conj(rfft(x)[k]) / m, only the rows needed.
-    g = scipy.fft.rfft(spec, axis=-2, workers=_WORKERS)[:, :, :rows]
+    g = scipy.fft.rfft(spec, axis=-2, workers=-1)[:, :, :rows]
     np.conjugate(g, out=g)
     g /= my
-    maps = scipy.fft.irfft(g, n=mx, axis=-1, workers=_WORKERS)
+    maps = scipy.fft.irfft(g, n=mx, axis=-1, workers=-1)
     return maps[0], maps[1]
 
 
@@ -168,6 +166,10 @@ def semivariogram_array(
     return gamma, npairs, edges
 
 
+def _given(spacing) -> GridSpacing:
+    return GridSpacing(float(spacing[0]), float(spacing[1]), "unit of spacing", "given spacing")
+
+
 def _as_dataarray(obj, spacing) -> tuple[xr.DataArray, GridSpacing]:
     if isinstance(obj, xr.Dataset):
         # Variables on one grid (e.g. VV, VH) are channels: one variogram each.
@@ -180,15 +182,8 @@ def _as_dataarray(obj, spacing) -> tuple[xr.DataArray, GridSpacing]:
     if isinstance(obj, xr.DataArray):
         da = obj
         if spacing is not None:
-            sp = GridSpacing(
-                float(spacing[0]),
-                float(spacing[1]),
-                "unit of spacing",
-                "given spacing",
-            )
-        else:
-            sp = pixel_spacing(da)
-        return da, sp
+            return da, _given(spacing)
+        return da, pixel_spacing(da)
     arr = np.asarray(obj)
     if arr.ndim < 2:
         raise GeodiffError(f"expected an array of shape (..., y, x), got shape {arr.shape}")
@@ -196,15 +191,11 @@ def _as_dataarray(obj, spacing) -> tuple[xr.DataArray, GridSpacing]:
     da = xr.DataArray(arr, dims=dims)
     if spacing is None:
         return da, GridSpacing(1.0, 1.0, "pixel", "pixel index (numpy input without spacing)")
-    return da, GridSpacing(float(spacing[0]), float(spacing[1]), "unit of spacing", "given spacing")
+    return da, _given(spacing)
 
 
 def _check_not_all_nan(da: xr.DataArray) -> None:
-    if (
-        da.chunks is None
-        and da.size > 0
-        and not np.isfinite(np.asarray(da.values, dtype=np.float64)).any()
-    ):
+    if da.chunks is None and da.size > 0 and not np.isfinite(da.values).any():
         raise SceneError(
             "the input has no valid (finite) pixel, so it has no variogram; check the nodata "
             "value and mask (e.g. open with rioxarray.open_rasterio(path, masked=True))"
@@ -228,10 +219,7 @@ def _common_attrs(da: xr.DataArray, sp: GridSpacing, estimator: str) -> dict:
         "lag_units": sp.unit,
         "spacing_method": sp.method,
     }
-    try:
-        crs = da.rio.crs
-    except (AttributeError, ValueError):
-        crs = None
+    crs = _crs(da)
     if crs is not None:
         attrs["crs"] = crs.to_wkt()
     return attrs
