@@ -68,17 +68,13 @@ def local_frame(like: xr.DataArray) -> LocalFrame:
     crs = CRS.from_user_input(like.rio.crs)
     xs = np.asarray(like[xdim].values, dtype=float)
     ys = np.asarray(like[ydim].values, dtype=float)
-    gx, gy = np.meshgrid(xs, ys)
     if xs.size < 2 or ys.size < 2:
         raise SceneError(f"the grid needs at least 2 pixels along each axis, got {like.shape}")
+    gx, gy = np.meshgrid(xs, ys)
     if crs.is_geographic:
         lon0, lat0 = float(np.mean(xs)), float(np.mean(ys))
         aeqd = CRS.from_proj4(f"+proj=aeqd +lat_0={lat0} +lon_0={lon0} +datum=WGS84 +units=m")
-        transformer = Transformer.from_crs(crs, aeqd, always_xy=True)
-
-        def to_local(x, y):
-            return transformer.transform(x, y)
-
+        to_local = Transformer.from_crs(crs, aeqd, always_xy=True).transform
         X, Y = (np.asarray(a) for a in to_local(gx, gy))
         spacing = (float(np.median(np.abs(np.diff(Y, axis=0)))), float(np.median(np.abs(np.diff(X, axis=1)))))
         return LocalFrame(X, Y, spacing, to_local, True)
