@@ -21,14 +21,7 @@ from torch import nn
 
 from geodiff.errors import CheckpointError, GeodiffError
 
-from .checkpoint import (
-    STATE_FILE,
-    check_format,
-    decode_state,
-    load_checkpoint,
-    read_json,
-    save_checkpoint,
-)
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .device import pick_device
 from .ema import EMA
 from .losses import training_losses
@@ -601,8 +594,10 @@ class Trainer:
 
     def load(self, path: str | Path) -> Trainer:
         """Restore weights, EMA, optimizer, RNG streams, sampler state, step and history in place."""
-        ck = load_checkpoint(path, device=self.device)
-        st = ck.state
+        return self._restore(load_checkpoint(path, device=self.device))
+
+    def _restore(self, ck: Checkpoint) -> Trainer:
+        path, st = ck.path, ck.state
         if st.get("kind") != "trainer" or ck.ema is None or ck.optimizer is None:
             raise CheckpointError(
                 f"{path} is not a trainer checkpoint (no EMA or optimizer state); "
@@ -641,19 +636,15 @@ class Trainer:
         """
         from .unet import UNet
 
-        doc = read_json(Path(path) / STATE_FILE) if Path(path).is_dir() else None
-        if doc is None:
-            raise CheckpointError(f"{path} is not a directory; a geodiff checkpoint is a directory")
-        check_format(doc, Path(path) / STATE_FILE)
-        ck_state = decode_state(doc)
+        ck = load_checkpoint(path, device=pick_device(device))
         try:
-            model = UNet.from_config(ck_state["model_config"])
-            schedule = NoiseSchedule.from_config(ck_state["schedule"])
-            config = TrainConfig.from_dict({**ck_state["train_config"], **overrides})
+            model = UNet.from_config(ck.state["model_config"])
+            schedule = NoiseSchedule.from_config(ck.state["schedule"])
+            config = TrainConfig.from_dict({**ck.state["train_config"], **overrides})
         except (KeyError, TypeError, GeodiffError) as err:
             if isinstance(err, CheckpointError):
                 raise
             raise CheckpointError(
                 f"{path} lacks a usable model, schedule or training config ({err})"
             ) from err
-        return cls(model, schedule, config, device=device).load(path)
+        return cls(model, schedule, config, device=device)._restore(ck)
