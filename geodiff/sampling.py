@@ -36,6 +36,8 @@ class _TileJob:
     def __call__(self, seed: int, loc: np.ndarray, scale: np.ndarray, crop: tuple[int, int],
                  valid: np.ndarray | None) -> np.ndarray:
         h, w = crop
+        if valid is not None:
+            valid = valid[0, :h, :w]  # the tile's mask, cut to the part inside the scene
         if valid is not None and not valid.any():
             # All-nodata tiles are never fed to the network.
             shape = (self.n, self.model.channels, h, w)
@@ -112,7 +114,7 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         tile_seed = int(np.random.SeedSequence([int(seed), int(r), int(c)]).generate_state(1)[0])
         valid_key = (valid.data.name, k, 0, 0) if valid is not None else None
         graph[(name, 0, *([0] * len(lead)), i, j)] = (
-            job, tile_seed, per_tile.loc[k], per_tile.scale[k], crop, _crop_mask(valid_key, crop),
+            job, tile_seed, per_tile.loc[k], per_tile.scale[k], crop, valid_key,
         )
     chunks = ((n,), *[(c,) for c in lead], _sizes(grid.row_starts, th, h), _sizes(grid.col_starts, tw, w))
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=dependencies)
@@ -136,18 +138,6 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
 
 def _sizes(starts: np.ndarray, size: int, length: int) -> tuple[int, ...]:
     return tuple(int(min(size, length - s)) for s in starts)
-
-
-def _crop_mask(key, crop):
-    """A task that crops a tile's validity mask to the part of the tile inside the scene."""
-    if key is None:
-        return None
-    h, w = crop
-    return (_crop, key, h, w)
-
-
-def _crop(mask: np.ndarray, h: int, w: int) -> np.ndarray:
-    return mask[0, :h, :w]
 
 
 def _coefficients(model: DiffusionModel, tiles: xr.DataArray, how: str, n: int, seed: int) -> Coefficients:
