@@ -11,7 +11,7 @@ import scipy.sparse
 
 from geodiff.errors import GeodiffError
 
-__all__ = ["LagPlan", "default_edges", "lag_plan", "resolve_edges"]
+__all__ = ["LagPlan", "default_edges", "fft_shape", "lag_plan", "max_offsets", "resolve_edges"]
 
 # Angles are compared with this slack so lags exactly on a sector edge are included whatever the
 # last bit of atan2 says.
@@ -69,6 +69,21 @@ def resolve_edges(
     return edges
 
 
+def max_offsets(
+    shape: tuple[int, int], step: tuple[float, float], max_lag: float
+) -> tuple[int, int]:
+    """Largest row and column offsets (pixels) of a lag up to ``max_lag`` that fit the grid."""
+    return (
+        min(shape[0] - 1, int(np.floor(max_lag / step[0]))),
+        min(shape[1] - 1, int(np.floor(max_lag / step[1]))),
+    )
+
+
+def fft_shape(shape: tuple[int, int], offsets: tuple[int, int]) -> tuple[int, int]:
+    """Zero-padded FFT size free of circular wrap-around for lags up to ``offsets`` pixels."""
+    return tuple(scipy.fft.next_fast_len(n + max(h, 1), real=True) for n, h in zip(shape, offsets))
+
+
 @dataclass(frozen=True, eq=False)
 class LagPlan:
     """Everything about lags that depends only on the grid, the bins and the sectors.
@@ -112,12 +127,9 @@ def _plan_cached(
     directions: tuple[float, ...] | None,
     tolerance: float,
 ) -> LagPlan:
-    ny, nx = shape
     sy, sx = spacing
     ay, ax = abs(sy), abs(sx)
-    top = edges[-1]
-    hy = min(ny - 1, int(np.floor(top / ay)))
-    hx = min(nx - 1, int(np.floor(top / ax)))
+    hy, hx = max_offsets(shape, (ay, ax), edges[-1])
     iy, ix = np.meshgrid(np.arange(0, hy + 1), np.arange(-hx, hx + 1), indexing="ij")
     iy, ix = iy.ravel(), ix.ravel()
     half = (iy > 0) | ((iy == 0) & (ix > 0))
@@ -141,8 +153,7 @@ def _plan_cached(
     members = scipy.sparse.csr_array(
         (np.ones(len(rows)), (rows, cols)), shape=(len(iy), n_dirs * n_bins)
     )
-    my = scipy.fft.next_fast_len(ny + max(hy, 1), real=True)
-    mx = scipy.fft.next_fast_len(nx + max(hx, 1), real=True)
+    my, mx = fft_shape(shape, (hy, hx))
     flat = iy * mx + (ix % mx)
     return LagPlan(iy, ix, members, (my, mx), hy + 1, flat, n_bins, n_dirs)
 

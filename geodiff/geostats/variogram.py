@@ -23,7 +23,7 @@ import xarray as xr
 
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.geostats import robust
-from geodiff.geostats.lags import LagPlan, lag_plan, resolve_edges
+from geodiff.geostats.lags import LagPlan, fft_shape, lag_plan, max_offsets, resolve_edges
 from geodiff.geostats.spacing import GridSpacing, _crs, pixel_spacing
 
 __all__ = ["ESTIMATORS", "matheron_fft", "semivariogram", "semivariogram_array", "variogram_map"]
@@ -105,6 +105,11 @@ def matheron_fft(z: np.ndarray, plan: LagPlan) -> tuple[np.ndarray, np.ndarray]:
         k = zi.shape[0]
         npairs[i : i + k] = (mt @ nmap.reshape(k, -1)[:, plan.flat].T).T
         ssum[i : i + k] = (mt @ smap.reshape(k, -1)[:, plan.flat].T).T
+    return _matheron(npairs, ssum)
+
+
+def _matheron(npairs: np.ndarray, ssum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``gamma = S / (2 N)`` from FFT sums (rounded counts; gamma NaN where no pair)."""
     npairs = np.rint(npairs)
     with np.errstate(invalid="ignore", divide="ignore"):
         gamma = np.maximum(ssum, 0.0) / (2.0 * npairs)
@@ -358,13 +363,10 @@ def variogram_map(
     da = _spatial_only(da)
     _check_not_all_nan(da)
     ny, nx = da.sizes["y"], da.sizes["x"]
-    ay, ax = sp.step
     if max_lag is None:
-        max_lag = 0.5 * min(ny * ay, nx * ax)
-    hy = min(ny - 1, int(np.floor(max_lag / ay)))
-    hx = min(nx - 1, int(np.floor(max_lag / ax)))
-    my = scipy.fft.next_fast_len(ny + max(hy, 1), real=True)
-    mx = scipy.fft.next_fast_len(nx + max(hx, 1), real=True)
+        max_lag = 0.5 * min(ny * sp.step[0], nx * sp.step[1])
+    hy, hx = max_offsets((ny, nx), sp.step, max_lag)
+    my, mx = fft_shape((ny, nx), (hy, hx))
     z = np.asarray(da.values, dtype=np.float64)
     lead = z.shape[:-2]
     nmap, smap = _fft_maps(z.reshape((-1, ny, nx)), (my, mx), hy + 1)
@@ -372,15 +374,13 @@ def variogram_map(
     # Rows of negative iy by point symmetry: M(-iy, ix) = M(iy, -ix).
     n = np.concatenate([nmap[:, :0:-1, (-ix) % mx], nmap[:, :, ix]], axis=1)
     s = np.concatenate([smap[:, :0:-1, (-ix) % mx], smap[:, :, ix]], axis=1)
-    n = np.rint(n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        g = np.where(n > 0, np.maximum(s, 0.0) / (2.0 * n), np.nan)
+    g, n = _matheron(n, s)
     out_shape = lead + g.shape[1:]
     lead_dims = da.dims[:-2]
     ds = xr.Dataset(
         {
             "gamma": (lead_dims + ("lag_y", "lag_x"), g.reshape(out_shape)),
-            "npairs": (lead_dims + ("lag_y", "lag_x"), n.reshape(out_shape).astype(np.int64)),
+            "npairs": (lead_dims + ("lag_y", "lag_x"), n.reshape(out_shape)),
         },
         coords={
             "lag_y": ("lag_y", np.arange(-hy, hy + 1) * sp.dy, {"units": sp.unit}),
