@@ -38,7 +38,9 @@ def test_mse_of_each_target(prediction):
     assert set(exact) == {"loss", "mse"} and exact["mse"].shape == (6,)
     assert exact["mse"].abs().max() < 1e-20 and torch.equal(exact["loss"], exact["mse"])
     zero = training_losses(lambda x, t: torch.zeros_like(x), SCHED, x0, T_ALL, prediction=prediction, noise=noise)
-    target = SCHED.target(x0, noise, T_ALL, prediction)
+    # the targets written out (Ho et al. 2020 eq. 14; Salimans & Ho 2022 sec. 4 for v)
+    abar = SCHED.alphas_cumprod[T_ALL].reshape(-1, 1, 1, 1)
+    target = {"eps": noise, "x0": x0, "v": abar.sqrt() * noise - (1 - abar).sqrt() * x0}[prediction]
     torch.testing.assert_close(zero["mse"], (target**2).mean(dim=(1, 2, 3)))
 
 
