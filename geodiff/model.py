@@ -47,6 +47,8 @@ class DiffusionModel:
         The network's target (``"eps"``, ``"x0"``, ``"v"``) and forward-noise spec.
     summary
         Training summary: tiles, epochs, steps, losses, seconds, data source.
+    model_id
+        SHA-256 of the weights (16 hex digits), computed at construction.
     """
 
     network: Any
@@ -62,18 +64,20 @@ class DiffusionModel:
     summary: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
 
-    @property
-    def channels(self) -> int:
-        return len(self.bands) if self.bands else 1
+    model_id: str = field(init=False)
 
-    @property
-    def model_id(self) -> str:
-        """SHA-256 of the weights (first 16 hex digits): two models with one id sample alike."""
+    def __post_init__(self):
+        # SHA-256 of the weights (first 16 hex digits): two models with one id sample alike.
+        # Hashed once here, since provenance, repr and dask tokens all read it.
         digest = hashlib.sha256()
         for name, tensor in sorted(self.network.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()[:16]
+        self.model_id = digest.hexdigest()[:16]
+
+    @property
+    def channels(self) -> int:
+        return len(self.bands) if self.bands else 1
 
     def __repr__(self) -> str:
         n_params = sum(p.numel() for p in self.network.parameters())

@@ -1,5 +1,6 @@
 """DiffusionModel and scene sampling: laziness, seeding, masks, georeferencing, persistence."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -58,7 +59,7 @@ class CountingNetwork(torch.nn.Module):
 
 def test_scene_sample_is_lazy_one_chunk_per_tile_and_local(velocity, model):
     counting = CountingNetwork(model.network)
-    m = DiffusionModel(**{**model.__dict__, "network": counting})
+    m = dataclasses.replace(model, network=counting)
     synth = velocity.diffusion.sample(n=2, model=m, steps=5)
     assert counting.calls == 0
     assert synth.dims == ("sample", "y", "x") and synth.shape == (2, *velocity.shape)
@@ -109,7 +110,7 @@ def test_location_coefficients_reproduce_each_tiles_range(velocity, model):
 def test_all_nodata_tiles_are_never_generated(model):
     scene = geodiff.open_scene(_scene_with_empty_corner(), chunks=None)
     counting = CountingNetwork(model.network)
-    m = DiffusionModel(**{**model.__dict__, "network": counting, "units": None})
+    m = dataclasses.replace(model, network=counting, units=None)
     synth = scene.diffusion.sample(n=1, model=m, steps=2).values
     assert counting.calls == 2 * 3  # 4 tiles, one empty: 3 tiles x 2 steps
     assert np.isnan(synth[0, :16, :16]).all()
