@@ -48,8 +48,9 @@ def point_crack(
     dx = np.asarray(x, dtype=float) - xcen
     dy = np.asarray(y, dtype=float) - ycen
     r2 = dx**2 + dy**2 + depth**2
-    c = 3.0 * dV * depth**2 / (2.0 * np.pi * r2**2.5)
-    return c * dx, c * dy, c * depth * np.ones_like(dx)
+    # c already has the broadcast shape of dx and dy, so c * depth is a full field.
+    c = 3.0 * dV * depth**2 / (2.0 * np.pi * r2 * r2 * np.sqrt(r2))
+    return c * dx, c * dy, c * depth
 
 
 def penny_crack(
@@ -138,12 +139,9 @@ def penny_crack(
     uz = np.empty_like(prof)
     chunk = max(1, 2_000_000 // ex.size)
     for i in range(0, prof.size, chunk):
-        px = prof[i : i + chunk, None] - ex[None, :]
-        py = -ey[None, :]
-        r2 = px**2 + py**2 + depth**2
-        c = 3.0 * depth**2 / (2.0 * np.pi) * weights / (r2 * r2 * np.sqrt(r2))
-        ur[i : i + chunk] = (c * px).sum(axis=1)
-        uz[i : i + chunk] = (c * depth).sum(axis=1)
+        ue, _, uu = point_crack(prof[i : i + chunk, None], 0.0, xcen=ex, ycen=ey, depth=depth, dV=weights)
+        ur[i : i + chunk] = ue.sum(axis=1)
+        uz[i : i + chunk] = uu.sum(axis=1)
     ur_obs = np.interp(r, prof, ur)
     uz_obs = np.interp(r, prof, uz)
     with np.errstate(invalid="ignore", divide="ignore"):
