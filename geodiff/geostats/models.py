@@ -94,65 +94,60 @@ class Model(abc.ABC):
         return Sum(left + right)
 
 
-def _scale_ok(scale: float) -> None:
-    if not scale > 0:
-        raise GeodiffError(f"length scale must be positive, got {scale}")
-
-
 @dataclass(frozen=True)
-class Spherical(Model):
-    """``gamma = sill (3/2 h/a - 1/2 (h/a)^3)`` for ``h < a``, ``sill`` beyond (Matheron 1963)."""
+class _SillScale(Model):
+    """Bounded model with a sill and a length scale ``a``, checked once when built."""
 
     sill: float = 1.0
     scale: float = 1.0
 
+    def __post_init__(self):
+        if not self.scale > 0:
+            raise GeodiffError(f"length scale must be positive, got {self.scale}")
+
+
+@dataclass(frozen=True)
+class Spherical(_SillScale):
+    """``gamma = sill (3/2 h/a - 1/2 (h/a)^3)`` for ``h < a``, ``sill`` beyond (Matheron 1963)."""
+
     def _gamma(self, h):
-        _scale_ok(self.scale)
         r = np.minimum(h / self.scale, 1.0)
         return self.sill * (1.5 * r - 0.5 * r**3)
 
 
 @dataclass(frozen=True)
-class Exponential(Model):
+class Exponential(_SillScale):
     """``gamma = sill (1 - exp(-h / a))``; effective range ``3 a`` (~95 %)."""
 
-    sill: float = 1.0
-    scale: float = 1.0
-
     def _gamma(self, h):
-        _scale_ok(self.scale)
         return self.sill * -np.expm1(-h / self.scale)
 
 
 @dataclass(frozen=True)
-class Gaussian(Model):
+class Gaussian(_SillScale):
     """``gamma = sill (1 - exp(-(h / a)^2))``; effective range ``sqrt(3) a``."""
 
-    sill: float = 1.0
-    scale: float = 1.0
-
     def _gamma(self, h):
-        _scale_ok(self.scale)
         return self.sill * -np.expm1(-((h / self.scale) ** 2))
 
 
 @dataclass(frozen=True)
-class Stable(Model):
+class Stable(_SillScale):
     """Powered exponential ``gamma = sill (1 - exp(-(h / a)^alpha))``, ``0 < alpha <= 2``."""
 
-    sill: float = 1.0
-    scale: float = 1.0
     alpha: float = 1.0
 
-    def _gamma(self, h):
-        _scale_ok(self.scale)
+    def __post_init__(self):
+        super().__post_init__()
         if not 0 < self.alpha <= 2:
             raise GeodiffError(f"stable alpha must be in (0, 2], got {self.alpha}")
+
+    def _gamma(self, h):
         return self.sill * -np.expm1(-((h / self.scale) ** self.alpha))
 
 
 @dataclass(frozen=True)
-class Matern(Model):
+class Matern(_SillScale):
     """Matérn: ``C = sill 2^(1-nu) / Gamma(nu) (sqrt(2 nu) h / a)^nu K_nu(sqrt(2 nu) h / a)``.
 
     Handcock & Stein (1993), Technometrics 35(4), 403-410 (the parametrisation of Rasmussen &
@@ -160,14 +155,14 @@ class Matern(Model):
     gaussian ``exp(-h^2 / (2 a^2))``.
     """
 
-    sill: float = 1.0
-    scale: float = 1.0
     nu: float = 1.0
 
-    def _gamma(self, h):
-        _scale_ok(self.scale)
+    def __post_init__(self):
+        super().__post_init__()
         if not self.nu > 0:
             raise GeodiffError(f"matern nu must be positive, got {self.nu}")
+
+    def _gamma(self, h):
         x = np.sqrt(2.0 * self.nu) * h / self.scale
         with np.errstate(invalid="ignore", over="ignore", under="ignore"):
             c = (
@@ -190,9 +185,11 @@ class Power(Model):
     exponent: float = 1.0
     bounded = False
 
-    def _gamma(self, h):
+    def __post_init__(self):
         if not 0 < self.exponent < 2:
             raise GeodiffError(f"power exponent must be in (0, 2), got {self.exponent}")
+
+    def _gamma(self, h):
         return self.scale * h**self.exponent
 
 

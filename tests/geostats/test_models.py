@@ -162,3 +162,19 @@ def test_grf_reproduces_model_variogram():
         expected[b] = np.sum(w * model(d[sel])) / w.sum()
     sd = ds.gamma.std("dim_0").values / np.sqrt(300)
     assert np.all(np.abs(mean - expected) < 4 * sd + 1e-3)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Exponential(1.0, 0.0),
+        lambda: Spherical(1.0, -2.0),
+        lambda: Stable(1.0, 1.0, 2.5),
+        lambda: Matern(1.0, 1.0, 0.0),
+        lambda: Power(1.0, 2.0),
+        lambda: Gaussian(1.0, 1.0).with_params({"scale": 0.0}),
+    ],
+)
+def test_invalid_parameters_rejected_when_built(build):
+    with pytest.raises(GeodiffError):
+        build()
