@@ -52,4 +52,4 @@ def mogi(
     dx = np.asarray(x, dtype=float) - xcen
     dy = np.asarray(y, dtype=float) - ycen
     c = (1.0 - nu) * dV / np.pi / (dx**2 + dy**2 + depth**2) ** 1.5
-    return c * dx, c * dy, c * depth * np.ones_like(dx)
+    return c * dx, c * dy, c * depth
