@@ -48,10 +48,12 @@ def test_wrap_matches_modular_arithmetic():
     np.testing.assert_allclose(wrap(x), np.mod(x + np.pi, 2 * np.pi) - np.pi, atol=1e-9)
 
 
-def test_wrap_keeps_xarray_metadata():
-    da = xr.DataArray(np.linspace(-10, 10, 6), dims="x", attrs={"units": "rad"})
+def test_wrap_keeps_xarray_coordinates():
+    da = xr.DataArray(np.linspace(-10, 10, 6), dims="x", coords={"x": np.arange(6.0) * 30}, attrs={"units": "rad"})
     out = wrap(da)
     assert isinstance(out, xr.DataArray) and out.dims == ("x",)
+    np.testing.assert_array_equal(out.x, da.x)
+    np.testing.assert_allclose(out.values, np.mod(da.values + np.pi, 2 * np.pi) - np.pi, atol=1e-12)
 
 
 def test_one_fringe_is_half_a_wavelength():
