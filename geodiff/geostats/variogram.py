@@ -158,12 +158,7 @@ def semivariogram_array(
     if z.ndim < 2:
         raise GeodiffError(f"expected an array of shape (..., y, x), got shape {z.shape}")
     shape = z.shape[-2:]
-    step = (abs(float(spacing[0])), abs(float(spacing[1])))
-    if min(step) <= 0 or not np.all(np.isfinite(step)):
-        raise GeodiffError(
-            f"spacing must be two non-zero finite pixel sizes (dy, dx), got {spacing}"
-        )
-    edges = resolve_edges(bins, shape, step, max_lag)
+    edges = resolve_edges(bins, shape, _given(spacing).step, max_lag)
     plan = lag_plan(shape, spacing, edges, _directions(direction), tolerance)
     gamma, npairs = _kernel(z, plan, estimator)
     if direction is None or np.ndim(direction) == 0:
@@ -172,7 +167,12 @@ def semivariogram_array(
 
 
 def _given(spacing) -> GridSpacing:
-    return GridSpacing(float(spacing[0]), float(spacing[1]), "unit of spacing", "given spacing")
+    sp = GridSpacing(float(spacing[0]), float(spacing[1]), "unit of spacing", "given spacing")
+    if min(sp.step) <= 0 or not np.all(np.isfinite(sp.step)):
+        raise GeodiffError(
+            f"spacing must be two non-zero finite pixel sizes (dy, dx), got {spacing}"
+        )
+    return sp
 
 
 def _as_dataarray(obj, spacing) -> tuple[xr.DataArray, GridSpacing]:
@@ -185,10 +185,7 @@ def _as_dataarray(obj, spacing) -> tuple[xr.DataArray, GridSpacing]:
         stacked.attrs = dict(obj[names[0]].attrs)
         obj = stacked
     if isinstance(obj, xr.DataArray):
-        da = obj
-        if spacing is not None:
-            return da, _given(spacing)
-        return da, pixel_spacing(da)
+        return obj, pixel_spacing(obj) if spacing is None else _given(spacing)
     arr = np.asarray(obj)
     if arr.ndim < 2:
         raise GeodiffError(f"expected an array of shape (..., y, x), got shape {arr.shape}")

@@ -12,7 +12,7 @@ import rioxarray
 import xarray as xr
 from pyproj import Geod
 
-from geodiff.errors import SceneError
+from geodiff.errors import GeodiffError, SceneError
 from geodiff.geostats.spacing import pixel_spacing
 from geodiff.geostats.variogram import semivariogram, semivariogram_array, variogram_map
 
@@ -282,3 +282,13 @@ def test_geographic_crs_on_a_sphere():
     assert sp.unit == "metre" and sp.dy < 0 < sp.dx
     np.testing.assert_allclose(-sp.dy, 0.01 * r * np.pi / 180, rtol=1e-9)
     np.testing.assert_allclose(sp.dx, 0.01 * r * np.pi / 180 * np.cos(np.radians(lat)), rtol=1e-8)
+
+
+@pytest.mark.parametrize("spacing", [(0.0, 1.0), (1.0, np.inf)])
+def test_bad_spacing_rejected_by_every_entry_point(spacing):
+    z = np.random.default_rng(0).normal(size=(6, 6))
+    for call in (semivariogram_array, semivariogram, variogram_map):
+        with pytest.raises(GeodiffError, match="spacing must be"):
+            call(z, spacing=spacing)
+    with pytest.raises(GeodiffError, match="spacing must be"):
+        semivariogram(xr.DataArray(z, dims=("y", "x")), spacing=spacing, bins=[0.0, 1.0, 2.0])
