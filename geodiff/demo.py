@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from geodiff.io import to_geotiff, to_netcdf, to_zarr
+from geodiff.io.write import atomic_path, flat_attrs
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,8 @@ def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None,
 
     log(f"3/5 sampling {config.scene_samples} synthetic scene(s) on the demo grid, tile by tile")
     synth = scene.diffusion.sample(n=config.scene_samples, steps=config.steps, seed=config.seed, device=device)
+    synth = synth.persist()  # generated once, tile by tile, for all three formats
     paths["scene_geotiff"] = to_geotiff(synth, out / "synthetic-scene.tif")[0]
-    synth = geodiff.open_scene(paths["scene_geotiff"], chunks=None)  # written once, reread for the others
-    synth = synth.rename(band="sample").assign_coords(sample=np.arange(synth.sizes["band"])) \
-        if "band" in synth.dims else synth.expand_dims(sample=1)
     paths["scene_netcdf"] = to_netcdf(synth, out / "synthetic-scene.nc", name="los_velocity")
     paths["scene_zarr"] = to_zarr(synth, out / "synthetic-scene.zarr", name="los_velocity")
 
@@ -76,34 +75,40 @@ def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None,
     tiles = model.sample_tiles(config.tiles, steps=config.steps, seed=config.seed, device=device,
                                like=template, progress=False)
     paths["tiles"] = to_netcdf(tiles, out / "synthetic-tiles.nc", name="los_velocity")
-    real = select(grid.stack(scene), nodata_filter(grid.stack(scene), 0.0)).compute()
+    stack = grid.stack(scene)
+    real = select(stack, nodata_filter(stack, 0.0)).compute()
     real = real.rename(tile="sample").assign_coords(y=template.y.values, x=template.x.values)
     real = real.rio.write_crs(scene.rio.crs)
 
     log("5/5 comparing real and synthetic tiles (figures and semivariograms)")
     paths["tiles_png"] = _plot_tiles(real, tiles, out / "real-vs-synthetic.png", config.seed)
     comparison = geostats.compare(real, tiles)
-    paths["variogram"] = out / "variogram-comparison.nc"
-    to_netcdf_dataset(comparison, paths["variogram"])
-    paths["variogram_png"] = out / "variogram-comparison.png"
-    fig, _ = geostats.plot(comparison)
-    fig.savefig(paths["variogram_png"], dpi=120, bbox_inches="tight")
+    paths["variogram"] = _write_dataset(comparison, out / "variogram-comparison.nc")
+    paths["variogram_png"] = _save_figure(geostats.plot(comparison)[0], out / "variogram-comparison.png")
     log(f"done in {time.monotonic() - started:.0f} s; outputs in {out.resolve()}:")
     for name, path in paths.items():
         log(f"  {name:14s} {path}")
     return paths
 
 
-def to_netcdf_dataset(ds, path: Path) -> None:
+def _write_dataset(ds, path: Path) -> Path:
     """Write a small derived Dataset (e.g. a variogram comparison) through a temporary name."""
-    from geodiff.io.write import atomic_path, flat_attrs
-
     ds = ds.copy()
     ds.attrs = flat_attrs(ds.attrs)
     for var in ds.variables.values():
         var.attrs = flat_attrs(var.attrs)
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp)
+    return path
+
+
+def _save_figure(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def _plot_tiles(real, synthetic, path: Path, seed: int) -> Path:
@@ -126,8 +131,4 @@ def _plot_tiles(real, synthetic, path: Path, seed: int) -> Path:
         axes[row, 0].set_ylabel(label)
     fig.colorbar(im, ax=axes, shrink=0.8, label=units)
     fig.suptitle("Demo scene: real tiles (top) and diffusion samples (bottom)")
-    with_tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(with_tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    with_tmp.replace(path)
-    return path
+    return _save_figure(fig, path)
