@@ -23,13 +23,22 @@ _NEG_RTOL = 1e-8
 
 
 def _check_grid(
-    shape: tuple[int, int], spacing: tuple[float, float]
-) -> tuple[int, int, float, float]:
+    shape: tuple[int, int], spacing: tuple[float, float], size: int | None
+) -> tuple[int, int, float, float, int]:
+    """``(ny, nx, dy, dx, n)`` with ``n`` the number of realisations to draw."""
     if len(shape) != 2 or min(shape) < 1:
         raise GeodiffError(f"shape must be two positive integers (ny, nx), got {shape!r}")
     if len(spacing) != 2 or not all(np.isfinite(spacing)) or min(spacing) <= 0:
         raise GeodiffError(f"spacing must be two positive finite numbers (dy, dx), got {spacing!r}")
-    return int(shape[0]), int(shape[1]), float(spacing[0]), float(spacing[1])
+    if size is not None and int(size) < 1:
+        raise GeodiffError(f"size must be a positive number of realisations, got {size}")
+    return (
+        int(shape[0]),
+        int(shape[1]),
+        float(spacing[0]),
+        float(spacing[1]),
+        1 if size is None else int(size),
+    )
 
 
 def _covariance_function(model: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -99,13 +108,11 @@ def gaussian_random_field(
         If the embedding is not non-negative definite (enlarge ``padding``), or the covariance is
         not finite at the sampled lags.
     """
-    ny, nx, dy, dx = _check_grid(shape, spacing)
+    ny, nx, dy, dx, n = _check_grid(shape, spacing, size)
     if padding < 2:
         raise GeodiffError(
             f"padding must be at least 2 (the minimal circulant embedding), got {padding}"
         )
-    if size is not None and int(size) < 1:
-        raise GeodiffError(f"size must be a positive number of realisations, got {size}")
     cov = _covariance_function(model)
     my = scipy.fft.next_fast_len(max(int(np.ceil(padding * ny)), 2))
     mx = scipy.fft.next_fast_len(max(int(np.ceil(padding * nx)), 2))
@@ -131,7 +138,6 @@ def gaussian_random_field(
             "within the padded grid"
         )
     amp = np.sqrt(np.clip(lam, 0.0, None) / (my * mx))
-    n = 1 if size is None else int(size)
     rng = np.random.default_rng(seed)
     pairs = (n + 1) // 2
     # Pair by pair, so the first realisations do not depend on how many are drawn.
@@ -186,11 +192,9 @@ def power_law_field(
     numpy.ndarray
         ``(ny, nx)`` or ``(size, ny, nx)`` float64 field.
     """
-    ny, nx, dy, dx = _check_grid(shape, spacing)
+    ny, nx, dy, dx, n = _check_grid(shape, spacing, size)
     if padding < 1:
         raise GeodiffError(f"padding must be at least 1, got {padding}")
-    if size is not None and int(size) < 1:
-        raise GeodiffError(f"size must be a positive number of realisations, got {size}")
     if not np.isfinite(exponent) or not np.isfinite(std) or std < 0:
         raise GeodiffError(f"exponent must be finite and std non-negative, got {exponent}, {std}")
     if ny * nx < 2:
@@ -203,7 +207,6 @@ def power_law_field(
     k[0, 0] = 1.0
     filt = k ** (-exponent / 2.0)
     filt[0, 0] = 0.0
-    n = 1 if size is None else int(size)
     rng = np.random.default_rng(seed)
     spec = scipy.fft.rfft2(rng.standard_normal((n, my, mx)), workers=-1) * filt
     f = scipy.fft.irfft2(spec, s=(my, mx), workers=-1)[:, :ny, :nx]
