@@ -109,8 +109,9 @@ def fit_scene(
     if unknown:
         raise GeodiffError(f"unknown training option(s) {sorted(unknown)}")
     scaler = Scaler(scaler) if isinstance(scaler, str) else scaler
+    # Training tiles become a tensor anyway: read them once, then fit and scale in memory.
     tiles = training_tiles(scene, tile, overlap=overlap, max_nodata=max_nodata, patch=patch,
-                           max_tiles=max_tiles, seed=seed)
+                           max_tiles=max_tiles, seed=seed).compute()
     coefficients = scaler.fit(tiles)
     scaled, _ = fill_gaps(scaler.transform(tiles, coefficients), fill)
     data = scaled.transpose("tile", ..., "y", "x").values
@@ -119,10 +120,9 @@ def fit_scene(
     th, tw = data.shape[-2:]
 
     net = UNet.from_preset(preset, channels, learn_sigma=learn_sigma, **(network or {}))
-    factor = 2 ** (len(net.config["channel_mult"]) - 1)
-    if th % factor or tw % factor:
-        raise TilingError(f"tile {th}x{tw} is not divisible by {factor} as the {preset!r} network needs; "
-                          f"use a tile size that is a multiple of {factor}")
+    if th % net.divisor or tw % net.divisor:
+        raise TilingError(f"tile {th}x{tw} is not divisible by {net.divisor} as the {preset!r} network needs; "
+                          f"use a tile size that is a multiple of {net.divisor}")
     config = TrainConfig(epochs=None if steps else epochs, steps=steps, batch_size=min(batch_size, len(data)),
                          lr=lr, prediction=prediction, learn_sigma=learn_sigma, noise=noise, seed=seed,
                          progress=progress, **train_options)

@@ -204,3 +204,10 @@ def test_tile_larger_than_scene_at_fit():
     small = _scene_with_empty_corner().isel(y=slice(0, 12))
     with pytest.raises(TilingError, match="larger than the scene"):
         small.diffusion.fit(tile=16, steps=1, preset="tiny", progress=False)
+
+
+def test_tile_not_divisible_by_the_network_is_refused_before_training():
+    from geodiff.errors import TilingError
+
+    with pytest.raises(TilingError, match="multiple of 8"):
+        _scene_with_empty_corner().diffusion.fit(tile=12, steps=1, preset="small", progress=False)
