@@ -134,7 +134,7 @@ def load_tensors(
         )
     try:
         with safe_open(str(path), "pt", device=str(device)) as f:
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (not iterable)
             metadata = f.metadata() or {}
     except Exception as err:  # safetensors raises its own error type for corrupt headers
         raise CheckpointError(
