@@ -25,6 +25,7 @@ def shifted_differences(z: np.ndarray, iy: int, ix: int) -> np.ndarray:
 
 
 def _group_sums(z: np.ndarray, plan: LagPlan, transform) -> tuple[np.ndarray, np.ndarray]:
+    z = np.asarray(z, dtype=np.float64)
     b = z.shape[0]
     sums = np.zeros((b, len(plan.iy)))
     counts = np.zeros((b, len(plan.iy)))
@@ -63,6 +64,7 @@ def dowd(z: np.ndarray, plan: LagPlan) -> tuple[np.ndarray, np.ndarray]:
 
     Holds every difference of one group at a time in memory.
     """
+    z = np.asarray(z, dtype=np.float64)
     b = z.shape[0]
     members = plan.members.tocsc()
     gamma = np.full((b, members.shape[1]), np.nan)

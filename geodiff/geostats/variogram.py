@@ -122,7 +122,8 @@ _KERNELS = {"matheron": matheron_fft, "cressie": robust.cressie_hawkins, "dowd":
 def _kernel(z: np.ndarray, plan: LagPlan, estimator: str) -> tuple[np.ndarray, np.ndarray]:
     """Apply an estimator over arbitrary leading dims; output ``(..., n_dirs, n_bins)``."""
     lead = z.shape[:-2]
-    flat = np.asarray(z, dtype=np.float64).reshape((-1,) + z.shape[-2:])
+    # No float64 copy of the whole block here: the FFT path casts chunk by chunk into its buffers.
+    flat = np.asarray(z).reshape((-1,) + z.shape[-2:])
     if flat.shape[0] == 0:
         shape = lead + (plan.n_dirs, plan.n_bins)
         return np.empty(shape), np.empty(shape, dtype=np.int64)
@@ -364,7 +365,7 @@ def variogram_map(
         max_lag = 0.5 * min(ny * sp.step[0], nx * sp.step[1])
     hy, hx = max_offsets((ny, nx), sp.step, max_lag)
     my, mx = fft_shape((ny, nx), (hy, hx))
-    z = np.asarray(da.values, dtype=np.float64)
+    z = np.asarray(da.values)
     lead = z.shape[:-2]
     nmap, smap = _fft_maps(z.reshape((-1, ny, nx)), (my, mx), hy + 1)
     ix = np.arange(-hx, hx + 1) % mx

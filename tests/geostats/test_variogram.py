@@ -292,3 +292,16 @@ def test_bad_spacing_rejected_by_every_entry_point(spacing):
             call(z, spacing=spacing)
     with pytest.raises(GeodiffError, match="spacing must be"):
         semivariogram(xr.DataArray(z, dims=("y", "x")), spacing=spacing, bins=[0.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("estimator", ["matheron", "cressie", "dowd"])
+def test_float32_input_computed_in_float64(estimator):
+    # float32 -> float64 is exact, so a float32 scene must give the float64 result bit for bit.
+    rng = np.random.default_rng(4)
+    z = (rng.normal(size=(3, 14, 13)) * 1e3 + 5e3).astype(np.float32)
+    z[rng.random(z.shape) < 0.2] = np.nan
+    got = semivariogram(z, bins=5, estimator=estimator)
+    xr.testing.assert_identical(
+        got, semivariogram(z.astype(np.float64), bins=5, estimator=estimator)
+    )
+    xr.testing.assert_identical(variogram_map(z[0]), variogram_map(z[0].astype(np.float64)))
