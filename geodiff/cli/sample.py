@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from geodiff.errors import GeodiffError
+from geodiff.io import to_geotiff, to_netcdf, to_zarr
 
-_WRITERS = {".tif": "to_geotiff", ".tiff": "to_geotiff", ".nc": "to_netcdf", ".zarr": "to_zarr"}
+_WRITERS = {".tif": to_geotiff, ".tiff": to_geotiff, ".nc": to_netcdf, ".zarr": to_zarr}
 
 
 def register(subparsers) -> None:
@@ -46,12 +47,11 @@ def run(args: argparse.Namespace) -> int:
         synth = sample_scene(scene, model, args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
                              mask=not args.no_mask, coefficients=args.coefficients,
                              batch_size=args.batch_size, device=args.device)
-        with ProgressBar(minimum=1.0):
-            getattr(geodiff, writer)(synth, out)
     else:
         synth = model.sample_tiles(args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
                                    batch_size=args.batch_size, device=args.device)
-        getattr(geodiff, writer)(synth, out)
+    with ProgressBar(minimum=1.0):  # scene samples are generated tile by tile while written
+        writer(synth, out)
     print(f"wrote {args.n} sample(s) to {out}")
     return 0
 
