@@ -125,8 +125,12 @@ def test_stack_is_lazy_and_reads_only_the_chunks_a_tile_needs():
 
 
 def test_aligned_chunks_keep_tiles_inside_chunks():
-    grid = TileGrid((256, 256), (32, 32))
-    assert grid.aligned_chunks(4) == {"y": 128, "x": 128}
+    grid = TileGrid((250, 300), (32, 32))
+    chunks = grid.aligned_chunks(3)
+    inner = grid.origins[(grid.origins[:, 0] + 32 <= 250 - 250 % 32) & (grid.origins[:, 1] + 32 <= 300 - 300 % 32)]
+    for r, c in inner:  # every tile off the shifted last row/column lies in one chunk
+        assert r // chunks["y"] == (r + 31) // chunks["y"] and c // chunks["x"] == (c + 31) // chunks["x"]
+    assert len(inner) == (250 // 32) * (300 // 32)
 
 
 def test_nodata_filter_on_licsbas_footprint(campi_flegrei):
