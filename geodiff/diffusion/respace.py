@@ -29,13 +29,19 @@ def section_timesteps(num_timesteps: int, sections: str | Iterable[int]) -> list
     rounded, from its first index (stride 1 when counts[i] == 1).
     """
     if isinstance(sections, str):
-        if sections.startswith("ddim"):
-            desired = int(sections[len("ddim"):])
+        try:
+            desired = int(sections.removeprefix("ddim")) if sections.startswith("ddim") else None
+            counts = None if desired is not None else [int(c) for c in sections.split(",")]
+        except ValueError:
+            raise ValueError(
+                f"unknown spacing {sections!r}: use 'trailing', 'leading', 'linspace', "
+                "'ddimN', 'N' or 'N1,N2,...', or a list of timesteps"
+            ) from None
+        if desired is not None:
             for stride in range(1, num_timesteps):
                 if len(range(0, num_timesteps, stride)) == desired:
                     return list(range(0, num_timesteps, stride))
             raise ValueError(f"no integer stride gives exactly {desired} steps out of {num_timesteps}")
-        counts = [int(c) for c in sections.split(",")]
     else:
         counts = [int(c) for c in sections]
     size_per, extra = divmod(num_timesteps, len(counts))
@@ -74,15 +80,7 @@ def space_timesteps(num_timesteps: int, spacing="trailing", steps: int | None = 
             kept = [round(i * step) for i in range(n)]
         return sorted(set(kept))
     if isinstance(spacing, str):
-        try:
-            return section_timesteps(T, spacing)
-        except ValueError as err:
-            if "invalid literal" in str(err):
-                raise ValueError(
-                    f"unknown spacing {spacing!r}: use 'trailing', 'leading', 'linspace', "
-                    "'ddimN', 'N' or 'N1,N2,...', or a list of timesteps"
-                ) from None
-            raise
+        return section_timesteps(T, spacing)
     kept = sorted({int(t) for t in spacing})
     if not kept or kept[0] < 0 or kept[-1] >= T:
         raise ValueError(f"explicit timesteps must be a non-empty subset of 0..{T - 1}")
