@@ -15,3 +15,7 @@ class TilingError(GeodiffError):
 
 class CheckpointError(GeodiffError):
     """A model or checkpoint file is corrupt, foreign or from an incompatible version."""
+
+
+class EmbeddingError(GeodiffError):
+    """A circulant embedding of a covariance is not non-negative definite: enlarge its padding."""

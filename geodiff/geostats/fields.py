@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from geodiff.errors import GeodiffError
+from geodiff.errors import EmbeddingError, GeodiffError
 
 __all__ = ["gaussian_random_field", "power_law_field"]
 
@@ -104,9 +104,10 @@ def gaussian_random_field(
 
     Raises
     ------
+    EmbeddingError
+        If the embedding is not non-negative definite (enlarge ``padding``).
     GeodiffError
-        If the embedding is not non-negative definite (enlarge ``padding``), or the covariance is
-        not finite at the sampled lags.
+        If the covariance is not finite at the sampled lags.
     """
     ny, nx, dy, dx, n = _check_grid(shape, spacing, size)
     if padding < 2:
@@ -131,7 +132,7 @@ def gaussian_random_field(
             "the covariance has no positive variance on this grid; check the model's sill"
         )
     if lam.min() < -_NEG_RTOL * top:
-        raise GeodiffError(
+        raise EmbeddingError(
             f"circulant embedding of size {my} x {mx} is not non-negative definite "
             f"(smallest eigenvalue {lam.min():.3g} vs largest {top:.3g}); enlarge padding "
             f"(now {padding}), e.g. padding={2 * padding:g}, or use a covariance that decays "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from geodiff.errors import GeodiffError
+from geodiff.errors import EmbeddingError, GeodiffError
 from geodiff.geostats.fields import gaussian_random_field, power_law_field
 
 __all__ = ["KOLMOGOROV_EXPONENT", "stratified", "turbulent"]
@@ -80,8 +80,8 @@ def turbulent(
                     shape, lambda h: var * np.exp(-h / correlation_length), spacing=spacing, size=size, seed=seed,
                     padding=padding,
                 )
-            except GeodiffError as err:
-                if "non-negative definite" not in str(err) or padding == _PADDINGS[-1]:
+            except EmbeddingError:
+                if padding == _PADDINGS[-1]:
                     raise
     raise GeodiffError(f"model must be 'power_law' or 'exponential', got {model!r}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geodiff.errors import GeodiffError
+from geodiff.errors import EmbeddingError, GeodiffError
 from geodiff.geostats.fields import gaussian_random_field, power_law_field
 
 
@@ -42,7 +42,7 @@ def test_grf_embedding_failure_advises_padding():
     def smooth(h):  # gaussian covariance with a range far beyond the grid
         return np.exp(-((np.asarray(h) / 40.0) ** 2))
 
-    with pytest.raises(GeodiffError, match="padding"):
+    with pytest.raises(EmbeddingError, match="padding"):
         gaussian_random_field((32, 32), smooth, padding=2)
 
 

@@ -58,3 +58,15 @@ def test_stratified_delay_is_linear_in_elevation():
     np.testing.assert_allclose(out[:1], [[-1.0, 0.0]])
     assert out[1, 0] == pytest.approx(1.0) and np.isnan(out[1, 1])
     np.testing.assert_allclose(stratified(dem, -0.02, reference=0.0)[0], [0.0, -2.0])
+
+
+def test_long_correlation_lengths_enlarge_the_embedding():
+    from geodiff.errors import EmbeddingError
+    from geodiff.geostats import gaussian_random_field
+
+    length = 25.0  # too long for the default embedding of a 48-pixel grid, not for padding 8
+    with pytest.raises(EmbeddingError):
+        gaussian_random_field((48, 48), lambda h: np.exp(-h / length), padding=2.0)
+    screens = turbulent((48, 48), std=3.0, model="exponential", correlation_length=length, size=400, seed=0)
+    assert screens.shape == (400, 48, 48)
+    np.testing.assert_allclose(screens.std(), 3.0, rtol=0.05)
