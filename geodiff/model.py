@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,8 @@ class DiffusionModel:
     summary
         Training summary: tiles, epochs, steps, losses, seconds, data source.
     model_id
-        SHA-256 of the weights (16 hex digits), computed at construction.
+        SHA-256 (16 hex digits) of the weights and of every setting that shapes a sample
+        (:meth:`description`), computed at construction.
     """
 
     network: Any
@@ -67,13 +69,30 @@ class DiffusionModel:
     model_id: str = field(init=False)
 
     def __post_init__(self):
-        # SHA-256 of the weights (first 16 hex digits): two models with one id sample alike.
-        # Hashed once here, since provenance, repr and dask tokens all read it.
+        # Two models with one id sample alike, so the id covers the weights and the description
+        # (an edited model.json changes it). Hashed once here: provenance, repr and dask tokens
+        # all read it. Canonical JSON keeps it equal across processes and save/load round trips.
         digest = hashlib.sha256()
         for name, tensor in sorted(self.network.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(json.dumps(self.description(), sort_keys=True, separators=(",", ":")).encode())
         self.model_id = digest.hexdigest()[:16]
+
+    def description(self) -> dict:
+        """Everything besides the weights that defines how this model samples, as JSON-ready data."""
+        return {
+            "network": self.network.config,
+            "schedule": self.schedule.to_config(),
+            "scaler": self.scaler.to_config(),
+            "coefficients": self.coefficients.to_dict(),
+            "tile": list(self.tile),
+            "bands": self.bands,
+            "units": self.units,
+            "crs": self.crs,
+            "prediction": self.prediction,
+            "noise": self.noise,
+        }
 
     @property
     def channels(self) -> int:
@@ -120,32 +139,66 @@ class DiffusionModel:
         """
         return tuple(self.scaler.feature_range) if self.scaler.method in ("minmax", "fixed") else None
 
-    def generate(self, n: int, *, sampler: str = "ddim", steps: int = 50, seed=0, batch_size: int = 16,
+    def check_sampling(self, n: int, *, sampler: str, steps: int, batch_size: int, seed: int) -> None:
+        """Refuse sampling arguments this model cannot run, before any work is done.
+
+        Shared by :meth:`generate`, :meth:`sample_tiles` and :func:`geodiff.sampling.sample_scene`,
+        so a lazy scene fails when it is requested, not when it is computed.
+
+        Raises
+        ------
+        geodiff.errors.GeodiffError
+            ``n`` or ``batch_size`` is not a positive integer, ``steps`` is outside
+            1..``schedule.timesteps``, ``seed`` is not an integer >= 0, or ``sampler`` is unknown.
+        """
+        from geodiff.diffusion.samplers import SAMPLERS
+
+        if sampler not in SAMPLERS:
+            raise GeodiffError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        timesteps = self.schedule.timesteps
+        for name, value, low, high, what in (
+            ("n", n, 1, None, "a positive number of samples"),
+            ("steps", steps, 1, timesteps, f"between 1 and the model's {timesteps} timesteps"),
+            ("batch_size", batch_size, 1, None, "a positive number of samples per network call"),
+            ("seed", seed, 0, None, "an integer >= 0"),
+        ):
+            if not _is_int(value) or value < low or (high is not None and value > high):
+                raise GeodiffError(f"{name} must be {what}, got {value!r}")
+
+    def generate(self, n: int, *, sampler: str = "ddim", steps: int = 50, seed: int = 0, batch_size: int = 16,
                  device=None, progress: bool = False, x_T=None, clip="auto") -> np.ndarray:
         """``n`` normalised tiles ``(n, C, H, W)`` straight from the network (float32 numpy).
 
-        With ``x_T`` (a tensor of start noise) ``seed`` only drives the stochastic steps.
-        ``clip="auto"`` clamps x_0 estimates to :attr:`clip_range`; pass a number, a pair or
-        ``None`` to choose.
+        Sample i draws its start noise and the noise of every stochastic step from its own
+        generator, seeded from ``(seed, i)``: results do not depend on ``batch_size`` or on
+        ``n`` (sample i of n = 5 is sample i of n = 3) beyond float rounding. With ``x_T`` (a
+        tensor of start noise) ``seed`` only drives the stochastic steps. ``clip="auto"`` clamps
+        x_0 estimates to :attr:`clip_range`; pass a number, a pair or ``None`` to choose.
+        ``progress`` shows one bar over the network calls of all batches.
         """
+        from tqdm.auto import tqdm
+
         from geodiff.diffusion import NoiseSpec, sample
         from geodiff.diffusion.device import pick_device
+        from geodiff.diffusion.respace import space_timesteps
 
-        if n <= 0:
-            raise GeodiffError(f"n must be a positive number of samples, got {n}")
+        self.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed)
         device = pick_device(device)
         network = self.network.to(device)
         h, w = self.tile
         clip = self.clip_range if clip == "auto" else clip
+        starts = range(0, n, batch_size)
+        calls = len(space_timesteps(self.schedule.timesteps, "trailing", steps))
         out = []
-        for k, start in enumerate(range(0, n, batch_size)):
-            size = min(batch_size, n - start)
-            chunk_x_T = None if x_T is None else x_T[start:start + size].to(device)
-            batch_seed = None if seed is None else int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0])
-            x = sample(lambda x, t: network(x, t), self.schedule, (size, self.channels, h, w), sampler=sampler,
-                       steps=steps, prediction=self.prediction, x_T=chunk_x_T, seed=batch_seed, clip=clip,
-                       noise=NoiseSpec.from_config(self.noise), device=device, progress=progress)
-            out.append(x.float().cpu().numpy())
+        with tqdm(total=len(starts) * calls, desc="sampling", unit="step", disable=not progress) as bar:
+            for start in starts:
+                size = min(batch_size, n - start)
+                chunk_x_T = None if x_T is None else x_T[start:start + size].to(device)
+                x = sample(lambda x, t: network(x, t), self.schedule, (size, self.channels, h, w), sampler=sampler,
+                           steps=steps, prediction=self.prediction, x_T=chunk_x_T, seed=sample_seeds(seed, start, size),
+                           clip=clip, noise=NoiseSpec.from_config(self.noise), device=device,
+                           callback=lambda info: bar.update(1))
+                out.append(x.float().cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
     def sample_tiles(self, n: int, *, sampler: str = "ddim", steps: int = 50, seed=0, batch_size: int = 16,
@@ -158,6 +211,7 @@ class DiffusionModel:
         """
         z = self.generate(n, sampler=sampler, steps=steps, seed=seed, batch_size=batch_size,
                           device=device, progress=progress)
+        # One draw of n in a row: coefficient set i is the same whatever n is.
         drawn = self.coefficients.draw(n, seed=seed)
         dims = ("sample", "band", "y", "x") if self.bands else ("sample", "y", "x")
         values = z if self.bands else z[:, 0]
@@ -187,13 +241,14 @@ class DiffusionModel:
             **{k: v for k, v in call.items() if v is not None},
         }
 
-    def save(self, path) -> Path:
-        """Write ``model.safetensors`` (EMA weights) and ``model.json`` into the folder ``path``."""
-        from geodiff.diffusion.checkpoint import (
-            atomic_directory,
-            save_tensors_atomic,
-            write_json_atomic,
-        )
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write ``model.safetensors`` (EMA weights) and ``model.json`` into the folder ``path``.
+
+        An existing folder is replaced only if it is a geodiff model folder, or with
+        ``overwrite=True``; a failed save leaves it as it was.
+        """
+        from geodiff.diffusion.checkpoint import save_tensors_atomic, write_json_atomic
+        from geodiff.files import atomic_directory
 
         path = Path(path)
         config = {
@@ -213,11 +268,22 @@ class DiffusionModel:
             "summary": self.summary,
             "versions": self.versions,
         }
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, overwrite=overwrite) as tmp:
             save_tensors_atomic({k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()},
                                 tmp / _WEIGHTS)
             write_json_atomic(config, tmp / _CONFIG)
         return path
+
+
+def sample_seeds(seed: int, start: int, count: int) -> list[int]:
+    """Seeds of samples ``start .. start + count - 1`` of a run seeded ``seed``: sample i's seed
+    depends on ``(seed, i)`` only (64-bit, from numpy's SeedSequence)."""
+    return [int(np.random.SeedSequence([int(seed), i]).generate_state(1, np.uint64)[0])
+            for i in range(start, start + count)]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def load_model(path, device=None) -> DiffusionModel:
@@ -261,8 +327,9 @@ def load_model(path, device=None) -> DiffusionModel:
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path} does not describe a usable model ({err}); it is corrupt or foreign") from err
     if model.model_id != config.get("model_id"):
-        raise CheckpointError(f"{path}: the weights do not match the recorded model id; the files are corrupt "
-                              "or were mixed from two models")
+        raise CheckpointError(f"{path}: the weights and description do not match the recorded model id; "
+                              f"{_CONFIG} was edited, or the files are corrupt or mixed from two models. "
+                              "Save the model again from the code that trained it")
     return model
 
 

@@ -69,7 +69,9 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
     sampler, steps
         Sampler of :func:`geodiff.diffusion.sample` and its number of network evaluations.
     seed
-        Same seed, same output, whichever tiles are computed and in whatever order.
+        Same seed, same output, whichever tiles are computed and in whatever order: sample i of
+        the tile at ``(row, col)`` depends on ``(seed, row, col, i)`` only, not on ``n`` or
+        ``batch_size``.
     mask
         NaN wherever the scene is nodata (tiles with no valid pixel are not generated).
     coefficients
@@ -88,8 +90,7 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         carry units, normalisation, the coefficients used per tile and provenance; encoding
         carries the scene's nodata so exports re-encode it.
     """
-    if n <= 0:
-        raise GeodiffError(f"n must be a positive number of samples, got {n}")
+    model.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed)
     if coefficients not in ("location", "draw"):
         raise GeodiffError(f"coefficients must be 'location' or 'draw', got {coefficients!r}")
     model._check_compatible(scene)
@@ -144,8 +145,10 @@ def _coefficients(model: DiffusionModel, tiles: xr.DataArray, how: str, n: int, 
     """Coefficients per tile: ``loc``/``scale`` of shape ``(tiles, n, bands)``."""
     count = tiles.sizes["tile"]
     if how == "draw":
+        # Sample-major, so that the first n sets of one draw, hence each sample's sets, do not depend on n.
         drawn = model.coefficients.draw(count * n, seed=seed)
-        loc, scale = drawn.loc.reshape(count, n, -1), drawn.scale.reshape(count, n, -1)
+        loc = drawn.loc.reshape(n, count, -1).transpose(1, 0, 2)
+        scale = drawn.scale.reshape(n, count, -1).transpose(1, 0, 2)
     else:
         measured = model.scaler.fit(tiles)  # one streaming pass over the scene
         empty = ~(np.isfinite(measured.loc).all(1) & np.isfinite(measured.scale).all(1))

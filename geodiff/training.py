@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import fields
+from numbers import Real
 
 import numpy as np
 import xarray as xr
 
 from geodiff._version import __version__
 from geodiff.errors import GeodiffError, TilingError
-from geodiff.model import DiffusionModel
+from geodiff.model import DiffusionModel, _is_int
 from geodiff.scaling import Scaler
 from geodiff.tiling import TileGrid, fill_gaps, nodata_filter, patch_filter, select
 
@@ -32,6 +34,30 @@ def training_tiles(scene: xr.DataArray, tile, *, overlap=0, max_nodata: float = 
         picked = np.sort(np.random.default_rng(seed).choice(tiles.sizes["tile"], max_tiles, replace=False))
         tiles = tiles.isel(tile=picked)
     return tiles
+
+
+def _check_training_args(*, epochs, steps, batch_size, lr, max_nodata, seed, max_seconds) -> None:
+    """Refuse a training request that cannot run (or would save an untrained model) before any work."""
+    checks = [
+        (steps is not None or epochs is not None, "give the length of training: epochs=... or steps=..."),
+        (steps is None or (_is_int(steps) and steps >= 1), f"steps must be an integer >= 1, got {steps!r}"),
+        (steps is not None or epochs is None or (_is_real(epochs) and epochs > 0),
+         f"epochs must be > 0, got {epochs!r}"),
+        (_is_int(batch_size) and batch_size >= 1, f"batch_size must be an integer >= 1, got {batch_size!r}"),
+        (_is_real(lr) and lr > 0, f"lr must be > 0, got {lr!r}"),
+        (_is_real(max_nodata) and 0 <= max_nodata <= 1,
+         f"max_nodata is a fraction of a tile and must lie in [0, 1], got {max_nodata!r}"),
+        (_is_int(seed) and seed >= 0, f"seed must be an integer >= 0, got {seed!r}"),
+        (max_seconds is None or (_is_real(max_seconds) and max_seconds > 0),
+         f"max_seconds must be a time budget > 0 in seconds (or None), got {max_seconds!r}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise GeodiffError(message)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def fit_scene(
@@ -90,21 +116,31 @@ def fit_scene(
         Optimiser settings; any other :class:`~geodiff.diffusion.TrainConfig` field can be
         passed as a keyword (``ema_decay``, ``resampler``, ``min_snr_gamma``, ...).
     max_seconds
-        Stop training after this wall time (seconds), whatever ``epochs`` says.
+        Stop training after this wall time (seconds), whatever ``epochs`` says; the progress
+        bar then aims at the steps this budget allows.
     device
         ``None`` picks CUDA, then MPS, then CPU.
     seed
-        Seeds tile subsampling and every random draw of training.
+        Seeds tile subsampling, the initial weights and every random draw of training (the
+        caller's global torch RNG is left untouched): same seed, same model id on one device.
     progress
         Show a progress bar.
+
+    Raises
+    ------
+    geodiff.errors.GeodiffError
+        A training length, ``batch_size``, ``lr``, ``max_seconds``, ``max_nodata`` or ``seed``
+        out of range, or an unknown training option, before any tile is read.
     """
     import torch
 
     from geodiff.diffusion import NoiseSchedule
     from geodiff.diffusion.checkpoint import versions
-    from geodiff.diffusion.trainer import TrainConfig, Trainer
+    from geodiff.diffusion.trainer import TrainConfig, Trainer, init_seed
     from geodiff.diffusion.unet import UNet
 
+    _check_training_args(epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, max_nodata=max_nodata,
+                         seed=seed, max_seconds=max_seconds)
     unknown = set(train_options) - {f.name for f in fields(TrainConfig)}
     if unknown:
         raise GeodiffError(f"unknown training option(s) {sorted(unknown)}")
@@ -119,20 +155,16 @@ def fit_scene(
     channels = data.shape[1]
     th, tw = data.shape[-2:]
 
-    net = UNet.from_preset(preset, channels, learn_sigma=learn_sigma, **(network or {}))
+    net = UNet.from_preset(preset, channels, learn_sigma=learn_sigma, **{"seed": init_seed(seed), **(network or {})})
     if th % net.divisor or tw % net.divisor:
         raise TilingError(f"tile {th}x{tw} is not divisible by {net.divisor} as the {preset!r} network needs; "
                           f"use a tile size that is a multiple of {net.divisor}")
     config = TrainConfig(epochs=None if steps else epochs, steps=steps, batch_size=min(batch_size, len(data)),
-                         lr=lr, prediction=prediction, learn_sigma=learn_sigma, noise=noise, seed=seed,
-                         progress=progress, **train_options)
+                         lr=lr, max_seconds=max_seconds, prediction=prediction, learn_sigma=learn_sigma,
+                         noise=noise, seed=seed, progress=progress, **train_options)
     trainer = Trainer(net, NoiseSchedule(schedule, timesteps), config, device=device)
     start = time.monotonic()
-
-    def out_of_time(record: dict) -> bool:
-        return max_seconds is not None and time.monotonic() - start > max_seconds
-
-    history = trainer.fit(data, callback=out_of_time)
+    history = trainer.fit(data)
     losses = [r["loss"] for r in history if "loss" in r]
     summary = {
         "tiles": len(data),

@@ -141,12 +141,16 @@ def _amplitude(spec: NoiseSpec, height: int, width: int, device: str) -> torch.T
     return torch.sqrt(lam / lam.sum())
 
 
-def draw_noise(spec, shape, *, generator: torch.Generator | None = None, device=None, dtype=None) -> torch.Tensor:
+def draw_noise(spec, shape, *, generator=None, device=None, dtype=None) -> torch.Tensor:
     """A draw of the forward noise ``spec`` of ``shape`` (..., H, W): unit variance per pixel.
 
     Fields are independent across all leading dimensions (batch, channels). With a generator the
-    draw is reproducible on its device; ``device`` defaults to the generator's device.
+    draw is reproducible on its device; ``device`` defaults to the generator's device. With a
+    sequence of generators, one per entry of the first dimension, entry i is drawn from
+    generator i alone: a sample's noise then does not depend on the batch it is drawn in.
     """
+    if generator is not None and not isinstance(generator, torch.Generator):
+        return _draw_per_row(spec, shape, list(generator), device, dtype)
     spec = as_noise_spec(spec)
     if device is None and generator is not None:
         device = generator.device
@@ -166,3 +170,11 @@ def draw_noise(spec, shape, *, generator: torch.Generator | None = None, device=
     field = torch.fft.fft2(torch.complex(z[:, 0], z[:, 1]) * amp.to(work))
     both = torch.cat([field.real, field.imag], 0)[:n_fields, :H, :W]
     return both.reshape(shape).to(dtype).contiguous()
+
+
+def _draw_per_row(spec, shape, generators: list, device, dtype) -> torch.Tensor:
+    shape = tuple(int(s) for s in shape)
+    if not shape or len(generators) != shape[0]:
+        raise ValueError(f"{len(generators)} generators for noise of shape {shape}: give one per entry "
+                         "of the first dimension")
+    return torch.stack([draw_noise(spec, shape[1:], generator=g, device=device, dtype=dtype) for g in generators])

@@ -15,8 +15,9 @@ schedule, draws the start noise and hands a :class:`Denoiser` to the chosen samp
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 from tqdm.auto import trange
@@ -190,9 +191,21 @@ def _model_device(model_fn) -> torch.device:
     return torch.device("cpu")
 
 
+def _generators(seed, batch: int, device: torch.device):
+    """None, one generator for the batch (an int seed) or one per sample (a sequence of seeds)."""
+    if seed is None:
+        return None
+    if isinstance(seed, Integral):
+        return torch.Generator(device).manual_seed(int(seed))
+    seeds = [int(s) for s in seed]
+    if len(seeds) != batch:
+        raise ValueError(f"{len(seeds)} seeds for a batch of {batch} samples: give one seed per sample or an int")
+    return [torch.Generator(device).manual_seed(s) for s in seeds]
+
+
 def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "ddim", steps: int | None = 50,
            spacing="trailing", prediction: str = "eps", eta: float = 0.0, x_T: torch.Tensor | None = None,
-           seed: int | None = 0, clip=None, progress: bool = False, learn_sigma: bool | None = None,
+           seed: int | Sequence[int] | None = 0, clip=None, progress: bool = False, learn_sigma: bool | None = None,
            noise=None, device=None, dtype: torch.dtype = torch.float32, callback: Callable | None = None,
            variance: str = "small") -> torch.Tensor:
     """Draw ``shape`` = (B, C, H, W) samples from a diffusion model trained on ``schedule``.
@@ -207,7 +220,9 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     ``steps`` and ``spacing`` choose the timesteps: "trailing", "leading", "linspace", an
     improved-diffusion string ("250", "10,15,20", "ddimN"; ``steps`` ignored) or an explicit list.
     ``x_T`` fixes the start noise; ``seed`` seeds a generator on the device that draws the start
-    noise and every stochastic step (None: torch's global RNG). ``noise`` is the forward-noise
+    noise and every stochastic step (None: torch's global RNG). A sequence of B seeds gives each
+    sample its own generator, so that a sample's start noise and step noise depend on its seed
+    only, never on the batch it is drawn in. ``noise`` is the forward-noise
     :class:`~geodiff.diffusion.noise.NoiseSpec` the model was trained with (None: white).
     ``clip`` clamps each x_0 estimate to [-clip, clip] or to a (low, high) pair.
     ``callback(info)`` gets a dict with step, i, t, x and x0 at every step.
@@ -220,7 +235,7 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     device = torch.device(device)
     kept = space_timesteps(schedule.timesteps, spacing, steps)
     respaced, timestep_map = schedule.respace(kept)
-    generator = None if seed is None else torch.Generator(device).manual_seed(int(seed))
+    generator = _generators(seed, shape[0], device)
     if x_T is None:
         x = draw_noise(noise, shape, generator=generator, device=device, dtype=dtype)
     else:

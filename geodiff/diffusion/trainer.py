@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from geodiff.errors import CheckpointError, GeodiffError
+from geodiff.files import check_destination
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .device import pick_device
@@ -29,11 +30,19 @@ from .noise import NoiseSpec, as_noise_spec, draw_noise
 from .resample import create_resampler
 from .schedule import NoiseSchedule
 
-__all__ = ["TrainConfig", "Trainer"]
+__all__ = ["TrainConfig", "Trainer", "init_seed"]
 
 _BAR_EVERY = 10  # steps between progress-bar refreshes of loss and images/s
 # Offsets that separate the streams derived from one seed.
-_DATA_STREAM, _NOISE_STREAM, _DROPOUT_STREAM, _SPLIT_STREAM, _VAL_STREAM = range(5)
+_DATA_STREAM, _NOISE_STREAM, _DROPOUT_STREAM, _SPLIT_STREAM, _VAL_STREAM, _INIT_STREAM = range(6)
+# Wall clock of the time budget; a name of its own so tests can drive it.
+_clock = time.monotonic
+
+
+def init_seed(seed: int) -> int:
+    """Seed of the initial network weights of a run with ``TrainConfig(seed=seed)``, a stream
+    apart from the trainer's own draws (pass it as ``UNet(..., seed=init_seed(seed))``)."""
+    return seed * 8 + _INIT_STREAM
 
 
 @dataclass
@@ -53,6 +62,10 @@ class TrainConfig:
     steps, epochs : int / float, optional
         Length of training as total optimizer steps, or as passes over the training tiles
         (``epochs * N / (batch_size * grad_accum)`` steps); ``steps`` wins when both are given.
+    max_seconds : float, optional
+        Time budget of one :meth:`Trainer.fit` call in wall-clock seconds: training stops after
+        the first step that ends past it, and the progress bar aims at the steps the budget
+        allows rather than at the step cap.
     grad_accum : int
         Micro-batches whose gradients are summed before each optimizer step.
     ema_decay, ema_warmup : float, bool
@@ -103,6 +116,7 @@ class TrainConfig:
     batch_size: int = 16
     steps: int | None = None
     epochs: float | None = None
+    max_seconds: float | None = None
     grad_accum: int = 1
     ema_decay: float = 0.9999
     ema_warmup: bool = True
@@ -141,8 +155,10 @@ class TrainConfig:
             (0.0 <= self.val_fraction < 1.0, "val_fraction must lie in [0, 1)"),
             (0.0 <= self.class_dropout < 1.0, "class_dropout must lie in [0, 1)"),
             (self.log_every >= 1, "log_every must be >= 1"),
-            (self.steps is None or self.steps >= 0, "steps must be >= 0"),
+            (self.steps is None or self.steps >= 1, "steps must be >= 1"),
             (self.epochs is None or self.epochs > 0, "epochs must be > 0"),
+            (self.max_seconds is None or self.max_seconds > 0, "max_seconds must be > 0 or None"),
+            (self.seed >= 0, "seed must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -389,7 +405,8 @@ class Trainer:
         val_data, val_labels, val_cond : optional
             Validation tiles; otherwise ``config.val_fraction`` of ``data`` is held out.
         callback : callable, optional
-            Called with each history record; returning True stops training.
+            Called with each history record; returning True stops training. A record is also
+            written at the step that exhausts ``config.max_seconds``.
         preview_callback : callable, optional
             Called as ``preview_callback(step, ema_model)`` every ``preview_every`` steps and at
             the end, e.g. to sample and plot a few tiles.
@@ -399,6 +416,9 @@ class Trainer:
         list of dict
             The full history (also in ``self.history``).
         """
+        if self.config.checkpoint_dir:
+            # Before any work: a run must not train for hours and then fail to save.
+            check_destination(self.config.checkpoint_dir, parents=True)
         train = self._prepare(data, labels, cond, "data")
         val = self._prepare(val_data, val_labels, val_cond, "val_data")
         train, val = self._split(train, val)
@@ -419,6 +439,7 @@ class Trainer:
             )
         sums: dict[str, torch.Tensor] = {}
         window_steps, window_start = 0, time.perf_counter()
+        started, first_step = _clock(), self.step
         with torch.random.fork_rng(devices=self._rng_devices()):
             self._set_global_rng_state(self._dropout_rng)
             try:
@@ -427,8 +448,10 @@ class Trainer:
                     for k, v in record.items():
                         sums[k] = sums.get(k, 0.0) + v
                     window_steps += 1
+                    spent = _clock() - started
+                    out_of_time = cfg.max_seconds is not None and spent > cfg.max_seconds
                     stop = False
-                    if self.step % cfg.log_every == 0 or self.step == total:
+                    if self.step % cfg.log_every == 0 or self.step == total or out_of_time:
                         elapsed = time.perf_counter() - window_start
                         entry = {
                             "step": self.step,
@@ -446,7 +469,7 @@ class Trainer:
                             bar.set_postfix(
                                 loss=f"{entry['loss']:.4g}", img_s=f"{entry['images_per_s']:.1f}"
                             )
-                        stop = bool(callback(entry)) if callback is not None else False
+                        stop = (bool(callback(entry)) if callback is not None else False) or out_of_time
                         sums, window_steps, window_start = {}, 0, time.perf_counter()
                     elif bar is not None and window_steps % _BAR_EVERY == 0:
                         # Between history records the bar shows the running window average.
@@ -457,6 +480,10 @@ class Trainer:
                         )
                     if bar is not None:
                         bar.update(1)
+                        if stop:
+                            bar.total = self.step
+                        elif cfg.max_seconds is not None:
+                            bar.total = self._reachable_steps(total, spent, self.step - first_step)
                     last = stop or self.step == total
                     if preview_callback is not None and (
                         last or (cfg.preview_every and self.step % cfg.preview_every == 0)
@@ -474,6 +501,12 @@ class Trainer:
                 if bar is not None:
                     bar.close()
         return self.history
+
+    def _reachable_steps(self, total: int, spent: float, done: int) -> int:
+        """The step cap, or the step the time budget ends on at the rate so far (``done`` steps
+        in ``spent`` seconds): the bar's total, so that its ETA never exceeds the budget left."""
+        left = max(self.config.max_seconds - spent, 0.0)
+        return min(total, self.step + math.ceil(done / max(spent, 1e-9) * left))
 
     def _learning_rate(self) -> float:
         warm = self.config.warmup_steps
@@ -582,10 +615,12 @@ class Trainer:
             "resampler": self.resampler.state_dict(),
         }
 
-    def save(self, path: str | Path) -> Path:
-        """Write a checkpoint directory (see :mod:`geodiff.diffusion.checkpoint`) atomically."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write a checkpoint directory (see :mod:`geodiff.diffusion.checkpoint`) atomically;
+        ``overwrite`` replaces a directory geodiff did not write."""
         return save_checkpoint(
             path,
+            overwrite=overwrite,
             model=self.model.state_dict(),
             ema=self.ema.state_dict(),
             optimizer=self.optimizer.state_dict(),
