@@ -19,7 +19,7 @@ from geodiff.geostats.models import (
     Sum,
 )
 from geodiff.geostats.plot import plot
-from geodiff.geostats.spacing import GridSpacing, pixel_spacing
+from geodiff.geostats.spacing import GridSpacing, SpacingWarning, pixel_spacing
 from geodiff.geostats.variogram import semivariogram, semivariogram_array, variogram_map
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Model",
     "Nugget",
     "Power",
+    "SpacingWarning",
     "Spherical",
     "Stable",
     "Sum",

@@ -222,6 +222,10 @@ def _common_attrs(da: xr.DataArray, sp: GridSpacing, estimator: str) -> dict:
         "lag_units": sp.unit,
         "spacing_method": sp.method,
     }
+    if sp.scale_error is not None:
+        attrs["spacing_max_relative_error"] = sp.scale_error
+    if sp.warning is not None:
+        attrs["spacing_warning"] = sp.warning
     crs = _crs(da)
     if crs is not None:
         attrs["crs"] = crs.to_wkt()
@@ -252,8 +256,8 @@ def semivariogram(
         variogram, vectorised; dask-backed arrays stay lazy (one task per chunk of leading dims;
         ``y`` and ``x`` are gathered into one chunk). NaN marks invalid pixels. The spacing comes
         from the CRS (:func:`geodiff.geostats.spacing.pixel_spacing`: geographic CRSs in metres
-        by local geodesic scale, the method recorded in attrs); a NumPy array is in pixels unless
-        ``spacing`` is given.
+        by local geodesic scale, the method and the largest relative error of that scale across
+        the scene recorded in attrs); a NumPy array is in pixels unless ``spacing`` is given.
     bins : int or array-like, optional
         Number of equal-width bins from 0 to ``max_lag``, or explicit increasing edges in lag
         units. Default: up to 30 bins over ``[0, max_lag)``.
@@ -275,6 +279,16 @@ def semivariogram(
         ``gamma`` (float64, unit of the data squared) and ``npairs`` (int64) over leading dims,
         [``direction``,] ``lag``. ``lag`` holds bin centres in the lag unit; ``lag_bounds``
         (``lag``, ``bound``) the half-open bin edges. Empty bins have gamma NaN and npairs 0.
+        Attrs record the spacing (``spacing_dy``, ``spacing_dx``, ``lag_units``,
+        ``spacing_method``), for geographic CRSs ``spacing_max_relative_error`` (fraction), and
+        ``spacing_warning`` when a :class:`~geodiff.geostats.spacing.SpacingWarning` was emitted.
+
+    Warns
+    -----
+    SpacingWarning
+        If the input has no CRS (lags in coordinate units or pixels), or if one geodesic pixel
+        size misstates the lags of a geographic scene by more than 1 % somewhere in it (near
+        the poles, or on tall scenes): reproject such scenes to a metric CRS first.
 
     Raises
     ------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import dask.array as dsa
@@ -13,6 +14,7 @@ import xarray as xr
 from pyproj import Geod
 
 from geodiff.errors import GeodiffError, SceneError
+from geodiff.geostats import SpacingWarning
 from geodiff.geostats.spacing import pixel_spacing
 from geodiff.geostats.variogram import semivariogram, semivariogram_array, variogram_map
 
@@ -305,3 +307,61 @@ def test_float32_input_computed_in_float64(estimator):
         got, semivariogram(z.astype(np.float64), bins=5, estimator=estimator)
     )
     xr.testing.assert_identical(variogram_map(z[0]), variogram_map(z[0].astype(np.float64)))
+
+
+def _geographic_scene(lat_top, n=64, res=0.01):
+    """An ``n x n`` north-up WGS 84 grid of ``res`` degree pixels below latitude ``lat_top``."""
+    lat = lat_top - res / 2 - res * np.arange(n)
+    lon = 10.0 + res / 2 + res * np.arange(n)
+    z = np.random.default_rng(0).normal(size=(n, n))
+    return xr.DataArray(z, dims=("y", "x"), coords={"y": lat, "x": lon}).rio.write_crs(4326)
+
+
+def _worst_lag_error(da, ds):
+    """Largest |lag / geodesic distance - 1| over pixel pairs along the edge rows and columns.
+
+    ``ds`` is the variogram of ``da``, whose attrs hold the pixel size its lags use.
+    """
+    dy, dx = abs(ds.attrs["spacing_dy"]), abs(ds.attrs["spacing_dx"])
+    geod = Geod(ellps="WGS84")
+    lat, lon = da.y.values, da.x.values
+    n = len(lon) - 1
+    errors = []
+    for la in (lat[0], lat[-1]):  # a whole row: n pixel steps east-west
+        _, _, d = geod.inv(lon[0], la, lon[-1], la)
+        errors.append(n * dx / d - 1)
+    for i in (0, len(lat) - 2):  # one pixel step north-south at the top and at the bottom
+        _, _, d = geod.inv(lon[0], lat[i], lon[0], lat[i + 1])
+        errors.append(dy / d - 1)
+    return max(abs(e) for e in errors)
+
+
+def test_polar_scene_warns_with_geodesic_lag_error():
+    da = _geographic_scene(80.0)  # 79.36 to 80 deg N
+    with pytest.warns(SpacingWarning, match="reproject") as record:
+        ds = semivariogram(da, bins=4)
+    ref = _worst_lag_error(da, ds)
+    assert 0.01 < ref < 0.1
+    stated = float(re.search(r"up to ([0-9.]+) %", str(record[0].message)).group(1))
+    assert stated == pytest.approx(100 * ref, abs=0.006)
+    assert ds.attrs["spacing_max_relative_error"] == pytest.approx(ref, rel=1e-3)
+    assert ds.attrs["spacing_warning"] == str(record[0].message)
+    assert issubclass(SpacingWarning, UserWarning)
+    # A user who accepts a 5 % error is not warned.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpacingWarning)
+        pixel_spacing(da, scale_tolerance=0.05)
+
+
+def test_no_spacing_warning_at_equator_or_on_real_scene(campi_flegrei):
+    equator = _geographic_scene(0.32)
+    real = _open(campi_flegrei / "vel.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpacingWarning)
+        for da in (equator, real):
+            ds = semivariogram(da, bins=4)
+            assert "spacing_warning" not in ds.attrs
+            assert ds.attrs["spacing_max_relative_error"] < 0.01
+    assert ds.attrs["spacing_max_relative_error"] == pytest.approx(
+        _worst_lag_error(real, ds), rel=1e-3
+    )
