@@ -8,8 +8,23 @@ from pathlib import Path
 
 import numpy as np
 
+from geodiff._version import __version__
+from geodiff.files import atomic_path, check_destination
 from geodiff.io import to_geotiff, to_netcdf, to_zarr
-from geodiff.io.write import atomic_path, flat_attrs
+from geodiff.io.write import flat_attrs
+
+#: Everything the demo writes, by name, relative to its output folder.
+OUTPUTS = {
+    "scene": "demo-scene.tif",
+    "model": "model",
+    "scene_geotiff": "synthetic-scene.tif",
+    "scene_netcdf": "synthetic-scene.nc",
+    "scene_zarr": "synthetic-scene.zarr",
+    "tiles": "synthetic-tiles.nc",
+    "tiles_png": "real-vs-synthetic.png",
+    "variogram": "variogram-comparison.nc",
+    "variogram_png": "variogram-comparison.png",
+}
 
 
 @dataclass(frozen=True)
@@ -35,8 +50,12 @@ QUICK = DemoConfig(preset="tiny", overlap=0, train_seconds=20.0, max_steps=300, 
                    scene_samples=1, tiles=8, steps=10)
 
 
-def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None, log=print) -> dict[str, Path]:
+def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None, log=print, *,
+             overwrite: bool = False) -> dict[str, Path]:
     """Build the demo scene, train a model on it, sample, and write every output into ``out``.
+
+    Outputs of an earlier demo run are replaced; any other file or folder under one of the
+    :data:`OUTPUTS` names stops the demo before any work, unless ``overwrite`` is set.
 
     Returns the paths written, by name.
     """
@@ -47,71 +66,77 @@ def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None,
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    target = {name: out / file for name, file in OUTPUTS.items()}
+    for path in target.values():
+        check_destination(path, overwrite=overwrite)
     paths: dict[str, Path] = {}
     started = time.monotonic()
 
     log("1/5 building the demo scene (synthetic Sentinel-1 LOS velocity, UTM 33N, 100 m)")
     scene = geodiff.open_scene(demo_scene(), chunks=None)
-    paths["scene"] = to_geotiff(scene, out / "demo-scene.tif")[0]
+    paths["scene"] = to_geotiff(scene, target["scene"], overwrite=overwrite)[0]
 
     log(f"2/5 training a {config.preset!r} diffusion model on {config.tile}-pixel tiles "
         f"(at most {config.train_seconds:.0f} s)")
     model = scene.diffusion.fit(tile=config.tile, overlap=config.overlap, steps=config.max_steps,
                                 preset=config.preset, lr=config.lr, ema_decay=config.ema_decay,
                                 max_seconds=config.train_seconds, device=device, seed=config.seed, log_every=10)
-    paths["model"] = model.save(out / "model")
+    paths["model"] = model.save(target["model"], overwrite=overwrite)
     log(str(model))
 
     log(f"3/5 sampling {config.scene_samples} synthetic scene(s) on the demo grid, tile by tile")
     synth = scene.diffusion.sample(n=config.scene_samples, steps=config.steps, seed=config.seed, device=device)
     synth = synth.persist()  # generated once, tile by tile, for all three formats
-    paths["scene_geotiff"] = to_geotiff(synth, out / "synthetic-scene.tif")[0]
-    paths["scene_netcdf"] = to_netcdf(synth, out / "synthetic-scene.nc", name="los_velocity")
-    paths["scene_zarr"] = to_zarr(synth, out / "synthetic-scene.zarr", name="los_velocity")
+    paths["scene_geotiff"] = to_geotiff(synth, target["scene_geotiff"], overwrite=overwrite)[0]
+    paths["scene_netcdf"] = to_netcdf(synth, target["scene_netcdf"], name="los_velocity",
+                                        overwrite=overwrite)
+    paths["scene_zarr"] = to_zarr(synth, target["scene_zarr"], name="los_velocity", overwrite=overwrite)
 
     log(f"4/5 sampling {config.tiles} synthetic tiles")
     grid = TileGrid.from_scene(scene, config.tile)
     template = grid.tile(scene, 0)  # tiles take its metric coordinates, so lags are in metres
     tiles = model.sample_tiles(config.tiles, steps=config.steps, seed=config.seed, device=device,
                                like=template, progress=False)
-    paths["tiles"] = to_netcdf(tiles, out / "synthetic-tiles.nc", name="los_velocity")
+    paths["tiles"] = to_netcdf(tiles, target["tiles"], name="los_velocity", overwrite=overwrite)
     stack = grid.stack(scene)
     real = select(stack, nodata_filter(stack, 0.0)).compute()
     real = real.rename(tile="sample").assign_coords(y=template.y.values, x=template.x.values)
     real = real.rio.write_crs(scene.rio.crs)
 
     log("5/5 comparing real and synthetic tiles (figures and semivariograms)")
-    paths["tiles_png"] = _plot_tiles(real, tiles, out / "real-vs-synthetic.png", config.seed)
+    paths["tiles_png"] = _plot_tiles(real, tiles, target["tiles_png"], config.seed, overwrite)
     comparison = geostats.compare(real, tiles)
-    paths["variogram"] = _write_dataset(comparison, out / "variogram-comparison.nc")
-    paths["variogram_png"] = _save_figure(geostats.plot(comparison)[0], out / "variogram-comparison.png")
+    paths["variogram"] = _write_dataset(comparison, target["variogram"], overwrite)
+    paths["variogram_png"] = _save_figure(geostats.plot(comparison)[0], target["variogram_png"], overwrite)
     log(f"done in {time.monotonic() - started:.0f} s; outputs in {out.resolve()}:")
     for name, path in paths.items():
         log(f"  {name:14s} {path}")
     return paths
 
 
-def _write_dataset(ds, path: Path) -> Path:
+def _write_dataset(ds, path: Path, overwrite: bool) -> Path:
     """Write a small derived Dataset (e.g. a variogram comparison) through a temporary name."""
     ds = ds.copy()
-    ds.attrs = flat_attrs(ds.attrs)
+    ds.attrs = {**flat_attrs(ds.attrs), "source": f"geodiff {__version__}"}
     for var in ds.variables.values():
         var.attrs = flat_attrs(var.attrs)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         ds.to_netcdf(tmp)
     return path
 
 
-def _save_figure(fig, path: Path) -> Path:
+def _save_figure(fig, path: Path, overwrite: bool) -> Path:
     import matplotlib.pyplot as plt
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        # The Software tag lets a later run recognise the figure as its own to replace.
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png",
+                    metadata={"Software": f"geodiff {__version__}"})
     plt.close(fig)
     return path
 
 
-def _plot_tiles(real, synthetic, path: Path, seed: int) -> Path:
+def _plot_tiles(real, synthetic, path: Path, seed: int, overwrite: bool) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,4 +156,4 @@ def _plot_tiles(real, synthetic, path: Path, seed: int) -> Path:
         axes[row, 0].set_ylabel(label)
     fig.colorbar(im, ax=axes, shrink=0.8, label=units)
     fig.suptitle("Demo scene: real tiles (top) and diffusion samples (bottom)")
-    return _save_figure(fig, path)
+    return _save_figure(fig, path, overwrite)

@@ -16,6 +16,8 @@ def register(subparsers) -> None:
                                           "scene's grid (CRS, nodata mask); otherwise tile-sized samples.")
     p.add_argument("model", help="model folder written by `geodiff train`")
     p.add_argument("--out", "-o", required=True, help="output .tif, .nc or .zarr")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even if geodiff did not write it (never an input of the call)")
     p.add_argument("-n", type=int, default=4, help="number of samples (default 4)")
     p.add_argument("--like", help="scene whose grid the samples take")
     p.add_argument("--sampler", default="ddim", choices=["ddpm", "ddim", "dpmsolver++", "dpmsolver++3m"])
@@ -34,10 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from dask.diagnostics import ProgressBar
 
     import geodiff
-    from geodiff.io.write import check_destination
+    from geodiff.files import check_destination
     from geodiff.sampling import sample_scene
 
-    out = check_destination(args.out)
+    out = check_destination(args.out, overwrite=args.overwrite, inputs=[args.model, args.like])
     writer = _WRITERS.get(out.suffix.lower())
     if writer is None:
         raise GeodiffError(f"cannot tell the format of {out}: use a .tif, .nc or .zarr name")
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         synth = model.sample_tiles(args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
                                    batch_size=args.batch_size, device=args.device)
     with ProgressBar(minimum=1.0):  # scene samples are generated tile by tile while written
-        writer(synth, out)
+        writer(synth, out, overwrite=args.overwrite)
     print(f"wrote {args.n} sample(s) to {out}")
     return 0
 

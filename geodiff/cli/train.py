@@ -10,6 +10,8 @@ def register(subparsers) -> None:
                               description="Train a diffusion model on the tiles of a GeoTIFF/NetCDF/Zarr scene.")
     p.add_argument("scene", help="GeoTIFF, NetCDF or Zarr scene")
     p.add_argument("--out", "-o", required=True, help="folder to save the model in")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even if it is a folder geodiff did not write")
     p.add_argument("--tile", type=int, default=64, help="tile size in pixels (default 64)")
     p.add_argument("--epochs", type=float, default=50, help="passes over the tiles (default 50)")
     p.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
@@ -30,16 +32,16 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import geodiff
-    from geodiff.io.write import check_destination
+    from geodiff.files import check_destination
     from geodiff.scaling import Scaler
     from geodiff.training import fit_scene
 
-    check_destination(args.out)
+    check_destination(args.out, overwrite=args.overwrite, inputs=[args.scene], parents=True)
     scene = geodiff.open_scene(args.scene, band=args.band, nodata=args.nodata, units=args.units)
     model = fit_scene(scene, args.tile, args.epochs, steps=args.steps, max_seconds=args.max_seconds,
                       preset=args.preset, scaler=Scaler(args.scaling, db=args.db), max_nodata=args.max_nodata,
                       batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed)
-    model.save(args.out)
+    model.save(args.out, overwrite=args.overwrite)
     print(model)
     print(f"saved to {args.out}")
     return 0

@@ -8,8 +8,9 @@ A checkpoint is a directory::
     trainer.json            format + version, library versions, configs, step, history, RNG
                             states and importance-sampler state
 
-It is built in a temporary directory beside the target and renamed into place, so a crash leaves
-either the old checkpoint or the new one, never a mixture. Only safetensors and json read it:
+It is built in a temporary directory beside the target and renamed into place
+(:mod:`geodiff.files`), so a crash leaves either the old checkpoint or the new one, never a
+mixture, and a folder geodiff did not write is never replaced without ``overwrite=True``. Only safetensors and json read it:
 a checkpoint from an untrusted source cannot execute code.
 """
 
@@ -18,10 +19,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +29,12 @@ from safetensors.torch import save_file
 
 from geodiff._version import __version__
 from geodiff.errors import CheckpointError
+from geodiff.files import atomic_directory, atomic_file
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "Checkpoint",
-    "atomic_directory",
     "check_format",
     "decode_state",
     "encode_state",
@@ -68,36 +65,6 @@ def versions() -> dict[str, str]:
     return {"geodiff": __version__, "torch": torch.__version__}
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # directories cannot be opened on some platforms (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def _atomic_file(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_tensors_atomic(
     tensors: dict[str, torch.Tensor],
     path: str | os.PathLike,
@@ -109,7 +76,7 @@ def save_tensors_atomic(
     the file header.
     """
     clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    with _atomic_file(path) as tmp:
+    with atomic_file(path) as tmp:
         save_file(clean, str(tmp), metadata=metadata)
     return Path(path)
 
@@ -117,7 +84,7 @@ def save_tensors_atomic(
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """Write ``obj`` as indented JSON atomically (temp file + rename); NaN/inf are refused."""
     text = json.dumps(obj, indent=1, sort_keys=False, allow_nan=False)
-    with _atomic_file(path) as tmp:
+    with atomic_file(path) as tmp:
         tmp.write_text(text + "\n", encoding="utf-8")
     return Path(path)
 
@@ -155,34 +122,6 @@ def read_json(path: str | os.PathLike) -> Any:
         raise CheckpointError(
             f"{path} is not valid JSON ({err}); the file is corrupt or truncated"
         ) from err
-
-
-@contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory beside ``path`` that replaces ``path`` when the block succeeds.
-
-    An existing directory at ``path`` is moved aside, the new one renamed in, the old one removed:
-    readers see the complete old or the complete new directory (POSIX cannot rename over a
-    non-empty directory, hence the two renames).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        _fsync_dir(tmp)
-        old = None
-        if path.exists():
-            if not path.is_dir():
-                raise CheckpointError(f"{path} exists and is not a directory; choose another path")
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / path.name)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- optimizer state ---------------------------------------------------------------------------
@@ -291,13 +230,14 @@ def save_checkpoint(
     state: dict[str, Any],
     ema: dict[str, torch.Tensor] | None = None,
     optimizer: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write a checkpoint directory atomically.
 
     Parameters
     ----------
     path : path-like
-        Target directory (replaced if it exists).
+        Target directory; an existing one is replaced if geodiff wrote it (or with ``overwrite``).
     model, ema : dict of Tensor
         Model and EMA state dicts.
     optimizer : dict, optional
@@ -305,6 +245,8 @@ def save_checkpoint(
     state : dict
         JSON-serialisable trainer state; tensors inside are encoded by :func:`encode_state`.
         ``format``, ``format_version`` and ``versions`` are added.
+    overwrite : bool
+        Replace an existing directory that geodiff did not write.
     """
     path = Path(path)
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION)}
@@ -314,7 +256,7 @@ def save_checkpoint(
         "versions": versions(),
         **encode_state(state),
     }
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, overwrite=overwrite) as tmp:
         save_tensors_atomic(model, tmp / MODEL_FILE, header)
         if ema is not None:
             save_tensors_atomic(ema, tmp / EMA_FILE, header)

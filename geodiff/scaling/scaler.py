@@ -8,8 +8,9 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
+from geodiff.errors import GeodiffError
 from geodiff.scaling.coefficients import Coefficients
-from geodiff.scaling.db import DB_FLOOR, from_db, to_db
+from geodiff.scaling.db import DB_FLOOR, check_power, from_db, to_db
 
 Method = Literal["minmax", "robust", "standard", "fixed"]
 _PIXELS = ("y", "x")
@@ -48,7 +49,8 @@ class Scaler:
         ``(low, high)`` in the data's units for ``"fixed"``.
     db
         Take ``10 log10`` of linear backscatter power first (values below ``db_floor`` are
-        clipped to it), and return to linear power on inverse.
+        clipped to it), and return to linear power on inverse. Data with more than
+        ``DB_MAX_NONPOSITIVE`` of its pixels <= 0 is refused: it is not power.
     db_floor
         Floor in linear power for the dB transform.
     """
@@ -63,15 +65,15 @@ class Scaler:
 
     def __post_init__(self):
         if self.method not in ("minmax", "robust", "standard", "fixed"):
-            raise ValueError(f"unknown scaling method {self.method!r}")
+            raise GeodiffError(f"unknown scaling method {self.method!r}")
         lo, hi = self.feature_range
         if not hi > lo:
-            raise ValueError(f"feature_range must be increasing, got {self.feature_range}")
+            raise GeodiffError(f"feature_range must be increasing, got {self.feature_range}")
         if self.method == "fixed" and (self.fixed_range is None or not self.fixed_range[1] > self.fixed_range[0]):
-            raise ValueError("method='fixed' needs fixed_range=(low, high) with high > low")
+            raise GeodiffError("method='fixed' needs fixed_range=(low, high) with high > low")
         p_lo, p_hi = self.percentiles
         if not 0 <= p_lo < p_hi <= 100:
-            raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 100, got {self.percentiles}")
+            raise GeodiffError(f"percentiles must satisfy 0 <= lo < hi <= 100, got {self.percentiles}")
 
     @property
     def _center_halfwidth(self) -> tuple[float, float]:
@@ -163,7 +165,10 @@ class Scaler:
         return loc, scale
 
     def fit(self, tiles: xr.DataArray) -> Coefficients:
-        """Measure the coefficients of ``(tile, [band,] y, x)`` tiles (reads the data once)."""
+        """Measure the coefficients of ``(tile, [band,] y, x)`` tiles (reads the data once, twice
+        with ``db``, which first checks that the data is power)."""
+        if self.db:
+            check_power(tiles)
         loc, scale = (v.compute() for v in self.statistics(tiles))
         order = [d for d in ("tile", "band") if d in loc.dims]
         loc, scale = loc.transpose(*order).values, scale.transpose(*order).values
@@ -222,17 +227,17 @@ class Scaler:
 def _leading(da: xr.DataArray) -> str:
     lead = [d for d in da.dims if d not in ("band", *_PIXELS)]
     if len(lead) != 1:
-        raise ValueError(f"expected one leading dim (tile or sample) besides band/y/x, got {da.dims}")
+        raise GeodiffError(f"expected one leading dim (tile or sample) besides band/y/x, got {da.dims}")
     return lead[0]
 
 
 def _as_arrays(coefficients: Coefficients, da: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     lead = _leading(da)
     if da.sizes[lead] != len(coefficients):
-        raise ValueError(f"{len(coefficients)} coefficient sets for {da.sizes[lead]} {lead}s")
+        raise GeodiffError(f"{len(coefficients)} coefficient sets for {da.sizes[lead]} {lead}s")
     n_bands = da.sizes.get("band", 1)
     if coefficients.loc.shape[1] != n_bands:
-        raise ValueError(f"coefficients have {coefficients.loc.shape[1]} band(s), data has {n_bands}")
+        raise GeodiffError(f"coefficients have {coefficients.loc.shape[1]} band(s), data has {n_bands}")
     if "band" in da.dims:
         dims, loc, scale = (lead, "band"), coefficients.loc, coefficients.scale
     else:

@@ -11,6 +11,7 @@ import geodiff
 from geodiff.diffusion import checkpoint as ck
 from geodiff.diffusion.unet import UNet
 from geodiff.errors import CheckpointError
+from geodiff.files import atomic_directory
 
 
 def _trained_optimizer():
@@ -87,7 +88,7 @@ def test_checkpoint_round_trip_and_metadata(tmp_path):
 
 def test_overwrite_is_atomic_and_failed_write_keeps_old(tmp_path):
     path = _save(tmp_path / "run", tag="old")
-    with pytest.raises(RuntimeError), ck.atomic_directory(path) as tmp:
+    with pytest.raises(RuntimeError), atomic_directory(path) as tmp:
         (tmp / "partial").write_text("x")
         raise RuntimeError("crash while writing")
     assert ck.load_checkpoint(path).state["tag"] == "old"

@@ -1,0 +1,266 @@
+"""Safe writing: every file and folder geodiff writes goes through here.
+
+Three promises, kept in one place:
+
+- Nothing a user made is lost. A target that exists is replaced only when geodiff wrote it (a
+  model or checkpoint folder holding its geodiff description and nothing else geodiff did not put
+  there; a Zarr store, GeoTIFF, NetCDF or PNG that names geodiff as its writer in its metadata) or when the caller passes ``overwrite=True``.
+  Outputs are also refused when they name one of the call's own inputs.
+- Nothing half-written appears under the final name. Work happens under a hidden temporary
+  sibling, ``.<name>.<pid>-<hex>.tmp<suffix>``, renamed into place on success; temporaries left by
+  a killed process (its pid is gone) are removed on the next write to the same target.
+- Permissions follow the user's umask, as for any file the user's own tools create.
+
+This module uses the standard library only (format readers are imported when a file is
+inspected), so every layer can use it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from geodiff.errors import OutputError
+
+# geodiff's folders by the description file that marks them and every file they may hold: a
+# folder with anything more in it holds something of the user's.
+_FOLDERS = {
+    "model.json": ("geodiff-model", {"model.json", "model.safetensors"}),
+    "trainer.json": ("geodiff-checkpoint", {"trainer.json", "model.safetensors", "ema.safetensors",
+                                            "optimizer.safetensors"}),
+}
+
+
+def check_destination(path, *, overwrite: bool = False, inputs: Iterable = (), parents: bool = False) -> Path:
+    """Fail early, before any work, when ``path`` cannot or must not be written.
+
+    Parameters
+    ----------
+    path
+        The file or folder about to be written.
+    overwrite
+        Replace an existing target even if geodiff did not write it.
+    inputs
+        Paths the same call reads; writing onto one of them is always refused.
+    parents
+        Missing parent folders will be created (they must be creatable).
+
+    Raises
+    ------
+    geodiff.errors.OutputError
+        The folder is missing or not writable, the target is an input of the call, or it exists
+        and was not written by geodiff (without ``overwrite``).
+    """
+    path = Path(path)
+    for source in inputs:
+        if source is not None and _same(path, Path(source)):
+            raise OutputError(f"{path} is an input of this call; writing onto it would destroy it: "
+                              "choose another output path")
+    folder = path.parent
+    if parents:
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"output folder {path.parent} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder {folder} is not writable")
+    if path.exists() or path.is_symlink():
+        if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+            raise OutputError(f"{path} exists and is not writable")
+        if not overwrite and not written_by_geodiff(path):
+            kind = "folder" if path.is_dir() else "file"
+            raise OutputError(f"{path} is an existing {kind} that geodiff did not write; choose another "
+                              "path, or pass overwrite=True (--overwrite on the command line) to replace it")
+    return path
+
+
+def _same(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def written_by_geodiff(path) -> bool:
+    """Whether the file or folder at ``path`` was written by geodiff (so replacing it loses
+    nothing a user made)."""
+    path = Path(path)
+    if path.is_symlink():
+        return False
+    if path.is_dir():
+        if _zarr_source(path).startswith("geodiff"):
+            return True
+        names = {entry.name for entry in path.iterdir()}
+        return any(_describes(path / name, fmt) and names <= allowed for name, (fmt, allowed) in _FOLDERS.items())
+    if not path.is_file():
+        return False
+    try:
+        return "geodiff" in _software(path)
+    except (OSError, ValueError):  # unreadable in its format: a damaged or foreign file, not ours
+        return False
+
+
+def _zarr_source(path: Path) -> str:
+    """The ``source`` attribute of a Zarr store's root group (v3 or v2 layout), '' if none.
+
+    A marker file would be reported by zarr as a foreign object on every open."""
+    for name, key in (("zarr.json", "attributes"), (".zattrs", None)):
+        try:
+            doc = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        attrs = doc.get(key, {}) if key else doc
+        return str(attrs.get("source", "")) if isinstance(attrs, dict) else ""
+    return ""
+
+
+def _describes(path: Path, fmt: str) -> bool:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("format") == fmt
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _software(path: Path) -> str:
+    """The writer a file names in its own metadata ('' when it names none)."""
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        import rasterio
+
+        with rasterio.open(path) as src:
+            return src.tags().get("history", "")
+    if suffix in (".nc", ".nc4"):
+        import netCDF4
+
+        with netCDF4.Dataset(path) as ds:
+            return str(getattr(ds, "source", ""))
+    if suffix == ".png":
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return str(image.info.get("Software", ""))
+    return ""
+
+
+def _temporary_name(path: Path) -> Path:
+    # The pid tells a live writer's temporary from one a killed process left behind.
+    return path.parent / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}"
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.(tmp|old)")
+
+
+def remove_stale(path: Path) -> list[Path]:
+    """Remove temporaries of ``path`` that geodiff processes no longer alive left behind."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for entry in path.parent.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match is None or match["name"] != path.name or _alive(int(match["pid"])):
+            continue
+        _remove(entry)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # directories cannot be opened on some platforms (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path, *, overwrite: bool = False, inputs: Iterable = ()) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write a file or folder at; on success it takes
+    ``path``'s place in one rename (two for a folder, which POSIX cannot rename over).
+
+    The temporary is not created: the writer creates it, so it gets the user's umask. On failure the temporary
+    is removed and an existing ``path`` is untouched. See :func:`check_destination` for
+    ``overwrite`` and ``inputs``.
+    """
+    path = check_destination(path, overwrite=overwrite, inputs=inputs)
+    remove_stale(path)
+    tmp = _temporary_name(path)
+    try:
+        yield tmp
+        if tmp.is_dir():
+            _fsync_dir(tmp)
+        _replace(tmp, path)
+        _fsync_dir(path.parent)
+    except PermissionError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err} (is the folder writable?)") from err
+    finally:
+        if tmp.exists() or tmp.is_symlink():
+            _remove(tmp)
+
+
+@contextmanager
+def atomic_directory(path, *, overwrite: bool = False) -> Iterator[Path]:
+    """As :func:`atomic_path` for a folder: missing parents are created and the temporary folder
+    already exists (umask permissions), ready to be filled."""
+    check_destination(path, overwrite=overwrite, parents=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.mkdir()
+        yield tmp
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    if tmp.is_dir() or (path.is_dir() and not path.is_symlink()):
+        # A folder cannot be renamed over a folder or a file: the old one goes aside first, so
+        # readers see the complete old or the complete new one, never a mixture.
+        old = path.parent / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.old"
+        if not (path.exists() or path.is_symlink()):
+            os.replace(tmp, path)
+            return
+        os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            os.replace(old, path)
+            raise
+        _remove(old)
+    else:
+        os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_file(path, *, overwrite: bool = False) -> Iterator[Path]:
+    """As :func:`atomic_path` for one file, flushed to disk before the rename."""
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
