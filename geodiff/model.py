@@ -302,6 +302,7 @@ def load_model(path, device=None) -> DiffusionModel:
     from geodiff.diffusion.unet import UNet
 
     path = Path(path)
+    device = pick_device(device)  # before the file is read: a missing GPU is not a corrupt model
     if not (path / _CONFIG).is_file() or not (path / _WEIGHTS).is_file():
         raise CheckpointError(f"{path} is not a geodiff model folder (needs {_CONFIG} and {_WEIGHTS})")
     config = read_json(path / _CONFIG)
@@ -314,7 +315,7 @@ def load_model(path, device=None) -> DiffusionModel:
         network = UNet.from_config(config["network"])
         network.load_state_dict(load_tensors(path / _WEIGHTS)[0])
         # Channels-last weights sample 15-20 % faster on CPU and are the layout GPUs prefer.
-        network = network.eval().to(pick_device(device), memory_format=torch.channels_last)
+        network = network.eval().to(device, memory_format=torch.channels_last)
         model = DiffusionModel(
             network=network,
             schedule=NoiseSchedule.from_config(config["schedule"]),
