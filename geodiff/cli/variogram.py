@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 import xarray as xr
@@ -114,6 +116,20 @@ def _table(ds: xr.Dataset) -> str:
 def run(args: argparse.Namespace) -> int:
     from geodiff import geostats
 
+    # The result's attrs carry any spacing warning; it is printed once, as one line.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", geostats.SpacingWarning)
+        result = _compute(args)
+    if "spacing_warning" in result.attrs:
+        print(f"geodiff variogram: warning: {result.attrs['spacing_warning']}", file=sys.stderr)
+    _write(args, result)
+    return 0
+
+
+def _compute(args: argparse.Namespace) -> xr.Dataset:
+    """Print and return the variogram, or the comparison with the synthetic samples."""
+    from geodiff import geostats
+
     scene = _open(args.scene, args.nodata)
     if args.compare is not None:
         synth = _open(args.compare, None)
@@ -159,6 +175,12 @@ def run(args: argparse.Namespace) -> int:
                     "--fit needs one isotropic curve: a single-band scene without --direction"
                 )
             print(geostats.fit_model(args.fit, result))
+    return result
+
+
+def _write(args: argparse.Namespace, result: xr.Dataset) -> None:
+    from geodiff import geostats
+
     if args.output is not None:
         result.to_netcdf(args.output)
         print(f"wrote {args.output}")
@@ -173,4 +195,3 @@ def run(args: argparse.Namespace) -> int:
         fig.savefig(args.plot, dpi=120)
         plt.close(fig)
         print(f"wrote {args.plot}")
-    return 0

@@ -7,15 +7,23 @@ real band, and the RMS log-ratio of the mean curves.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import numpy as np
 import xarray as xr
 
-from geodiff.errors import GeodiffError
+from geodiff.errors import GeodiffError, SceneError
+from geodiff.geostats import spacing
 from geodiff.geostats.lags import default_edges
-from geodiff.geostats.spacing import pixel_spacing
+from geodiff.geostats.spacing import GridSpacing
 from geodiff.geostats.variogram import semivariogram
 
 __all__ = ["compare", "ensemble"]
+
+# Pixel sizes this close (relative) are one grid: the metric pixel size of a geographic scene
+# moves slightly between the centre of the scene and that of a tile cut from it.
+_STEP_RTOL = 0.01
 
 
 def _sample_dim(gamma: xr.DataArray, dim: str | None) -> str | None:
@@ -141,17 +149,97 @@ def _as_variogram(obj, edges, estimator) -> xr.Dataset:
 def _common_edges(real, synthetic, bins, max_lag) -> np.ndarray | None:
     if bins is not None and np.ndim(bins) == 1:
         return np.asarray(bins, dtype=np.float64)
-    datasets = [o for o in (real, synthetic) if isinstance(o, xr.Dataset)]
+    datasets = [o for o in (real, synthetic) if isinstance(o, xr.Dataset) and "gamma" in o]
     if datasets:
         return _edges_of(datasets[0])
-    grids = [(da.sizes["y"], da.sizes["x"], pixel_spacing(da)) for da in (real, synthetic)]
-    units = {sp.unit for _, _, sp in grids}
-    if len(units) > 1:
-        raise GeodiffError(
-            f"real and synthetic lags are in different units {units}; give both the same CRS"
-        )
+    grids = [(da.sizes["y"], da.sizes["x"], _measure(da)) for da in (real, synthetic)]
     ny, nx, sp = min(grids, key=lambda g: min(g[0] * g[2].step[0], g[1] * g[2].step[1]))
     return default_edges((ny, nx), sp.step, max_lag, None if bins is None else int(bins))
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """What must agree between two inputs for their variograms to be comparable."""
+
+    units: str | None
+    lag_units: str | None
+    step: tuple[float, float] | None
+    crs: object | None  # pyproj.CRS
+
+
+def _measure(obj) -> GridSpacing:
+    return spacing._measure(obj, "y", "x", spacing.SCALE_TOLERANCE)
+
+
+def _pyproj(crs):
+    if crs is None:
+        return None
+    from pyproj import CRS
+
+    return CRS.from_user_input(crs if isinstance(crs, str) else crs.to_wkt())
+
+
+def _units(value) -> str | None:
+    """A ``units`` attr, ``None`` when absent or blank."""
+    return None if value is None else (str(value).strip() or None)
+
+
+def _variogram_grid(ds: xr.Dataset) -> _Grid:
+    """The grid a :func:`semivariogram` Dataset was computed on, from its attrs."""
+    a = ds.attrs
+    step = None
+    if "spacing_dy" in a and "spacing_dx" in a:
+        step = (abs(float(a["spacing_dy"])), abs(float(a["spacing_dx"])))
+    # semivariogram labels gamma "(u)^2" for data in u.
+    squared = re.fullmatch(r"\((.*)\)\^2", str(ds["gamma"].attrs.get("units", "")))
+    units = _units(squared.group(1)) if squared else None
+    return _Grid(units, a.get("lag_units"), step, _pyproj(a.get("crs")))
+
+
+def _grid(obj: xr.DataArray | xr.Dataset) -> _Grid:
+    if isinstance(obj, xr.Dataset) and "gamma" in obj:
+        return _variogram_grid(obj)
+    if isinstance(obj, xr.Dataset):
+        # As in semivariogram: a Dataset's gridded variables take the first one's units.
+        names = [v for v in obj.data_vars if {"y", "x"} <= set(obj[v].dims)]
+        units = obj[names[0]].attrs.get("units") if names else None
+    else:
+        units = obj.attrs.get("units")
+    sp = _measure(obj)
+    return _Grid(_units(units), sp.unit, sp.step, _pyproj(spacing._crs(obj)))
+
+
+def _check_comparable(real, synthetic) -> None:
+    """Refuse inputs whose semivariograms are in different units or on different grids."""
+    r, s = _grid(real), _grid(synthetic)
+    if r.units is not None and s.units is not None and r.units != s.units:
+        raise SceneError(
+            f"real data are in {r.units!r} but synthetic data in {s.units!r}, so their "
+            "semivariograms cannot be compared; convert one to the other's unit (for phase: "
+            "geodiff.insar.phase_to_displacement or phase_to_rate), or if both are the same unit "
+            f"spelled differently set synthetic.attrs['units'] = {r.units!r}"
+        )
+    if r.lag_units != s.lag_units:
+        raise SceneError(
+            f"real lags are in {r.lag_units!r} but synthetic lags in {s.lag_units!r}; write the "
+            "same CRS on both (da.rio.write_crs(...)) so lags are in one unit"
+        )
+    if r.crs is not None and s.crs is not None and not r.crs.equals(s.crs, ignore_axis_order=True):
+        raise SceneError(
+            f"real data are on CRS {r.crs.name!r} but synthetic data on {s.crs.name!r}; put both "
+            "on one grid first, e.g. synthetic.rio.reproject_match(real)"
+        )
+    if (
+        r.step is not None
+        and s.step is not None
+        and not np.allclose(r.step, s.step, rtol=_STEP_RTOL, atol=0)
+    ):
+        raise SceneError(
+            f"real pixels are {r.step[0]:.6g} x {r.step[1]:.6g} {r.lag_units} (dy x dx) but "
+            f"synthetic pixels {s.step[0]:.6g} x {s.step[1]:.6g} {s.lag_units}, more than "
+            f"{_STEP_RTOL:.0%} apart: the curves would compare different resolutions; resample "
+            "one onto the other's grid first, e.g. synthetic.rio.reproject_match(real)"
+        )
 
 
 def compare(
@@ -192,14 +280,18 @@ def compare(
         in the synthetic band). Scalars: ``fraction_in_band`` over lags with values, and
         ``rms_log_ratio = sqrt(mean(log(synthetic_mean / real_mean)^2))`` (0 for identical
         curves; 0.1 is about 10 % typical mismatch in semivariance).
+
+    Raises
+    ------
+    SceneError
+        Before any variogram is computed, if the two are not comparable: data ``units`` attrs
+        both present and different, lags in different units, different CRSs, or pixel sizes
+        more than 1 % apart on either axis.
     """
+    _check_comparable(real, synthetic)
     edges = _common_edges(real, synthetic, bins, max_lag)
     rv = _as_variogram(real, edges, estimator)
     sv = _as_variogram(synthetic, _edges_of(rv), estimator)
-    if rv.attrs.get("lag_units") != sv.attrs.get("lag_units"):
-        raise GeodiffError(
-            f"lag units differ: real {rv.attrs.get('lag_units')!r}, synthetic {sv.attrs.get('lag_units')!r}"
-        )
     re = ensemble(rv, dim, level=level, n_boot=n_boot, seed=seed)
     se = ensemble(sv, dim, level=level, n_boot=n_boot, seed=seed)
     out = xr.Dataset(coords={"lag": rv["lag"], "lag_bounds": rv["lag_bounds"]})
@@ -226,7 +318,13 @@ def compare(
     out["z"].attrs.update(long_name="z-score of the synthetic mean semivariance")
     out["fraction_in_band"].attrs.update(long_name=f"fraction of lags in the {level:.0%} band")
     out["rms_log_ratio"].attrs.update(long_name="RMS of log(synthetic mean / real mean)")
-    keep = ("estimator", "lag_units", "spacing_method")
+    keep = (
+        "estimator",
+        "lag_units",
+        "spacing_method",
+        "spacing_max_relative_error",
+        "spacing_warning",
+    )
     out.attrs.update({k: rv.attrs[k] for k in keep if k in rv.attrs})
     out.attrs.update(
         level=level,

@@ -75,6 +75,51 @@ def test_variogram_command_compare(campi_flegrei, tmp_path, capsys):
     )
 
 
+def _write_synthetic(da, path, units, stride=1):
+    """Six Gaussian-field samples on ``da``'s grid (every ``stride``-th pixel), in ``units``."""
+    grid = da.isel(y=slice(None, None, stride), x=slice(None, None, stride))
+    f = gaussian_random_field(grid.shape, Exponential(100.0, 20.0), size=6, seed=0, padding=4)
+    synth = xr.DataArray(
+        f, dims=("sample", "y", "x"), coords={"y": grid.y, "x": grid.x}, name="synthetic"
+    )
+    synth.attrs["units"] = units
+    synth.rio.write_crs(da.rio.crs).to_dataset().to_netcdf(path)
+
+
+def test_variogram_command_refuses_other_units_and_grids(campi_flegrei, tmp_path, capsys):
+    src = campi_flegrei / "vel.tif"
+    da = _scene(src)
+    assert da.attrs["units"] == "mm/yr"
+    out = tmp_path / "c.nc"
+    # Every other pixel: another grid; in radians, another unit as well (reported first).
+    for i, (units, said) in enumerate((("radian", "'radian'"), ("mm/yr", "synthetic pixels"))):
+        path = tmp_path / f"synth-{i}.nc"
+        _write_synthetic(da, path, units, stride=2)
+        assert main(["variogram", str(src), "--compare", str(path), "--output", str(out)]) == 2
+        captured = capsys.readouterr()
+        assert said in captured.err and len(captured.err.strip().splitlines()) == 1
+        assert not out.exists()
+
+
+def test_variogram_command_warns_in_one_line_near_a_pole(tmp_path, capsys):
+    # 0.64 degrees below 80 N: one pixel size misstates the lags at the scene's edges.
+    lat = 80.0 - 0.005 - 0.01 * np.arange(64)
+    lon = 10.005 + 0.01 * np.arange(64)
+    z = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
+    da = xr.DataArray(z, dims=("y", "x"), coords={"y": lat, "x": lon}).rio.write_crs(4326)
+    da.rio.to_raster(tmp_path / "polar.tif")
+    out = tmp_path / "v.nc"
+    assert (
+        main(["variogram", str(tmp_path / "polar.tif"), "--bins", "4", "--output", str(out)]) == 0
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    warned = [line for line in err if "SpacingWarning" in line or "warning:" in line]
+    assert len(warned) == 1 and "reproject" in warned[0]
+    written = xr.open_dataset(out)
+    assert written.attrs["spacing_warning"] in warned[0]
+    assert written.attrs["spacing_max_relative_error"] > 0.01
+
+
 def test_variogram_command_reports_bad_input(tmp_path, capsys):
     assert main(["variogram", str(tmp_path / "missing.tif")]) == 2
     assert "error" in capsys.readouterr().err

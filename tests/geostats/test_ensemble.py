@@ -12,7 +12,7 @@ import rioxarray  # noqa: F401  (registers .rio)
 import scipy.stats
 import xarray as xr
 
-from geodiff.errors import GeodiffError
+from geodiff.errors import GeodiffError, SceneError
 from geodiff.geostats import compare, ensemble, plot, semivariogram
 from geodiff.geostats.fields import gaussian_random_field
 from geodiff.geostats.models import Exponential
@@ -93,3 +93,37 @@ def test_plot_returns_figure_for_each_kind():
     _, axis = plt.subplots()
     assert plot(c, ax=axis)[1] is axis
     plt.close("all")
+
+
+def _with_units(da, units):
+    return da.assign_attrs(units=units)
+
+
+def test_compare_refuses_different_data_units():
+    real, synth = _with_units(_tiles(3, 0), "mm/yr"), _with_units(_tiles(3, 1), "radian")
+    for r, s in ((real, synth), (semivariogram(real, bins=4), semivariogram(synth, bins=4))):
+        with pytest.raises(SceneError, match=r"'mm/yr' but synthetic data in 'radian'"):
+            compare(r, s)
+    # Units missing on one side, or the same on both: compared as before.
+    assert compare(real, _tiles(3, 1), bins=4).sizes["lag"] == 4
+    assert compare(real, _with_units(_tiles(3, 1), "mm/yr"), bins=4).sizes["lag"] == 4
+
+
+def test_compare_refuses_different_grids():
+    real = _tiles(3, 0)
+    coarse = _tiles(3, 1)
+    coarse = coarse.assign_coords(y=4000.0 - 60.0 * np.arange(32), x=500.0 + 60.0 * np.arange(32))
+    with pytest.raises(SceneError, match=r"real pixels are 30 x 30 metre .* synthetic pixels 60 x"):
+        compare(real, coarse)
+    # Same steps in another UTM zone: metres of different maps.
+    other_zone = _tiles(3, 1).rio.write_crs("EPSG:32612")
+    with pytest.raises(SceneError, match="CRS .*UTM zone 11N.* UTM zone 12N"):
+        compare(real, other_zone)
+    with pytest.raises(SceneError, match="CRS"):
+        compare(semivariogram(real, bins=4), semivariogram(other_zone, bins=4))
+    # No CRS: pixels against metres.
+    with pytest.raises(SceneError, match="lags are in 'metre' but synthetic lags in 'pixel'"):
+        compare(real, xr.DataArray(_tiles(3, 1).values, dims=("sample", "y", "x")))
+    # Within 1 %: the same grid.
+    close = _tiles(3, 1).assign_coords(x=500.0 + 30.1 * np.arange(32))
+    assert compare(real, close, bins=4).sizes["lag"] == 4
