@@ -92,7 +92,9 @@ def _geodesic_steps(geod, lat: np.ndarray, sy: float, sx: float) -> tuple[np.nda
     return np.asarray(my), np.asarray(mx)
 
 
-def _scale_range(geod, lat: np.ndarray, sy: float, sx: float, my: float, mx: float):
+def _scale_range(
+    geod, lat: np.ndarray, sy: float, sx: float, my: float, mx: float
+) -> tuple[float, float]:
     """Lowest and highest relative error ``assumed / geodesic - 1`` of the pixel size over rows."""
     ty, tx = _geodesic_steps(geod, lat, sy, sx)
     with np.errstate(divide="ignore"):  # a row on a pole has no east-west extent
@@ -121,6 +123,7 @@ def _geographic(da: xr.DataArray, crs, y: str, x: str, sy: float, sx: float, tol
     my, mx = (float(v[0]) for v in _geodesic_steps(geod, np.array([lat0]), sy, sx))
     lo, hi = _scale_range(geod, lat, sy, sx, my, mx)
     worst = max(abs(lo), abs(hi))
+    warn = not worst <= tol  # also when the error cannot be measured (NaN)
     method = (
         f"local geodesic scale at scene centre (lon {lon0:.6f}, lat {lat0:.6f}) on "
         f"{pcrs.ellipsoid.name}: 1 deg lon = {mx / abs(sx):.3f} m, 1 deg lat = {my / abs(sy):.3f} m"
@@ -132,7 +135,7 @@ def _geographic(da: xr.DataArray, crs, y: str, x: str, sy: float, sx: float, tol
         "metre",
         method,
         scale_error=worst,
-        warning=_scale_warning(lat0, lat, lo, hi, worst) if not worst <= tol else None,
+        warning=_scale_warning(lat0, lat, lo, hi, worst) if warn else None,
     )
 
 
@@ -154,7 +157,9 @@ def _measure(da: xr.DataArray, y: str, x: str, scale_tolerance: float) -> GridSp
                 "no CRS and no coordinates: lags are in pixels; write a CRS with "
                 "da.rio.write_crs(...) to get physical lags"
             )
-            return GridSpacing(1.0, 1.0, "pixel", "pixel index (no CRS, no coordinates)", None, note)
+            return GridSpacing(
+                1.0, 1.0, "pixel", "pixel index (no CRS, no coordinates)", None, note
+            )
         unit = str(da[x].attrs.get("units", "coordinate units"))
         note = (
             f"no CRS: lags are in coordinate units ({unit}); write a CRS with "
