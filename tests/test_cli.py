@@ -54,7 +54,8 @@ def test_train_sample_info_round_trip(mexico_city_a, tmp_path):
     assert bad.returncode != 0 and ".tif, .nc or .zarr" in bad.stderr
     unwritable = run("sample", str(model), "-n", "1", "--steps", "1", "--out", "/proc/geodiff/x.tif")
     assert unwritable.returncode != 0  # refused before sampling: no progress bar, one line
-    assert unwritable.stderr.strip().splitlines() == ["geodiff sample: error: output folder /proc/geodiff does not exist"]
+    assert unwritable.stderr.strip().splitlines() == [
+        "geodiff sample: error: output folder /proc/geodiff does not exist; create it first"]
 
 
 def test_info_on_a_scene_matches_rasterio(campi_flegrei):
@@ -67,3 +68,50 @@ def test_info_on_a_scene_matches_rasterio(campi_flegrei):
     assert out.returncode == 0 and "mm/yr" in out.stdout and "EPSG:4326" in out.stdout
     assert f"valid pixels {np.isfinite(raw).mean():.1%}" in out.stdout
     assert f"mean {np.nanmean(raw):.4g}" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from tests.conftest import require_data
+
+    scene = require_data("insar", "campi_flegrei", "vel.tif")
+    out = tmp_path_factory.mktemp("cli") / "model"
+    assert main(["train", str(scene), "--out", str(out), "--tile", "16", "--steps", "1", "--preset", "tiny"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("command, args, says", [
+    ("train", ["--steps", "0"], "steps must be"),
+    ("train", ["--batch-size", "0"], "batch_size must be"),
+    ("train", ["--seed", "-1"], "seed must be"),
+    ("train", ["--max-nodata", "2"], "max_nodata"),
+    ("train", ["--epochs", "0"], "epochs must be"),
+    ("train", ["--db"], "dB needs linear backscatter power"),
+    ("sample", ["--steps", "5000"], "steps must be between 1 and the model's 1000 timesteps"),
+    ("sample", ["--steps", "0"], "steps must be between"),
+    ("sample", ["--batch-size", "0"], "batch_size must be"),
+    ("sample", ["--seed", "-1"], "seed must be"),
+    ("sample", ["-n", "0"], "n must be"),
+])
+def test_bad_arguments_are_one_line_not_a_traceback(command, args, says, tiny_model_dir, campi_flegrei,
+                                                    tmp_path, capsys):
+    capsys.readouterr()
+    if command == "train":
+        argv = ["train", str(campi_flegrei / "vel.tif"), "--out", str(tmp_path / "m"), "--tile", "16",
+                "--preset", "tiny", *args]
+    else:
+        argv = ["sample", str(tiny_model_dir), "--out", str(tmp_path / "s.tif"), *args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"geodiff {command}: error: ") and says in err[0], err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_missing_gpu_is_not_blamed_on_the_model(tiny_model_dir, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["sample", str(tiny_model_dir), "--out", str(tmp_path / "s.tif"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA is not available" in err and "corrupt" not in err
