@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from geodiff._version import __version__
-from geodiff.files import atomic_path, check_destination
+from geodiff.files import check_destination
 from geodiff.io import to_geotiff, to_netcdf, to_zarr
-from geodiff.io.write import flat_attrs
+from geodiff.io.reports import save_figure, write_dataset
 
 #: Everything the demo writes, by name, relative to its output folder.
 OUTPUTS = {
@@ -106,34 +105,13 @@ def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None,
     log("5/5 comparing real and synthetic tiles (figures and semivariograms)")
     paths["tiles_png"] = _plot_tiles(real, tiles, target["tiles_png"], config.seed, overwrite)
     comparison = geostats.compare(real, tiles)
-    paths["variogram"] = _write_dataset(comparison, target["variogram"], overwrite)
-    paths["variogram_png"] = _save_figure(geostats.plot(comparison)[0], target["variogram_png"], overwrite)
+    paths["variogram"] = write_dataset(comparison, target["variogram"], overwrite=overwrite)
+    paths["variogram_png"] = save_figure(geostats.plot(comparison)[0], target["variogram_png"],
+                                         overwrite=overwrite)
     log(f"done in {time.monotonic() - started:.0f} s; outputs in {out.resolve()}:")
     for name, path in paths.items():
         log(f"  {name:14s} {path}")
     return paths
-
-
-def _write_dataset(ds, path: Path, overwrite: bool) -> Path:
-    """Write a small derived Dataset (e.g. a variogram comparison) through a temporary name."""
-    ds = ds.copy()
-    ds.attrs = {**flat_attrs(ds.attrs), "source": f"geodiff {__version__}"}
-    for var in ds.variables.values():
-        var.attrs = flat_attrs(var.attrs)
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        ds.to_netcdf(tmp)
-    return path
-
-
-def _save_figure(fig, path: Path, overwrite: bool) -> Path:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        # The Software tag lets a later run recognise the figure as its own to replace.
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png",
-                    metadata={"Software": f"geodiff {__version__}"})
-    plt.close(fig)
-    return path
 
 
 def _plot_tiles(real, synthetic, path: Path, seed: int, overwrite: bool) -> Path:
@@ -156,4 +134,4 @@ def _plot_tiles(real, synthetic, path: Path, seed: int, overwrite: bool) -> Path
         axes[row, 0].set_ylabel(label)
     fig.colorbar(im, ax=axes, shrink=0.8, label=units)
     fig.suptitle("Demo scene: real tiles (top) and diffusion samples (bottom)")
-    return _save_figure(fig, path, overwrite)
+    return save_figure(fig, path, overwrite=overwrite)

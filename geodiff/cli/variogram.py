@@ -36,6 +36,8 @@ def register(subparsers) -> None:
         metavar="NC",
         help="write the variogram (or comparison) Dataset as NetCDF",
     )
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --output / --plot files that geodiff did not write")
     p.add_argument("--bins", type=int, default=None, help="number of lag bins (default: up to 30)")
     p.add_argument(
         "--max-lag",
@@ -115,7 +117,12 @@ def _table(ds: xr.Dataset) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from geodiff import geostats
+    from geodiff.files import check_destination
 
+    inputs = [args.scene, args.compare]
+    for out in (args.output, args.plot):  # refused before any work
+        if out is not None:
+            check_destination(out, overwrite=args.overwrite, inputs=inputs)
     # The result's attrs carry any spacing warning; it is printed once, as one line.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", geostats.SpacingWarning)
@@ -180,18 +187,17 @@ def _compute(args: argparse.Namespace) -> xr.Dataset:
 
 def _write(args: argparse.Namespace, result: xr.Dataset) -> None:
     from geodiff import geostats
+    from geodiff.io.reports import save_figure, write_dataset
 
     if args.output is not None:
-        result.to_netcdf(args.output)
+        write_dataset(result, args.output, overwrite=args.overwrite)
         print(f"wrote {args.output}")
     if args.plot is not None:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
         fig, ax = geostats.plot(result)
         ax.set_title(f"{args.scene.name}\n{ax.get_title()}".strip(), fontsize=9)
-        fig.savefig(args.plot, dpi=120)
-        plt.close(fig)
+        save_figure(fig, args.plot, overwrite=args.overwrite)
         print(f"wrote {args.plot}")
