@@ -211,3 +211,94 @@ def test_tile_not_divisible_by_the_network_is_refused_before_training():
 
     with pytest.raises(TilingError, match="multiple of 8"):
         _scene_with_empty_corner().diffusion.fit(tile=12, steps=1, preset="small", progress=False)
+
+
+def _tiny_scene(size=32, seed=0):
+    values = np.random.default_rng(seed).normal(size=(size, size)).astype("float32")
+    return xr.DataArray(values, dims=("y", "x"), attrs={"units": "mm/yr"},
+                        coords={"y": 1000.0 - 10 * np.arange(size), "x": 10.0 * np.arange(size)}).rio.write_crs("EPSG:32633")
+
+
+def _close_but_for_rounding(actual, desired):
+    """Equal up to 1e-3 of the samples' range (physical units), NaN where NaN."""
+    np.testing.assert_allclose(actual, desired, rtol=0, atol=1e-3 * np.nanmax(np.abs(desired)))
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_samples_do_not_depend_on_batch_size_or_count(model, sampler):
+    """Sample i depends on (seed, i) only: batching and n change nothing beyond float rounding."""
+    # Convolutions round differently per batch size, and the first steps (abar ~ 0) amplify
+    # float32 rounding into x_0: 1e-3 of the [-1, 1] range is rounding, a different draw is O(1).
+    close = {"rtol": 0, "atol": 1e-3}
+    runs = {bs: model.generate(16, sampler=sampler, steps=6, seed=2, batch_size=bs) for bs in (1, 3, 16)}
+    np.testing.assert_allclose(runs[1], runs[16], **close)
+    np.testing.assert_allclose(runs[3], runs[16], **close)
+    assert not np.allclose(runs[16][0], runs[16][1], **close)  # samples still differ from each other
+    five = model.sample_tiles(5, sampler=sampler, steps=6, seed=2, batch_size=2, progress=False)
+    three = model.sample_tiles(3, sampler=sampler, steps=6, seed=2, batch_size=3, progress=False)
+    _close_but_for_rounding(five.values[:3], three.values)
+    assert five.attrs["coefficients"]["loc"][:3] == three.attrs["coefficients"]["loc"]
+
+
+@pytest.mark.parametrize("coefficients", ["location", "draw"])
+def test_scene_samples_do_not_depend_on_batch_size_or_count(model, coefficients):
+    scene = geodiff.open_scene(_tiny_scene(), chunks=None)
+    run = lambda n, bs: scene.diffusion.sample(n=n, model=model, sampler="ddpm", steps=4, seed=5, batch_size=bs,
+                                               coefficients=coefficients).values
+    five = run(5, 16)
+    _close_but_for_rounding(run(5, 1), five)
+    _close_but_for_rounding(run(3, 2), five[:3])
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"sampler": "euler"}, "unknown sampler"),
+    ({"steps": 0}, "steps"),
+    ({"steps": 101}, "100 timesteps"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"seed": -1}, "seed"),
+    ({"seed": 1.5}, "seed"),
+    ({"n": 0}, "positive"),
+])
+def test_sampling_arguments_are_checked_when_the_call_is_made(velocity, model, bad, match):
+    """Lazy scenes refuse bad arguments at the call, not when computed (the model has 100 timesteps)."""
+    args = {"n": 2, "sampler": "ddim", "steps": 3, "batch_size": 4, "seed": 0, **bad}
+    counting = CountingNetwork(model.network)
+    m = dataclasses.replace(model, network=counting)
+    with pytest.raises(GeodiffError, match=match):
+        velocity.diffusion.sample(model=m, **args)
+    n = args.pop("n")
+    with pytest.raises(GeodiffError, match=match):
+        m.sample_tiles(n, progress=False, **args)
+    with pytest.raises(GeodiffError, match=match):
+        m.generate(n, **args)
+    assert counting.calls == 0
+
+
+@pytest.mark.parametrize("edit", [
+    lambda c: c.update(units="rad"),
+    lambda c: c["schedule"].update(timesteps=c["schedule"]["timesteps"] * 2),
+    lambda c: c.update(tile=[32, 32]),
+])
+def test_an_edited_model_description_is_refused(model, tmp_path, edit):
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / "model.json"
+    config = json.loads(path.read_text())
+    edit(config)
+    path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="edited"):
+        geodiff.load_model(tmp_path / "m")
+
+
+def test_the_training_summary_is_not_part_of_the_model_id(model, tmp_path):
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / "model.json"
+    config = json.loads(path.read_text())
+    config["summary"]["note"] = "annotated by hand"
+    path.write_text(json.dumps(config))
+    assert geodiff.load_model(tmp_path / "m").model_id == model.model_id
+
+
+def test_sample_tiles_shows_one_bar_over_all_batches(model, capsys):
+    model.sample_tiles(5, steps=3, batch_size=2, progress=True)
+    err = capsys.readouterr().err
+    assert "sampling" in err and "9/9" in err  # 3 batches x 3 network calls

@@ -434,8 +434,13 @@ class Trainer:
         if cfg.progress and self.step < total:
             from tqdm.auto import tqdm
 
+            # Under a time budget the reachable step is unknown until the first step is timed.
             bar = tqdm(
-                total=total, initial=self.step, desc="training", unit="step", dynamic_ncols=True
+                total=None if cfg.max_seconds else total,
+                initial=self.step,
+                desc="training",
+                unit="step",
+                dynamic_ncols=True,
             )
         sums: dict[str, torch.Tensor] = {}
         window_steps, window_start = 0, time.perf_counter()
@@ -479,11 +484,11 @@ class Trainer:
                             img_s=f"{rate / max(time.perf_counter() - window_start, 1e-9):.1f}",
                         )
                     if bar is not None:
-                        bar.update(1)
                         if stop:
                             bar.total = self.step
                         elif cfg.max_seconds is not None:
                             bar.total = self._reachable_steps(total, spent, self.step - first_step)
+                        bar.update(1)
                     last = stop or self.step == total
                     if preview_callback is not None and (
                         last or (cfg.preview_every and self.step % cfg.preview_every == 0)

@@ -97,3 +97,15 @@ def test_spec_config_and_validation():
         NoiseSpec("pink")
     with pytest.raises(ValueError, match="H, W"):
         draw_noise(NoiseSpec("exponential", length=1.0), (5,))
+
+
+@pytest.mark.parametrize("spec", [NoiseSpec(), NoiseSpec("exponential", length=2.0)])
+def test_one_generator_per_row_draws_each_row_alone(spec):
+    """Row i of a per-row draw is what generator i draws for that row by itself, whatever the batch."""
+    gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]
+    batch = draw_noise(spec, (3, 2, 6, 5), generator=gens([7, 8, 9]))
+    alone = draw_noise(spec, (2, 6, 5), generator=torch.Generator().manual_seed(8))
+    assert torch.equal(batch[1], alone)
+    assert torch.equal(draw_noise(spec, (2, 2, 6, 5), generator=gens([7, 8])), batch[:2])
+    with pytest.raises(ValueError, match="one per entry"):
+        draw_noise(spec, (3, 6, 5), generator=gens([1, 2]))

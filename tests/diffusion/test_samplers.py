@@ -269,3 +269,16 @@ def test_bad_arguments_give_clear_errors():
     with pytest.raises(ValueError, match="output shape"):
         sample(lambda x, t: x[:, :1], SCHED, (1, 2, 2, 2))
     assert set(SAMPLERS) == {"ddpm", "ddim", "dpmsolver++", "dpmsolver++3m"}
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_per_sample_seeds_make_each_sample_independent_of_its_batch(sampler):
+    """With one seed per sample, start noise and every stochastic step follow the sample, not the batch."""
+    model_fn = toy_model(SCHED, "eps")
+    kwargs = {"steps": 8, "eta": 1.0, "dtype": torch.float64}
+    batch = sample(model_fn, SCHED, (3, 1, 6, 5), sampler, seed=[11, 12, 13], **kwargs)
+    alone = sample(model_fn, SCHED, (1, 1, 6, 5), sampler, seed=[12], **kwargs)
+    torch.testing.assert_close(batch[1:2], alone)
+    assert not torch.allclose(batch[0], batch[1])
+    with pytest.raises(ValueError, match="one seed per sample"):
+        sample(model_fn, SCHED, (2, 1, 6, 5), sampler, seed=[1, 2, 3], **kwargs)

@@ -258,3 +258,24 @@ def test_super_resolution_conditioning_and_numpy_input():
     assert model.output.weight.abs().sum() > 0  # the zero-initialised output layer has learned
     with pytest.raises(GeodiffError, match="cond has 2 entries"):
         trainer.fit(high, cond=low[:2], steps=4)
+
+
+def test_time_budget_stops_training_and_the_bar_aims_at_it(monkeypatch, capsys):
+    """A clock that advances 1 s per reading: with a 10.5 s budget and a 1000-step cap, the 11th
+    step ends past the budget, and the bar counts to the 11 steps the budget allows, not to 1000."""
+    import itertools
+
+    import geodiff.diffusion.trainer as trainer_module
+
+    ticks = itertools.count()
+    monkeypatch.setattr(trainer_module, "_clock", lambda: float(next(ticks)))
+    model = UNet.from_preset("tiny", 1, seed=0)
+    config = TrainConfig(steps=1000, max_seconds=10.5, batch_size=2, log_every=1000, seed=0)
+    trainer = Trainer(model, NoiseSchedule("cosine", timesteps=50), config, device="cpu")
+    totals = []
+    trainer.fit(torch.zeros(4, 1, 8, 8), callback=lambda record: totals.append(record["step"]))
+    assert trainer.step == 11 and totals == [11]  # the last step is recorded and reported
+    err = capsys.readouterr().err
+    assert "11/11" in err and "/1000" not in err
+    with pytest.raises(GeodiffError, match="max_seconds"):
+        TrainConfig(steps=5, max_seconds=0)
