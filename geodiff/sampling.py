@@ -89,6 +89,12 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         ``(sample, [band,] y, x)`` backed by dask with one chunk per tile (all samples). Attrs
         carry units, normalisation, the coefficients used per tile and provenance; encoding
         carries the scene's nodata so exports re-encode it.
+
+    Raises
+    ------
+    geodiff.errors.GeodiffError
+        At the call, not when computed: arguments the model cannot sample with (see
+        :meth:`~geodiff.model.DiffusionModel.check_sampling`), a scene of other bands or units.
     """
     model.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed)
     if coefficients not in ("location", "draw"):
