@@ -57,7 +57,11 @@ class DatasetDiffusionAccessor(DiffusionAccessor):
         return open_scene(self._obj, chunks="auto" if self._obj.chunks else None)
 
     def sample(self, n: int, model=None, **options) -> xr.Dataset:
+        from geodiff.units import per_band
+
         stacked = super().sample(n, model, **options)
         out = stacked.to_dataset(dim="band")
-        out.attrs = stacked.attrs
+        out.attrs = {k: v for k, v in stacked.attrs.items() if k != "units"}
+        for name, band_units in zip(out.data_vars, per_band(stacked.attrs.get("units"), len(out.data_vars))):
+            out[name].attrs = {"units": band_units} if band_units else {}
         return out

@@ -15,6 +15,7 @@ import xarray as xr
 from geodiff._version import __version__
 from geodiff.errors import CheckpointError, GeodiffError
 from geodiff.scaling import Coefficients, Scaler
+from geodiff.units import label
 
 MODEL_FORMAT = 1
 _WEIGHTS, _CONFIG = "model.safetensors", "model.json"
@@ -41,7 +42,8 @@ class DiffusionModel:
     bands
         Band (channel) names, ``None`` for single-band data.
     units
-        Physical units of the data.
+        Physical units of the data: one string, or one per band when bands differ
+        (see :mod:`geodiff.units`).
     crs
         WKT of the training scene's CRS (``None`` if it had none).
     prediction, noise
@@ -59,7 +61,7 @@ class DiffusionModel:
     coefficients: Coefficients
     tile: tuple[int, int]
     bands: list[str] | None = None
-    units: str | None = None
+    units: str | list[str] | None = None
     crs: str | None = None
     prediction: str = "eps"
     noise: dict = field(default_factory=lambda: {"kind": "white"})
@@ -105,7 +107,7 @@ class DiffusionModel:
         loss = s.get("final_loss")
         lines = [
             f"DiffusionModel {self.model_id}",
-            f"  data      : {bands}, units {self.units or 'unknown'}, tile {self.tile[0]}x{self.tile[1]} px",
+            f"  data      : {bands}, units {label(self.units)}, tile {self.tile[0]}x{self.tile[1]} px",
             f"  network   : UNet, {n_params / 1e6:.2f} M parameters, predicts {self.prediction}"
             + (", learned variance" if getattr(self.network, "learn_sigma", False) else ""),
             (f"  schedule  : {self.schedule.to_config()['schedule']}, "
@@ -125,7 +127,7 @@ class DiffusionModel:
                                f"the scene has {n}; select matching bands")
         units = scene.attrs.get("units")
         if units and self.units and units != self.units:
-            raise GeodiffError(f"the model was trained on data in {self.units!r}, the scene is in {units!r}; "
+            raise GeodiffError(f"the model was trained on data in {label(self.units)}, the scene is in {label(units)}; "
                                "convert the scene or train a model on these units")
 
     @property

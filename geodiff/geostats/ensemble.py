@@ -18,6 +18,7 @@ from geodiff.geostats import spacing
 from geodiff.geostats.lags import default_edges
 from geodiff.geostats.spacing import GridSpacing
 from geodiff.geostats.variogram import semivariogram
+from geodiff.units import combine
 
 __all__ = ["compare", "ensemble"]
 
@@ -161,7 +162,7 @@ def _common_edges(real, synthetic, bins, max_lag) -> np.ndarray | None:
 class _Grid:
     """What must agree between two inputs for their variograms to be comparable."""
 
-    units: str | None
+    units: str | tuple[str | None, ...] | None  # per band when bands differ
     lag_units: str | None
     step: tuple[float, float] | None
     crs: object | None  # pyproj.CRS
@@ -179,8 +180,10 @@ def _pyproj(crs):
     return CRS.from_user_input(crs if isinstance(crs, str) else crs.to_wkt())
 
 
-def _units(value) -> str | None:
-    """A ``units`` attr, ``None`` when absent or blank."""
+def _units(value) -> str | tuple[str | None, ...] | None:
+    """A ``units`` attr, ``None`` when absent or blank; per band (a tuple) when bands differ."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_units(v) for v in value)
     return None if value is None else (str(value).strip() or None)
 
 
@@ -190,19 +193,23 @@ def _variogram_grid(ds: xr.Dataset) -> _Grid:
     step = None
     if "spacing_dy" in a and "spacing_dx" in a:
         step = (abs(float(a["spacing_dy"])), abs(float(a["spacing_dx"])))
-    # semivariogram labels gamma "(u)^2" for data in u.
-    squared = re.fullmatch(r"\((.*)\)\^2", str(ds["gamma"].attrs.get("units", "")))
-    units = _units(squared.group(1)) if squared else None
-    return _Grid(units, a.get("lag_units"), step, _pyproj(a.get("crs")))
+    gamma = ds["gamma"].attrs.get("units", "")
+    data_units = [_unsquared(g) for g in gamma] if isinstance(gamma, (list, tuple)) else _unsquared(gamma)
+    return _Grid(_units(data_units), a.get("lag_units"), step, _pyproj(a.get("crs")))
+
+
+def _unsquared(gamma_units: str) -> str | None:
+    """``u`` from semivariogram's gamma label ``"(u)^2"``."""
+    squared = re.fullmatch(r"\((.*)\)\^2", str(gamma_units))
+    return squared.group(1) if squared else None
 
 
 def _grid(obj: xr.DataArray | xr.Dataset) -> _Grid:
     if isinstance(obj, xr.Dataset) and "gamma" in obj:
         return _variogram_grid(obj)
     if isinstance(obj, xr.Dataset):
-        # As in semivariogram: a Dataset's gridded variables take the first one's units.
         names = [v for v in obj.data_vars if {"y", "x"} <= set(obj[v].dims)]
-        units = obj[names[0]].attrs.get("units") if names else None
+        units = combine([obj[v].attrs.get("units") for v in names]) if names else None
     else:
         units = obj.attrs.get("units")
     sp = _measure(obj)

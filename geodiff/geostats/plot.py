@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from geodiff import units
 from geodiff.errors import GeodiffError
 
 __all__ = ["plot"]
@@ -12,7 +13,7 @@ __all__ = ["plot"]
 
 def _units(ds: xr.Dataset, var: str) -> str:
     u = ds[var].attrs.get("units")
-    return f" [{u}]" if u else ""
+    return f" [{units.label(u)}]" if u else ""
 
 
 def plot(obj: xr.Dataset, ax=None, *, label: str | None = None, color: str | None = None):

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.fft
 import xarray as xr
 
+from geodiff import units
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.geostats import robust
 from geodiff.geostats.lags import LagPlan, fft_shape, lag_plan, max_offsets, resolve_edges
@@ -184,6 +185,7 @@ def _as_dataarray(obj, spacing) -> tuple[xr.DataArray, GridSpacing]:
             raise SceneError(f"no variable with y/x dims among {list(obj.data_vars)}")
         stacked = obj[names].to_dataarray(dim="variable")
         stacked.attrs = dict(obj[names[0]].attrs)
+        stacked.attrs["units"] = units.combine([obj[v].attrs.get("units") for v in names])
         obj = stacked
     if isinstance(obj, xr.DataArray):
         return obj, pixel_spacing(obj) if spacing is None else _given(spacing)
@@ -321,7 +323,7 @@ def semivariogram(
         dask_gufunc_kwargs={"output_sizes": {"direction": plan.n_dirs, "lag": plan.n_bins}},
         keep_attrs=False,
     )
-    units = da.attrs.get("units")
+    data_units = da.attrs.get("units")
     ds = xr.Dataset({"gamma": gamma, "npairs": npairs})
     ds = ds.assign_coords(
         lag=(
@@ -346,9 +348,8 @@ def semivariogram(
             units="degree", long_name="sector centre, counter-clockwise from east, axial"
         )
         ds.attrs["tolerance"] = float(tolerance)
-    ds["gamma"].attrs.update(
-        long_name="semivariance", **({"units": f"({units})^2"} if units else {})
-    )
+    gamma_units = units.squared(data_units)
+    ds["gamma"].attrs.update(long_name="semivariance", **({"units": gamma_units} if gamma_units else {}))
     ds["npairs"].attrs.update(long_name="number of pixel pairs (each unordered pair once)")
     ds.attrs.update(_common_attrs(da, sp, estimator))
     return ds
