@@ -147,3 +147,21 @@ def test_db_scaling_of_real_backscatter(opera_rtc):
     np.testing.assert_allclose(back.values, t.values, rtol=1e-5)
     lazy = scaler.transform(t)  # own statistics, one pass
     np.testing.assert_allclose(lazy.values, z.values, rtol=1e-6)
+
+
+def test_db_refuses_signed_data_with_the_fraction(campi_flegrei):
+    from geodiff.errors import GeodiffError
+    from geodiff.scaling.db import DB_MAX_NONPOSITIVE
+
+    da = geodiff.open_scene(campi_flegrei / "vel.tif")
+    t = TileGrid.from_scene(da, 32).stack(da)
+    raw = t.values[np.isfinite(t.values)]
+    fraction = (raw <= 0).mean()
+    assert fraction > 0.5  # LiCSBAS velocities: mostly subsidence-signed, not power
+    with pytest.raises(GeodiffError, match=f"{fraction:.1%} of the valid pixels are <= 0"):
+        Scaler(db=True).fit(t)
+    # A few zeros (border fill) in real power are accepted and floored, not refused.
+    power = np.abs(t) + 1e-3
+    power[0, 0, : int(DB_MAX_NONPOSITIVE * power[0].size / 2)] = 0.0
+    coefficients = Scaler(db=True).fit(power)
+    assert np.isfinite(coefficients.loc).all()
