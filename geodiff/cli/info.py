@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         print(model)
         print(summary_json(model))
         return 0
-    scene = geodiff.open_scene(path)
+    scene = geodiff.open_scene(path, stack_dim="sample")  # geodiff's own stacks too
     # One streaming pass over the chunks: a Sentinel-1 scene never has to fit in memory.
     valid, low, high, mean, std = dask.compute(np.isfinite(scene).mean(), scene.min(), scene.max(),
                                                scene.mean(), scene.std())

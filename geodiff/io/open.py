@@ -11,7 +11,9 @@ import rioxarray
 import xarray as xr
 
 from geodiff.errors import SceneError
-from geodiff.io.scene import chunk_spec, standardize_scene
+from geodiff.io.scene import chunk_spec, find_units, standardize_scene
+from geodiff.io.write import INCOMPLETE_APPEND
+from geodiff.units import combine
 
 _NETCDF_SUFFIXES = {".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5"}
 
@@ -25,6 +27,7 @@ def open_scene(
     nodata: float | None = None,
     units: str | None = None,
     variable: str | None = None,
+    stack_dim: str | None = None,
 ) -> xr.DataArray:
     """Open a radar scene as a georeferenced, lazily chunked DataArray.
 
@@ -41,7 +44,8 @@ def open_scene(
         a Dataset, variable names).
     masked
         Replace nodata with NaN; the original nodata value is kept in ``encoding["_FillValue"]``
-        so writers re-encode it.
+        so writers re-encode it. Infinite pixels become NaN too, with a warning that counts them
+        (for a lazy scene, chunk by chunk as it is computed).
     nodata
         Nodata value that overrides the file's declaration.
     units
@@ -49,25 +53,30 @@ def open_scene(
     variable
         Variable of a NetCDF/Zarr/Dataset source to open; several variables of one grid become
         bands when omitted.
+    stack_dim
+        One extra dimension to keep in front, e.g. ``"sample"`` to open geodiff's own
+        ``(sample, [band,] y, x)`` NetCDF and Zarr exports.
 
     Returns
     -------
     xarray.DataArray
-        Dims ``(y, x)`` or ``(band, y, x)``, rows north to south, CRS on the ``spatial_ref``
-        coordinate, ``units`` in attrs when known.
+        Dims ``(y, x)`` or ``(band, y, x)`` (after ``stack_dim`` if given), rows north to south,
+        CRS on the ``spatial_ref`` coordinate, ``units`` in attrs when known.
 
     Raises
     ------
     FileNotFoundError
         The path does not exist.
     geodiff.errors.SceneError
-        The source is not a raster, or its dimensions cannot be interpreted.
+        The source is not a raster, its dimensions cannot be interpreted, or it is a Zarr store
+        whose last append did not finish.
     """
     if isinstance(source, (xr.DataArray, xr.Dataset)):
         da = _from_xarray(source, variable)
     else:
         da = _read(Path(os.fspath(source)), chunks=chunks, masked=masked, variable=variable)
-    return standardize_scene(da, chunks=chunks, band=band, masked=masked, nodata=nodata, units=units)
+    return standardize_scene(da, chunks=chunks, band=band, masked=masked, nodata=nodata, units=units,
+                             stack_dim=stack_dim)
 
 
 def open_stack(
@@ -130,7 +139,9 @@ def _read(path: Path, *, chunks, masked: bool, variable: str | None) -> xr.DataA
     if path.is_dir() or path.suffix == ".zarr":
         if not any((path / marker).exists() for marker in (".zgroup", ".zarray", "zarr.json")):
             raise SceneError(f"{path} is a directory but not a Zarr store")
-        return _from_xarray(xr.open_zarr(path, decode_coords="all", chunks={}), variable)
+        ds = xr.open_zarr(path, decode_coords="all", chunks={})
+        _check_complete(ds, path)
+        return _from_xarray(ds, variable)
     if path.suffix.lower() in _NETCDF_SUFFIXES:
         try:
             ds = xr.open_dataset(path, decode_coords="all", chunks={}, mask_and_scale=masked)
@@ -142,6 +153,21 @@ def _read(path: Path, *, chunks, masked: bool, variable: str | None) -> xr.DataA
         return rioxarray.open_rasterio(path, masked=masked, chunks=chunk_spec(chunks))
     except rasterio.errors.RasterioIOError as err:
         raise SceneError(f"{path} is not a raster GDAL can read ({err})") from err
+
+
+def _check_complete(ds: xr.Dataset, path: Path) -> None:
+    """Refuse a Zarr store whose last append was interrupted: its new samples are partly unwritten
+    and would read as nodata."""
+    append = ds.attrs.get(INCOMPLETE_APPEND)
+    if append is None:
+        return
+    first, stop = append["samples"]
+    raise SceneError(
+        f"Zarr store {path} is incomplete: an append of samples {first}..{stop - 1} started "
+        f"{append['started']} did not finish, so those samples are partly missing. Re-run the same "
+        f"geodiff.to_zarr(..., append=True) call (it replaces them), or read the complete samples "
+        f"with xr.open_zarr({str(path)!r}).isel(sample=slice(0, {first}))"
+    )
 
 
 def _from_xarray(obj, variable: str | None) -> xr.DataArray:
@@ -158,7 +184,10 @@ def _from_xarray(obj, variable: str | None) -> xr.DataArray:
         raise SceneError(f"no gridded variable (with y/x or lat/lon dims) among {list(obj.data_vars)}")
     if len(data_vars) == 1:
         return obj[data_vars[0]]
-    # Several variables on one grid (e.g. VV, VH) are channels of one scene.
+    # Several variables on one grid (e.g. VV, VH) are channels of one scene, each with its units.
     stacked = obj[data_vars].to_dataarray(dim="band")
     stacked.attrs = dict(obj[data_vars[0]].attrs)
+    band_units = combine([find_units(obj[name].attrs) for name in data_vars])
+    if band_units:
+        stacked.attrs["units"] = band_units
     return stacked

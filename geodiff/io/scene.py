@@ -10,6 +10,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from geodiff.errors import SceneError
+from geodiff.units import Units, combine
 
 #: Side of the default dask chunk, in pixels: a multiple of every usual tile size (64..1024).
 DEFAULT_CHUNK = 1024
@@ -36,6 +37,10 @@ class GeoreferenceWarning(UserWarning):
     """A scene has no CRS: geodiff keeps working in pixel or coordinate units."""
 
 
+class InfiniteValueWarning(UserWarning):
+    """A scene has +/-inf pixels: geodiff treats them as nodata (NaN)."""
+
+
 def standardize_scene(
     da: xr.DataArray,
     *,
@@ -44,6 +49,7 @@ def standardize_scene(
     masked: bool = True,
     nodata: float | None = None,
     units: str | None = None,
+    stack_dim: str | None = None,
 ) -> xr.DataArray:
     """Validate and normalise a raster DataArray into geodiff's scene form.
 
@@ -58,26 +64,30 @@ def standardize_scene(
     band
         Band(s) to keep, by name or 1-based number as in GDAL.
     masked
-        Replace the nodata value with NaN (the value stays in ``encoding["_FillValue"]``).
+        Replace the nodata value, and +/-inf, with NaN (the value stays in
+        ``encoding["_FillValue"]``); infinite pixels are counted in an :class:`InfiniteValueWarning`.
     nodata
         Nodata value overriding the one the file declares (e.g. ``0`` for PyRate interferograms
         whose header says NaN).
     units
         Physical units overriding those found in the attributes.
+    stack_dim
+        One extra dimension to keep in front, e.g. ``"sample"`` for geodiff's own synthetic
+        stacks: the result is then ``(stack_dim, [band,] y, x)``.
     """
-    da = _standard_dims(da)
+    da = _standard_dims(da, stack_dim)
     da = _select_band(da, band)
     da = _north_up(da)
     da = _georeference(da)
     da = _mask_nodata(da, masked=masked, nodata=nodata)
-    found = units or _find_units(da.attrs)
+    found = units or find_units(da.attrs)
     da.attrs = {k: v for k, v in da.attrs.items() if k not in _UNIT_KEYS + ("scale_factor", "add_offset")}
     if found:
         da.attrs["units"] = found
     return _rechunk(da, chunks)
 
 
-def _standard_dims(da: xr.DataArray) -> xr.DataArray:
+def _standard_dims(da: xr.DataArray, stack_dim: str | None = None) -> xr.DataArray:
     da = da.rename({d: _DIM_ALIASES[d.lower()] for d in da.dims if d.lower() in _DIM_ALIASES})
     missing = {"y", "x"} - set(da.dims)
     if missing:
@@ -88,7 +98,7 @@ def _standard_dims(da: xr.DataArray) -> xr.DataArray:
     band_dims = [d for d in da.dims if d in _BAND_ALIASES]
     if band_dims and band_dims[0] != "band":
         da = da.rename({band_dims[0]: "band"})
-    extra = [d for d in da.dims if d not in ("band", "y", "x")]
+    extra = [d for d in da.dims if d not in (stack_dim, "band", "y", "x")]
     squeezable = [d for d in extra if da.sizes[d] == 1]
     da = da.squeeze(squeezable, drop=True)
     unknown = [d for d in extra if d not in squeezable]
@@ -98,7 +108,7 @@ def _standard_dims(da: xr.DataArray) -> xr.DataArray:
             f"scene has extra dimension(s) {sizes}; select one slice with .isel()/.sel(), "
             f"or use geodiff.open_stack for a time series"
         )
-    return da.transpose(*[d for d in ("band", "y", "x") if d in da.dims])
+    return da.transpose(*[d for d in (stack_dim, "band", "y", "x") if d in da.dims])
 
 
 def _select_band(da: xr.DataArray, band) -> xr.DataArray:
@@ -108,7 +118,7 @@ def _select_band(da: xr.DataArray, band) -> xr.DataArray:
         return da
     names = _band_names(da)
     if names is not None:
-        da = da.assign_coords(band=names)
+        da = da.drop_vars("band_name", errors="ignore").assign_coords(band=names)
     if band is not None:
         wanted = [band] if np.isscalar(band) else list(band)
         labels = list(da["band"].values)
@@ -116,6 +126,8 @@ def _select_band(da: xr.DataArray, band) -> xr.DataArray:
         if missing:
             raise SceneError(f"band(s) {missing} not in the scene; available: {labels}")
         da = da.sel(band=wanted)
+        if isinstance(da.attrs.get("units"), list):  # units per band follow the selection
+            da.attrs["units"] = combine([da.attrs["units"][labels.index(b)] for b in wanted])
     if da.sizes["band"] == 1:
         name = da["band"].values[0]
         da = da.squeeze("band", drop=True)
@@ -127,7 +139,10 @@ def _select_band(da: xr.DataArray, band) -> xr.DataArray:
 
 
 def _band_names(da: xr.DataArray) -> list[str] | None:
-    """Band names from GDAL descriptions (rioxarray's ``long_name``) when every band has one."""
+    """Band names from a ``band_name`` label coordinate (geodiff's CF NetCDF) or from GDAL
+    descriptions (rioxarray's ``long_name``) when every band has one."""
+    if "band_name" in da.coords and da["band_name"].dims == ("band",):
+        return [str(n) for n in da["band_name"].values]
     names = da.attrs.get("long_name")
     if isinstance(names, str):
         names = (names,)
@@ -183,6 +198,8 @@ def _mask_nodata(da: xr.DataArray, *, masked: bool, nodata: float | None) -> xr.
         da = da.astype(np.float32 if da.dtype.itemsize <= 2 else np.float64)
     if fill is not None and not np.isnan(fill):
         da = da.where(da != fill)
+    if np.issubdtype(da.dtype, np.floating):
+        da = _mask_infinite(da)
     # rioxarray's convention for masked data: NaN in the array, the on-disk value in encoding.
     da.encoding = encoding
     da.encoding["_FillValue"] = np.nan if fill is None else fill
@@ -190,9 +207,36 @@ def _mask_nodata(da: xr.DataArray, *, masked: bool, nodata: float | None) -> xr.
     return da
 
 
-def _find_units(attrs: dict) -> str | None:
+def _mask_infinite(da: xr.DataArray) -> xr.DataArray:
+    """+/-inf as NaN: a lazy scene is masked (and warned about) chunk by chunk when computed."""
+    if da.chunks is None:
+        return da.copy(data=_infinite_to_nan(da.values))
+    return da.copy(data=da.data.map_blocks(_infinite_to_nan, dtype=da.dtype))
+
+
+def _infinite_to_nan(block: np.ndarray, block_info=None) -> np.ndarray:
+    infinite = np.isinf(block)
+    count = int(infinite.sum())
+    if not count:
+        return block
+    where = ""
+    if block_info and None in block_info:
+        *_, rows, cols = block_info[None]["array-location"]
+        where = f" in rows {rows[0]}..{rows[1] - 1}, columns {cols[0]}..{cols[1] - 1}"
+    warnings.warn(f"{count} infinite pixel(s){where} of the scene are treated as nodata (NaN)",
+                  InfiniteValueWarning, stacklevel=2)
+    block = block.copy()
+    block[infinite] = np.nan
+    return block
+
+
+def find_units(attrs: dict) -> Units:
+    """The units named in raster attributes, spelled as UDUNITS (one per band when bands differ,
+    see :mod:`geodiff.units`)."""
     for key in _UNIT_KEYS:
         value = attrs.get(key)
+        if isinstance(value, (list, tuple)):
+            return combine([find_units({key: v}) for v in value])
         if isinstance(value, str) and value.strip():
             return _UNIT_ALIASES.get(value.strip().lower(), value.strip())
     return None

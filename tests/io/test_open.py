@@ -1,6 +1,7 @@
 """open_scene / open_stack on every kind of real product, checked against rasterio's own reads."""
 
 import glob
+import re
 import warnings
 
 import numpy as np
@@ -12,6 +13,7 @@ import xarray as xr
 import geodiff
 from geodiff.errors import SceneError
 from geodiff.io import GeoreferenceWarning
+from geodiff.io.scene import InfiniteValueWarning
 
 
 def _raw(path):
@@ -171,3 +173,35 @@ def test_band_descriptions_become_names(tmp_path):
     assert geodiff.open_scene(path, band=["VH", "VV"]).sizes["band"] == 2
     with pytest.raises(SceneError, match="not in the scene"):
         geodiff.open_scene(path, band="HH")
+
+
+def _infinite_scene(tmp_path):
+    values = np.random.default_rng(3).normal(size=(20, 30)).astype("float32")
+    values[2, 3], values[15, 25], values[19, 0] = np.inf, -np.inf, np.inf
+    profile = {"driver": "GTiff", "width": 30, "height": 20, "count": 1, "dtype": "float32",
+               "crs": "EPSG:32611", "transform": rasterio.transform.from_origin(0, 600, 30, 30)}
+    with rasterio.open(tmp_path / "inf.tif", "w", **profile) as dst:
+        dst.write(values, 1)
+    return tmp_path / "inf.tif", values
+
+
+def test_infinite_pixels_are_nodata_counted_lazily(tmp_path):
+    path, raw = _infinite_scene(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InfiniteValueWarning)
+        da = geodiff.open_scene(path, chunks=8)  # lazy: nothing is read, nothing warned yet
+    assert da.chunks is not None
+    with pytest.warns(InfiniteValueWarning) as caught:
+        values = da.values
+    counted = sum(int(re.match(r"(\d+) infinite", str(w.message)).group(1)) for w in caught)
+    assert counted == np.isinf(raw).sum()
+    np.testing.assert_array_equal(np.isnan(values), np.isinf(raw))
+    np.testing.assert_array_equal(values[np.isfinite(raw)], raw[np.isfinite(raw)])
+
+
+def test_infinite_pixels_of_an_eager_scene_are_counted_at_once(tmp_path):
+    path, raw = _infinite_scene(tmp_path)
+    with pytest.warns(InfiniteValueWarning, match=f"^{np.isinf(raw).sum()} infinite pixel"):
+        da = geodiff.open_scene(path, chunks=None)
+    assert np.isnan(da.values).sum() == np.isinf(raw).sum()
+    assert float(da.min()) == raw[np.isfinite(raw)].min()

@@ -10,6 +10,7 @@ import rioxarray
 import xarray as xr
 
 import geodiff
+from geodiff.errors import OutputError
 from geodiff.io import to_zarr, zarr_template
 
 
@@ -66,15 +67,38 @@ def test_netcdf_round_trip_and_cf(stack, tmp_path):
     assert var.encoding["zlib"]
 
 
-def test_netcdf_passes_the_cf_checker(stack, tmp_path):
+def _dual_polarisation_stack():
+    values = np.random.default_rng(0).gamma(2.0, 0.05, (2, 2, 6, 7)).astype("float32")
+    stack = xr.DataArray(values, dims=("sample", "band", "y", "x"), attrs={"units": "1"},
+                         coords={"sample": np.arange(2), "band": ["VV", "VH"],
+                                 "y": 3.8e6 - 30.0 * np.arange(6), "x": 2.5e5 + 30.0 * np.arange(7)})
+    return stack.rio.write_crs("EPSG:32611")
+
+
+@pytest.mark.parametrize("kind", ["sample_y_x", "sample_band_y_x"])
+def test_netcdf_has_no_cf_errors_at_any_priority(kind, request, tmp_path):
     pytest.importorskip("compliance_checker")
     from compliance_checker.runner import CheckSuite, ComplianceChecker
 
-    path = geodiff.to_netcdf(stack, tmp_path / "s.nc")
+    stack = request.getfixturevalue("stack") if kind == "sample_y_x" else _dual_polarisation_stack()
+    path = geodiff.to_netcdf(stack, tmp_path / "s.nc", progress=False)
     CheckSuite.load_all_available_checkers()
-    passed, errors = ComplianceChecker.run_checker(str(path), ["cf:1.8"], 0, "normal",
-                                                   str(tmp_path / "report.txt"), "text")
-    assert not errors and passed, (tmp_path / "report.txt").read_text()
+    report = tmp_path / "report.txt"
+    # "strict" counts failures of every priority (high, medium, low) as errors.
+    passed, crashed = ComplianceChecker.run_checker(str(path), ["cf:1.8"], verbose=1, criteria="strict",
+                                                    output_filename=str(report), output_format="text")
+    assert passed and not crashed, report.read_text()
+
+
+def test_netcdf_opens_as_one_dataarray_with_plain_xarray(tmp_path):
+    stack = _dual_polarisation_stack()
+    path = geodiff.to_netcdf(stack, tmp_path / "s.nc", progress=False)
+    da = xr.open_dataarray(path)  # xarray's defaults: no decode_coords="all"
+    assert "spatial_ref" in da.coords and da.rio.crs == stack.rio.crs
+    assert list(da["band_name"].values) == ["VV", "VH"]
+    np.testing.assert_array_equal(da.values, stack.values)
+    back = geodiff.open_scene(path, stack_dim="sample")
+    assert list(back["band"].values) == ["VV", "VH"] and back.dims == stack.dims
 
 
 def test_zarr_chunks_append_and_parallel_regions(stack, tmp_path):
@@ -112,9 +136,9 @@ def test_interrupted_export_leaves_no_file(stack, tmp_path, writer, name):
 
 
 def test_unwritable_destination_is_a_clear_error(stack, tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(OutputError, match="does not exist"):
         geodiff.to_geotiff(stack, tmp_path / "missing" / "x.tif")
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="cannot write"):
         geodiff.to_netcdf(stack, "/proc/geodiff-cannot-write.nc")
 
 
