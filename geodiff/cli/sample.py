@@ -33,8 +33,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dask.diagnostics import ProgressBar
-
     import geodiff
     from geodiff.files import check_destination
     from geodiff.sampling import sample_scene
@@ -52,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         synth = model.sample_tiles(args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
                                    batch_size=args.batch_size, device=args.device)
-    with ProgressBar(minimum=1.0):  # scene samples are generated tile by tile while written
-        writer(synth, out, overwrite=args.overwrite)
+    writer(synth, out, overwrite=args.overwrite)  # its bar counts the tiles generated while written
     print(f"wrote {args.n} sample(s) to {out}")
     return 0
 
