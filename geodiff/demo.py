@@ -11,6 +11,7 @@ import numpy as np
 from geodiff.files import check_destination
 from geodiff.io import to_geotiff, to_netcdf, to_zarr
 from geodiff.io.reports import save_figure, write_dataset
+from geodiff.progress import dask_progress
 
 #: Everything the demo writes, by name, relative to its output folder.
 OUTPUTS = {
@@ -85,7 +86,8 @@ def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None,
 
     log(f"3/5 sampling {config.scene_samples} synthetic scene(s) on the demo grid, tile by tile")
     synth = scene.diffusion.sample(n=config.scene_samples, steps=config.steps, seed=config.seed, device=device)
-    synth = synth.persist()  # generated once, tile by tile, for all three formats
+    with dask_progress(True, "sampling the scene"):
+        synth = synth.persist()  # generated once, tile by tile, for all three formats
     paths["scene_geotiff"] = to_geotiff(synth, target["scene_geotiff"], overwrite=overwrite)[0]
     paths["scene_netcdf"] = to_netcdf(synth, target["scene_netcdf"], name="los_velocity",
                                         overwrite=overwrite)

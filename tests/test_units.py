@@ -59,6 +59,15 @@ def test_units_per_band_through_fit_save_sample_and_export(phase_and_coherence, 
     with rasterio.open(path) as src:  # GDAL's own view: one unit per GeoTIFF band
         assert src.units == ("rad", "1", "rad", "1")
         assert src.descriptions == ("sample=0 phase", "sample=0 coherence", "sample=1 phase", "sample=1 coherence")
+    import json
+
+    import netCDF4
+
+    with netCDF4.Dataset(geodiff.to_netcdf(stacked, tmp_path / "synth.nc", progress=False)) as nc:
+        variable = nc["synthetic"]
+        assert json.loads(variable.band_units) == ["rad", "1"] and "units" not in variable.ncattrs()
+    store = geodiff.to_zarr(stacked, tmp_path / "synth.zarr", progress=False)
+    assert xr.open_zarr(store)["synthetic"].attrs["units"] == ["rad", "1"]
 
 
 def test_a_scene_in_other_units_per_band_is_refused(phase_and_coherence):

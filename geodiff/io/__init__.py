@@ -1,10 +1,10 @@
 """Reading radar scenes into georeferenced DataArrays and writing synthetic stacks out."""
 
 from geodiff.io.open import open_scene, open_stack
-from geodiff.io.scene import DEFAULT_CHUNK, GeoreferenceWarning, standardize_scene
+from geodiff.io.scene import DEFAULT_CHUNK, GeoreferenceWarning, InfiniteValueWarning, standardize_scene
 from geodiff.io.write import atomic_path, to_geotiff, to_netcdf, to_zarr, zarr_template
 
 __all__ = [
-    "DEFAULT_CHUNK", "GeoreferenceWarning", "atomic_path", "open_scene", "open_stack",
+    "DEFAULT_CHUNK", "GeoreferenceWarning", "InfiniteValueWarning", "atomic_path", "open_scene", "open_stack",
     "standardize_scene", "to_geotiff", "to_netcdf", "to_zarr", "zarr_template",
 ]

@@ -21,7 +21,6 @@ in one read; an append is marked in the store's attributes until it completes, a
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import os
@@ -36,9 +35,11 @@ import rasterio.windows
 import xarray as xr
 import zarr
 
+from geodiff import units
 from geodiff._version import __version__
 from geodiff.errors import SceneError
 from geodiff.files import atomic_path, check_destination
+from geodiff.progress import dask_progress
 
 _SPATIAL = ("y", "x")
 
@@ -64,12 +65,7 @@ def _fill_value(da: xr.DataArray, nodata) -> float:
 
 
 def _progress(enabled: bool, target: Path):
-    """A progress bar over the dask tasks computed inside the block (in-memory data has none)."""
-    if not enabled:
-        return contextlib.nullcontext()
-    from tqdm.dask import TqdmCallback
-
-    return TqdmCallback(desc=f"writing {Path(target).name}", unit="task")
+    return dask_progress(enabled, f"writing {Path(target).name}")
 
 
 def flat_attrs(attrs: dict) -> dict:
@@ -164,15 +160,20 @@ def _write_one_geotiff(da, path, compress, blocksize, cog, nodata, overwrite, pr
     dtype = _geotiff_dtype(da, fill)
     inputs = _sources(da)
     lead = [d for d in da.dims if d not in _SPATIAL]
+    bands = [str(b) for b in da["band"].values] if "band" in da.dims else [None]
+    unit_of = dict(zip(bands, units.per_band(da.attrs.get("units"), len(bands))))
     if lead:
         # Every combination of the leading dims (sample, band, ...) becomes one GeoTIFF band.
         flat = da.stack(geotiff_band=lead)
-        descriptions = [" ".join(str(v) if d == "band" else f"{d}={v}" for d, v in zip(lead, labels))
-                        for labels in flat["geotiff_band"].values]
+        combos = [dict(zip(lead, labels)) for labels in flat["geotiff_band"].values]
+        descriptions = [" ".join(str(v) if d == "band" else f"{d}={v}" for d, v in combo.items())
+                        for combo in combos]
+        band_units = [unit_of[str(combo["band"]) if "band" in combo else None] for combo in combos]
         da = flat.drop_vars(["geotiff_band", *lead], errors="ignore").rename(geotiff_band="band")
         da = da.transpose("band", *_SPATIAL)
     else:
         descriptions = [str(da.attrs.get("band_name", da.name or ""))]
+        band_units = [unit_of[None]]
     tags = flat_attrs({k: v for k, v in da.attrs.items() if k not in ("_FillValue",)})
     tags["history"] = _history(da.attrs)
     profile = {"driver": "GTiff", "width": da.sizes["x"], "height": da.sizes["y"], "count": len(descriptions),
@@ -185,10 +186,10 @@ def _write_one_geotiff(da, path, compress, blocksize, cog, nodata, overwrite, pr
         with rasterio.open(tmp, "w", **profile) as dst, _progress(progress, path):
             _write_bands(dst, _encoded(da, fill, dtype))
             dst.update_tags(**tags)
-            for i, text in enumerate(descriptions, start=1):
+            for i, (text, unit) in enumerate(zip(descriptions, band_units), start=1):
                 dst.set_band_description(i, text)
-                if "units" in da.attrs:
-                    dst.set_band_unit(i, str(da.attrs["units"]))
+                if unit:
+                    dst.set_band_unit(i, unit)
         if cog:
             plain = tmp.with_suffix(".plain.tif")
             os.replace(tmp, plain)
@@ -264,7 +265,11 @@ def to_netcdf(obj: xr.DataArray, path, *, name: str | None = None, complevel: in
     path = Path(path)
     name = name or da.name or "data"
     fill = _fill_value(da, nodata)
-    attrs = flat_attrs({k: v for k, v in da.attrs.items() if k not in ("_FillValue", "history")})
+    attrs = {k: v for k, v in da.attrs.items() if k not in ("_FillValue", "history")}
+    if isinstance(attrs.get("units"), list):
+        # CF allows one units string per variable: bands in different units keep theirs beside it.
+        attrs["band_units"] = attrs.pop("units")
+    attrs = flat_attrs(attrs)
     attrs.setdefault("long_name", str(attrs.get("description", name)))
     variable = da.copy(deep=False)
     variable.attrs = attrs
