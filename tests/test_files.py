@@ -13,7 +13,7 @@ import xarray as xr
 
 import geodiff
 from geodiff.cli import main
-from geodiff.diffusion import NoiseSchedule, Trainer, TrainConfig
+from geodiff.diffusion import NoiseSchedule, TrainConfig, Trainer
 from geodiff.diffusion.unet import UNet
 from geodiff.errors import OutputError
 from geodiff.files import atomic_path, check_destination, remove_stale, written_by_geodiff

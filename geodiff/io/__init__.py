@@ -1,7 +1,12 @@
 """Reading radar scenes into georeferenced DataArrays and writing synthetic stacks out."""
 
 from geodiff.io.open import open_scene, open_stack
-from geodiff.io.scene import DEFAULT_CHUNK, GeoreferenceWarning, InfiniteValueWarning, standardize_scene
+from geodiff.io.scene import (
+    DEFAULT_CHUNK,
+    GeoreferenceWarning,
+    InfiniteValueWarning,
+    standardize_scene,
+)
 from geodiff.io.write import atomic_path, to_geotiff, to_netcdf, to_zarr, zarr_template
 
 __all__ = [
