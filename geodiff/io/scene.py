@@ -124,7 +124,7 @@ def _select_band(da: xr.DataArray, band) -> xr.DataArray:
         labels = list(da["band"].values)
         missing = [b for b in wanted if b not in labels]
         if missing:
-            raise SceneError(f"band(s) {missing} not in the scene; available: {labels}")
+            raise SceneError(f"band(s) {missing} not in the scene; available: {', '.join(map(str, labels))}")
         da = da.sel(band=wanted)
         if isinstance(da.attrs.get("units"), list):  # units per band follow the selection
             da.attrs["units"] = combine([da.attrs["units"][labels.index(b)] for b in wanted])
