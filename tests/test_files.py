@@ -201,3 +201,17 @@ def test_cli_variogram_outputs_follow_the_same_rules(campi_flegrei, tmp_path, ca
     assert main(argv) == 2 and "geodiff did not write" in capsys.readouterr().err
     assert figure.read_bytes() == b"a user's picture"
     assert main(["variogram", scene, "--output", scene]) == 2 and "input of this call" in capsys.readouterr().err
+
+
+def test_appends_change_only_geodiff_stores_unless_told(scene, tmp_path):
+    foreign = tmp_path / "theirs.zarr"
+    scene.expand_dims(sample=1).to_dataset(name="data").to_zarr(foreign, zarr_format=2, consolidated=True)
+    before = sorted(p.relative_to(foreign) for p in foreign.rglob("*"))
+    with pytest.raises(OutputError, match="did not write"):
+        geodiff.to_zarr(scene.expand_dims(sample=1), foreign, append=True, progress=False)
+    assert sorted(p.relative_to(foreign) for p in foreign.rglob("*")) == before
+    geodiff.to_zarr(scene.expand_dims(sample=1), foreign, append=True, overwrite=True, progress=False)
+    assert xr.open_zarr(foreign)["data"].sizes["sample"] == 2
+    mine = geodiff.to_zarr(scene.expand_dims(sample=1), tmp_path / "mine.zarr", progress=False)
+    geodiff.to_zarr(scene.expand_dims(sample=1), mine, append=True, progress=False)
+    assert xr.open_zarr(mine)["data"].sizes["sample"] == 2

@@ -37,8 +37,8 @@ import zarr
 
 from geodiff import units
 from geodiff._version import __version__
-from geodiff.errors import SceneError
-from geodiff.files import atomic_path, check_destination
+from geodiff.errors import OutputError, SceneError
+from geodiff.files import atomic_path, check_destination, written_by_geodiff
 from geodiff.progress import dask_progress
 
 _SPATIAL = ("y", "x")
@@ -346,7 +346,8 @@ def to_zarr(obj: xr.DataArray, store, *, name: str | None = None, append: bool =
         Value NaN is stored as in a new store (the array's ``fill_value``); by default the
         scene's original nodata, else NaN. Appends and region writes use the store's own.
     overwrite
-        Replace an existing folder that is not a store geodiff wrote.
+        Replace an existing folder that is not a store geodiff wrote (with ``append`` or
+        ``region``: change such a store in place).
     progress
         Show a progress bar while lazy data is computed.
 
@@ -361,6 +362,10 @@ def to_zarr(obj: xr.DataArray, store, *, name: str | None = None, append: bool =
     if append or region is not None:
         if not store.exists():
             raise FileNotFoundError(f"Zarr store {store} does not exist; write it first without append/region")
+        if not overwrite and not written_by_geodiff(store):
+            # Appends and region writes change a store in place: only geodiff's own, unless told.
+            raise OutputError(f"{store} is a Zarr store geodiff did not write; appending or writing regions "
+                              "would change it: pass overwrite=True to do so deliberately")
         if isinstance(region, dict):
             # Variables outside the region (coordinates, spatial_ref) were written with the store.
             ds = ds.drop_vars([k for k, v in ds.variables.items() if k != name and not set(v.dims) & set(region)])
