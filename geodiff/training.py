@@ -12,6 +12,7 @@ import xarray as xr
 
 from geodiff._version import __version__
 from geodiff.errors import GeodiffError, TilingError
+from geodiff.files import check_destination
 from geodiff.model import DiffusionModel, _is_int
 from geodiff.scaling import Scaler
 from geodiff.tiling import TileGrid, fill_gaps, nodata_filter, patch_filter, select
@@ -144,6 +145,8 @@ def fit_scene(
     unknown = set(train_options) - {f.name for f in fields(TrainConfig)}
     if unknown:
         raise GeodiffError(f"unknown training option(s) {sorted(unknown)}")
+    if train_options.get("checkpoint_dir"):
+        check_destination(train_options["checkpoint_dir"], parents=True)  # before the tiles are read
     scaler = Scaler(scaler) if isinstance(scaler, str) else scaler
     # Training tiles become a tensor anyway: read them once, then fit and scale in memory.
     tiles = training_tiles(scene, tile, overlap=overlap, max_nodata=max_nodata, patch=patch,

@@ -215,3 +215,23 @@ def test_appends_change_only_geodiff_stores_unless_told(scene, tmp_path):
     mine = geodiff.to_zarr(scene.expand_dims(sample=1), tmp_path / "mine.zarr", progress=False)
     geodiff.to_zarr(scene.expand_dims(sample=1), mine, append=True, progress=False)
     assert xr.open_zarr(mine)["data"].sizes["sample"] == 2
+
+
+def test_fit_checks_its_checkpoint_dir_before_reading_tiles(scene, tmp_path, monkeypatch):
+    import geodiff.training
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("tiles were read before the checkpoint folder was checked")
+
+    monkeypatch.setattr(geodiff.training, "training_tiles", no_reading)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError):
+        scene.diffusion.fit(tile=16, steps=1, preset="tiny", checkpoint_dir=str(blocker / "ckpt"))
+
+
+def test_cli_sample_refuses_a_user_folder_as_its_zarr_output(tiny_model, user_folder, tmp_path, capsys):
+    model = tiny_model.save(tmp_path / "model")
+    store = user_folder.rename(tmp_path / "x.zarr")
+    assert main(["sample", str(model), "--out", str(store), "-n", "1", "--steps", "2"]) == 2
+    assert "geodiff did not write" in capsys.readouterr().err and _untouched(store)
