@@ -17,7 +17,7 @@ import xarray as xr
 from geodiff.errors import GeodiffError
 from geodiff.units import Units, combine, label, per_band
 
-__all__ = ["TileSet", "TileSets", "tile_set", "tile_sets"]
+__all__ = ["TileSet", "TileSets", "band_result", "tile_set", "tile_sets"]
 
 _SAMPLE_DIMS = ("sample", "tile")
 
@@ -175,3 +175,9 @@ def tile_sets(real: xr.DataArray | np.ndarray, synthetic: xr.DataArray | np.ndar
             "both, e.g. real.sel(band=synthetic.band)"
         )
     return TileSets(r.tiles, s.tiles, _shared_units(r.units, s.units, rc))
+
+
+def band_result(values) -> float | tuple[float, ...]:
+    """A metric's value from its per-band values: a float for one band, else a tuple in band order."""
+    values = [float(v) for v in np.asarray(list(values), dtype=np.float64).reshape(-1)]
+    return values[0] if len(values) == 1 else tuple(values)

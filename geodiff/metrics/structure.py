@@ -17,16 +17,11 @@ import scipy.fft
 
 from geodiff.errors import GeodiffError
 from geodiff.geostats import compare, semivariogram
-from geodiff.metrics.checks import tile_set, tile_sets
+from geodiff.metrics.checks import band_result, tile_set, tile_sets
 
 __all__ = ["VariogramScore", "psd_log_ratio", "radial_psd", "variogram_score"]
 
 _ENSEMBLE = "a 95 % band and a mean over tiles need an ensemble"
-
-
-def _per_band(values: np.ndarray) -> float | tuple[float, ...]:
-    values = np.asarray(values, dtype=np.float64).reshape(-1)
-    return float(values[0]) if values.size == 1 else tuple(float(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -80,7 +75,7 @@ def variogram_score(real, synthetic, *, bins: int = 16, max_lag: float | None = 
     # The ensembles' bootstrap intervals are not part of the score: one resample is enough.
     out = compare(rv.rename(dict(zip(rv["gamma"].dims, dims))), sv.rename(dict(zip(sv["gamma"].dims, dims))),
                   dim="sample", n_boot=1, seed=0)
-    return VariogramScore(_per_band(out["rms_log_ratio"].values), _per_band(out["fraction_in_band"].values))
+    return VariogramScore(band_result(out["rms_log_ratio"].values), band_result(out["fraction_in_band"].values))
 
 
 def radial_psd(x, *, max_nodata: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
@@ -168,4 +163,4 @@ def psd_log_ratio(real, synthetic, *, max_nodata: float = 0.25) -> float | tuple
     with np.errstate(divide="ignore", invalid="ignore"):
         lr = np.log10(ps / pr)
     lr[(pr == 0) & (ps == 0)] = 0.0  # both flat: no difference in that annulus
-    return _per_band(np.sqrt(np.mean(lr**2, axis=1)))
+    return band_result(np.sqrt(np.mean(lr**2, axis=1)))
