@@ -1,0 +1,274 @@
+"""Fidelity at an equal CPU budget: geodiff against denoising-diffusion-pytorch on real radar tiles.
+
+Both engines train for the same wall-clock budget, one after the other, with the same torch
+thread count, on the same 32 x 32 training tiles, normalised per tile to [-1, 1] (min-max); both
+sample 128 tiles at each number of network evaluations, rescaled with per-tile coefficients drawn
+from the training tiles (Tuel et al. 2023), and are scored against held-out real tiles that
+neither saw. Every metric is printed with its real-vs-real floor (the same metric between two
+disjoint sets of real tiles, three draws) and, for geodiff, its ratio to the peer at the same
+number of evaluations (below 1: geodiff is closer to the real data).
+
+Products (from ../shared/data): OPERA RTC-S1 VV backscatter in dB, the Mexico City unwrapped
+interferograms (rad), the Campi Flegrei LiCSBAS velocities (mm/yr). Run::
+
+    python benchmarks/fidelity.py [--budget 60] [--products opera mexico campi] [--threads 1]
+                                  [--recipe defaults] [--evals 10 25 50] [--json out.json]
+
+The default budget (60 s per engine and product) is a quick look; the figures in
+docs/benchmarks.md use ``--budget 600``. denoising-diffusion-pytorch is a benchmark-only
+dependency (``pip install --no-deps denoising-diffusion-pytorch einops``; see benchmarks/engine.py
+for why --no-deps). Its Unet (dim 32, mults 1-2-4) and GaussianDiffusion keep their own defaults
+(v-prediction, sigmoid schedule); it trains with Adam at lr 2e-4, batch 32, and an EMA of decay
+0.995 updated every 10 steps, as its own Trainer does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import geodiff  # noqa: E402
+from geodiff import geostats  # noqa: E402
+from geodiff.diffusion import NoiseSchedule  # noqa: E402
+from geodiff.diffusion.trainer import TrainConfig, Trainer, init_seed  # noqa: E402
+from geodiff.diffusion.unet import UNet  # noqa: E402
+from geodiff.model import DiffusionModel  # noqa: E402
+from geodiff.scaling import Scaler  # noqa: E402
+from geodiff.tiling import TileGrid, nodata_filter, select  # noqa: E402
+
+DATA = Path(os.environ.get("GEODIFF_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+TILE, HELD_OUT, SAMPLES = 32, 300, 128
+
+
+# -- recipes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How geodiff trains and samples: the levers of issue 10, one named set at a time."""
+
+    preset: str = "small"
+    schedule: str = "cosine"
+    prediction: str = "eps"
+    learn_sigma: bool = True
+    loss: str = "hybrid"
+    batch_size: int = 16
+    lr: float = 2e-4
+    ema_decay: float = 0.9999
+    sampler: str = "ddim"
+
+
+RECIPES = {
+    "defaults": Recipe(),  # fit()'s defaults
+    "v-sigmoid": Recipe(schedule="sigmoid", prediction="v", learn_sigma=False, loss="mse", sampler="dpmsolver++"),
+}
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def _tiles(scene: xr.DataArray, overlap: int) -> xr.DataArray:
+    grid = TileGrid.from_scene(scene, TILE, overlap)
+    stack = grid.stack(scene)
+    return select(stack, nodata_filter(stack, 0.0)).compute().drop_vars(["row", "col"], errors="ignore")
+
+
+def load_product(name: str) -> xr.DataArray:
+    """All complete (nodata-free) 32 x 32 tiles of a product, ``(tile, y, x)`` in physical units."""
+    if name == "opera":
+        paths = sorted(glob.glob(str(DATA / "sar" / "opera_rtc_s1_santa_barbara" / "*" / "*_VV.tif")))
+        scenes = [10 * np.log10(s.where(s > 0)) for s in (geodiff.open_scene(p, chunks=None) for p in paths)]
+        tiles = [_tiles(s.assign_attrs(units="dB"), 0) for s in scenes]
+    elif name == "mexico":
+        paths = sorted(glob.glob(str(DATA / "insar" / "mexico_city_cropA" / "*_eqa_unw.tif")))
+        tiles = [_tiles(geodiff.open_scene(p, chunks=None), 16) for p in paths]
+    elif name == "campi":
+        tiles = [_tiles(geodiff.open_scene(DATA / "insar" / "campi_flegrei" / "vel.tif", chunks=None), 24)]
+    else:
+        raise SystemExit(f"unknown product {name!r}")
+    units = tiles[0].attrs.get("units")
+    stacked = xr.concat([t.drop_vars("spatial_ref", errors="ignore") for t in tiles], dim="tile")
+    return stacked.assign_coords(tile=np.arange(stacked.sizes["tile"])).assign_attrs(units=units)
+
+
+def split(tiles: xr.DataArray, seed: int) -> tuple[xr.DataArray, xr.DataArray]:
+    """Training tiles and held-out real tiles (at most HELD_OUT, and a fifth of a small product)."""
+    order = np.random.default_rng(seed).permutation(tiles.sizes["tile"])
+    held = min(HELD_OUT, tiles.sizes["tile"] // 5)
+    return tiles.isel(tile=order[held:]), tiles.isel(tile=order[:held])
+
+
+# -- engines ---------------------------------------------------------------------------------
+
+
+def train_geodiff(train: xr.DataArray, recipe: Recipe, budget: float, seed: int) -> tuple[DiffusionModel, int]:
+    scaler = Scaler()
+    coefficients = scaler.fit(train)
+    data = torch.from_numpy(scaler.transform(train, coefficients).values[:, None].astype(np.float32))
+    net = UNet.from_preset(recipe.preset, 1, learn_sigma=recipe.learn_sigma, seed=init_seed(seed))
+    config = TrainConfig(steps=10**9, max_seconds=budget, batch_size=recipe.batch_size, lr=recipe.lr,
+                         prediction=recipe.prediction, learn_sigma=recipe.learn_sigma, loss=recipe.loss,
+                         ema_decay=recipe.ema_decay, seed=seed, progress=False, val_fraction=0.0)
+    trainer = Trainer(net, NoiseSchedule(recipe.schedule, 1000), config, device="cpu")
+    trainer.fit(data)
+    model = DiffusionModel(network=trainer.ema_model().eval(), schedule=trainer.schedule, scaler=scaler,
+                           coefficients=coefficients, tile=(TILE, TILE), units=train.attrs.get("units"),
+                           prediction=recipe.prediction)
+    return model, trainer.step
+
+
+def sample_geodiff(model: DiffusionModel, sampler: str, evals: int, seed: int) -> xr.DataArray:
+    return model.sample_tiles(SAMPLES, sampler=sampler, steps=evals, seed=seed, progress=False)
+
+
+def train_peer(train: xr.DataArray, budget: float, seed: int):
+    from engine import load_peer
+
+    peer = load_peer()
+    torch.manual_seed(seed)
+    scaler = Scaler(feature_range=(0.0, 1.0))  # the peer normalises [0, 1] to [-1, 1] itself
+    coefficients = scaler.fit(train)
+    data = torch.from_numpy(scaler.transform(train, coefficients).values[:, None].astype(np.float32))
+    unet = peer.Unet(dim=32, dim_mults=(1, 2, 4), channels=1)
+    diffusion = peer.GaussianDiffusion(unet, image_size=TILE, timesteps=1000)
+    ema = torch.optim.swa_utils.AveragedModel(diffusion, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.995))
+    opt = torch.optim.Adam(diffusion.parameters(), lr=2e-4)
+    generator = torch.Generator().manual_seed(seed)
+    steps, start = 0, time.monotonic()
+    while time.monotonic() - start < budget:
+        batch = data[torch.randint(len(data), (32,), generator=generator)]
+        diffusion(batch).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        steps += 1
+        if steps % 10 == 0:
+            ema.update_parameters(diffusion)
+    return ema.module.eval(), scaler, coefficients, steps
+
+
+def sample_peer(peer, evals: int, seed: int) -> xr.DataArray:
+    diffusion, scaler, coefficients, _ = peer
+    diffusion.sampling_timesteps, diffusion.is_ddim_sampling, diffusion.ddim_sampling_eta = evals, True, 0.0
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        z = diffusion.sample(batch_size=SAMPLES)[:, 0].numpy()
+    tiles = xr.DataArray(z, dims=("sample", "y", "x"))
+    return scaler.inverse(tiles, coefficients.draw(SAMPLES, seed=seed), units=coefficients.units)
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def _samples(tiles: xr.DataArray, units) -> xr.DataArray:
+    """Tiles as plain ``(sample, y, x)`` pixel grids: lags in pixels for real and synthetic alike."""
+    return xr.DataArray(tiles.values, dims=("sample", "y", "x"), attrs={"units": units})
+
+
+def scores(real: xr.DataArray, synthetic: xr.DataArray) -> dict[str, float]:
+    """The metrics of one synthetic set against the held-out real tiles."""
+    units = real.attrs.get("units")
+    real, synthetic = _samples(real, units), _samples(synthetic, units)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", geostats.SpacingWarning)  # pixel lags, on purpose
+        comparison = geostats.compare(real, synthetic, bins=16)
+    std_real = np.nanstd(real.values, axis=(-2, -1))
+    std_synth = np.nanstd(synthetic.values, axis=(-2, -1))
+    return {
+        "variogram_rms_log_ratio": float(comparison.rms_log_ratio),
+        "variogram_in_band": float(comparison.fraction_in_band),
+        "median_std_ratio": float(np.median(std_synth) / np.median(std_real)),
+    }
+
+
+def floor(real: xr.DataArray, others: xr.DataArray, seed: int, draws: int = 3) -> dict[str, tuple[float, float]]:
+    """Each metric between the held-out real tiles and ``draws`` sets of other real tiles."""
+    rng = np.random.default_rng(seed)
+    size = min(real.sizes["tile"], others.sizes["tile"])
+    runs = [scores(real, others.isel(tile=rng.choice(others.sizes["tile"], size, replace=False)))
+            for _ in range(draws)]
+    return {k: (min(r[k] for r in runs), max(r[k] for r in runs)) for k in runs[0]}
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def run_product(name: str, recipe: Recipe, budget: float, evals: list[int], peer_evals: list[int],
+                seed: int) -> dict:
+    tiles = load_product(name)
+    train, held = split(tiles, seed)
+    real = held.isel(tile=slice(0, SAMPLES))
+    print(f"\n{name}: {train.sizes['tile']} training tiles, {held.sizes['tile']} held out, "
+          f"units {tiles.attrs.get('units')}, budget {budget:.0f} s per engine")
+    result = {"product": name, "train_tiles": train.sizes["tile"], "held_out": held.sizes["tile"],
+              "floor": floor(real, train, seed), "rows": []}
+    model, steps = train_geodiff(train, recipe, budget, seed)
+    result["geodiff_steps"] = steps
+    for n in evals:
+        result["rows"].append({"engine": "geodiff", "sampler": recipe.sampler, "evals": n,
+                               **scores(real, sample_geodiff(model, recipe.sampler, n, seed))})
+    peer = train_peer(train, budget, seed)
+    result["peer_steps"] = peer[3]
+    for n in peer_evals:
+        result["rows"].append({"engine": "peer", "sampler": "ddim", "evals": n,
+                               **scores(real, sample_peer(peer, n, seed))})
+    _print(result)
+    return result
+
+
+def _print(result: dict) -> None:
+    metrics = list(result["floor"])
+    peer = {r["evals"]: r for r in result["rows"] if r["engine"] == "peer"}
+    print(f"optimizer steps: geodiff {result['geodiff_steps']}, peer {result['peer_steps']}")
+    print(f"{'engine':9s} {'sampler':12s} {'evals':>5s} " + " ".join(f"{m:>24s}" for m in metrics))
+    print(f"{'real':9s} {'(floor)':12s} {'':>5s} "
+          + " ".join(f"{lo:11.3f} .. {hi:<10.3f}" for lo, hi in result["floor"].values()))
+    for r in result["rows"]:
+        cells = []
+        for m in metrics:
+            ratio = ""
+            if r["engine"] == "geodiff" and r["evals"] in peer and peer[r["evals"]][m]:
+                ratio = f" ({r[m] / peer[r['evals']][m]:.2f}x)"
+            cells.append(f"{r[m]:.3f}{ratio}".rjust(24))
+        print(f"{r['engine']:9s} {r['sampler']:12s} {r['evals']:5d} " + " ".join(cells))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--budget", type=float, default=60.0, help="training seconds per engine and product")
+    p.add_argument("--products", nargs="+", default=["opera", "mexico", "campi"])
+    p.add_argument("--recipe", default="defaults", choices=sorted(RECIPES))
+    p.add_argument("--sampler", help="geodiff sampler overriding the recipe's")
+    p.add_argument("--evals", type=int, nargs="+", default=[10, 25, 50])
+    p.add_argument("--peer-evals", type=int, nargs="+", default=[10, 25, 50, 100])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, help="write the results here")
+    args = p.parse_args(argv)
+    if not DATA.exists():
+        raise SystemExit(f"real radar data not found at {DATA} (set GEODIFF_DATA)")
+    torch.set_num_threads(args.threads)
+    recipe = RECIPES[args.recipe] if args.sampler is None else replace(RECIPES[args.recipe], sampler=args.sampler)
+    print(f"recipe {args.recipe}: {recipe}; {args.threads} thread(s)")
+    results = [run_product(name, recipe, args.budget, args.evals, args.peer_evals, args.seed)
+               for name in args.products]
+    if args.json:
+        args.json.write_text(json.dumps({"recipe": args.recipe, "budget": args.budget, "results": results},
+                                        indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
