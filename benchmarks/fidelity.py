@@ -38,16 +38,14 @@ import numpy as np
 import torch
 import xarray as xr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import geodiff  # noqa: E402
-from geodiff import geostats  # noqa: E402
-from geodiff.diffusion import NoiseSchedule  # noqa: E402
-from geodiff.diffusion.trainer import TrainConfig, Trainer, init_seed  # noqa: E402
-from geodiff.diffusion.unet import UNet  # noqa: E402
-from geodiff.model import DiffusionModel  # noqa: E402
-from geodiff.scaling import Scaler  # noqa: E402
-from geodiff.tiling import TileGrid, nodata_filter, select  # noqa: E402
+import geodiff
+from geodiff import geostats
+from geodiff.diffusion import NoiseSchedule
+from geodiff.diffusion.trainer import TrainConfig, Trainer, init_seed
+from geodiff.diffusion.unet import UNet
+from geodiff.model import DiffusionModel
+from geodiff.scaling import Scaler
+from geodiff.tiling import TileGrid, nodata_filter, select
 
 DATA = Path(os.environ.get("GEODIFF_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 TILE, HELD_OUT, SAMPLES = 32, 300, 128
@@ -135,6 +133,7 @@ def sample_geodiff(model: DiffusionModel, sampler: str, evals: int, seed: int) -
 
 
 def train_peer(train: xr.DataArray, budget: float, seed: int):
+    # The sibling benchmark: run as a script, benchmarks/ is on sys.path.
     from engine import load_peer
 
     peer = load_peer()
