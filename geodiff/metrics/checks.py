@@ -71,8 +71,13 @@ def _as_array(x, name: str) -> tuple[np.ndarray, Units]:
     return arr.astype(np.float64, copy=False), units
 
 
-def tile_set(x: xr.DataArray | np.ndarray, *, min_tiles: int = 2, why: str | None = None,
-             name: str = "the tile set") -> TileSet:
+def tile_set(
+    x: xr.DataArray | np.ndarray,
+    *,
+    min_tiles: int = 2,
+    why: str | None = None,
+    name: str = "the tile set",
+) -> TileSet:
     """Check one tile set and return it as float64 ``(n, C, H, W)`` with its units.
 
     Parameters
@@ -134,8 +139,13 @@ def _shared_units(real: Units, synthetic: Units, bands: int) -> Units:
     return combine([a if a is not None else b for a, b in zip(r, s)])
 
 
-def tile_sets(real: xr.DataArray | np.ndarray, synthetic: xr.DataArray | np.ndarray, *,
-              min_tiles: int = 2, why: str | None = None) -> TileSets:
+def tile_sets(
+    real: xr.DataArray | np.ndarray,
+    synthetic: xr.DataArray | np.ndarray,
+    *,
+    min_tiles: int = 2,
+    why: str | None = None,
+) -> TileSets:
     """Check two tile sets for a metric and return them as float64 ``(n, C, H, W)`` arrays.
 
     Parameters

@@ -78,7 +78,9 @@ def tile_statistics(real, synthetic) -> TileStatistics:
     TileStatistics
         See its attributes for which way is better.
     """
-    r, s, _ = tile_sets(real, synthetic, min_tiles=2, why="a distribution over tiles needs at least 2")
+    r, s, _ = tile_sets(
+        real, synthetic, min_tiles=2, why="a distribution over tiles needs at least 2"
+    )
     (rs, rr), (ss, sr) = _spread(r), _spread(s)
     return TileStatistics(
         std_ratio=band_result(_ratio(a, b) for a, b in zip(ss, rs)),

@@ -50,9 +50,12 @@ def _aggregate(values: list, reduce: Callable[[np.ndarray], float]):
     """``reduce`` over draws, field by field of a dataclass and element by element of a tuple."""
     first = values[0]
     if dataclasses.is_dataclass(first):
-        return type(first)(**{
-            f.name: _aggregate([getattr(v, f.name) for v in values], reduce) for f in dataclasses.fields(first)
-        })
+        return type(first)(
+            **{
+                f.name: _aggregate([getattr(v, f.name) for v in values], reduce)
+                for f in dataclasses.fields(first)
+            }
+        )
     if isinstance(first, tuple):
         return tuple(_aggregate([v[i] for v in values], reduce) for i in range(len(first)))
     return float(reduce(np.asarray(values, dtype=np.float64)))
@@ -65,8 +68,9 @@ def _subset(real, index: np.ndarray):
     return np.asarray(real)[index]
 
 
-def real_floor(metric: Callable, real, *, n: int | None = None, draws: int = 3, seed: int = 0,
-               **kwargs) -> Floor:
+def real_floor(
+    metric: Callable, real, *, n: int | None = None, draws: int = 3, seed: int = 0, **kwargs
+) -> Floor:
     """A metric's floor: ``metric(A, B)`` for disjoint random halves ``A``, ``B`` of the real tiles.
 
     Each draw permutes the real tiles at random and takes the first ``n`` as ``A`` (in the place
@@ -103,7 +107,9 @@ def real_floor(metric: Callable, real, *, n: int | None = None, draws: int = 3, 
         :func:`geodiff.metrics.checks.tile_set`), ``n`` outside ``1 .. len(real) // 2``, or
         ``draws < 1``.
     """
-    total = tile_set(real, min_tiles=2, why="two disjoint halves need a tile each", name="real").tiles.shape[0]
+    total = tile_set(
+        real, min_tiles=2, why="two disjoint halves need a tile each", name="real"
+    ).tiles.shape[0]
     n = total // 2 if n is None else int(n)
     if not 1 <= n <= total // 2:
         raise GeodiffError(
@@ -120,5 +126,10 @@ def real_floor(metric: Callable, real, *, n: int | None = None, draws: int = 3, 
         order = rng.permutation(total)
         a, b = np.sort(order[:n]), np.sort(order[n : 2 * n])
         values.append(metric(_subset(real, a), _subset(real, b), **kwargs))
-    return Floor(_aggregate(values, np.mean), _aggregate(values, np.min), _aggregate(values, np.max),
-                 tuple(values), n)
+    return Floor(
+        _aggregate(values, np.mean),
+        _aggregate(values, np.min),
+        _aggregate(values, np.max),
+        tuple(values),
+        n,
+    )

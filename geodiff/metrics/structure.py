@@ -42,7 +42,9 @@ class VariogramScore:
     fraction_in_band: float | tuple[float, ...]
 
 
-def variogram_score(real, synthetic, *, bins: int = 16, max_lag: float | None = None) -> VariogramScore:
+def variogram_score(
+    real, synthetic, *, bins: int = 16, max_lag: float | None = None
+) -> VariogramScore:
     """Mean-semivariogram RMS log-ratio and fraction of lags in the real 95 % band.
 
     Every tile's Matheron semivariogram ``gamma(h) = 1/(2 N(h)) sum (z_i - z_j)^2`` over its
@@ -73,9 +75,16 @@ def variogram_score(real, synthetic, *, bins: int = 16, max_lag: float | None = 
     rv = semivariogram(r, bins=edges)
     sv = semivariogram(s, bins=edges)
     # The ensembles' bootstrap intervals are not part of the score: one resample is enough.
-    out = compare(rv.rename(dict(zip(rv["gamma"].dims, dims))), sv.rename(dict(zip(sv["gamma"].dims, dims))),
-                  dim="sample", n_boot=1, seed=0)
-    return VariogramScore(band_result(out["rms_log_ratio"].values), band_result(out["fraction_in_band"].values))
+    out = compare(
+        rv.rename(dict(zip(rv["gamma"].dims, dims))),
+        sv.rename(dict(zip(sv["gamma"].dims, dims))),
+        dim="sample",
+        n_boot=1,
+        seed=0,
+    )
+    return VariogramScore(
+        band_result(out["rms_log_ratio"].values), band_result(out["fraction_in_band"].values)
+    )
 
 
 def radial_psd(x, *, max_nodata: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +134,9 @@ def _radial_psd(t: np.ndarray, max_nodata: float, name: str) -> tuple[np.ndarray
     n_valid = valid.sum(axis=(2, 3), keepdims=True)
     z = np.where(valid, t, 0.0)
     z = np.where(valid, z - z.sum(axis=(2, 3), keepdims=True) / n_valid, 0.0)
-    power = (np.abs(scipy.fft.fft2(z, axes=(2, 3), workers=-1)) ** 2 / n_valid).mean(axis=0)  # (C, H, W)
+    power = (np.abs(scipy.fft.fft2(z, axes=(2, 3), workers=-1)) ** 2 / n_valid).mean(
+        axis=0
+    )  # (C, H, W)
     h, w = t.shape[-2:]
     df = 1.0 / min(h, w)
     radius = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij"))
@@ -133,7 +144,9 @@ def _radial_psd(t: np.ndarray, max_nodata: float, name: str) -> tuple[np.ndarray
     n_k = min(h, w) // 2
     inside = (k >= 1) & (k <= n_k)
     counts = np.bincount(k[inside], minlength=n_k + 1)[1:]
-    psd = np.stack([np.bincount(k[inside], weights=p.ravel()[inside], minlength=n_k + 1)[1:] for p in power])
+    psd = np.stack(
+        [np.bincount(k[inside], weights=p.ravel()[inside], minlength=n_k + 1)[1:] for p in power]
+    )
     return np.arange(1, n_k + 1) * df, psd / counts
 
 

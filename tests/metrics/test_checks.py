@@ -11,9 +11,12 @@ from geodiff.metrics.checks import tile_set, tile_sets
 def _tiles(n=4, h=8, w=8, bands=None, units="dB", seed=0, dim="sample"):
     rng = np.random.default_rng(seed)
     if bands is None:
-        return xr.DataArray(rng.normal(size=(n, h, w)), dims=(dim, "y", "x"), attrs={"units": units})
-    return xr.DataArray(rng.normal(size=(n, bands, h, w)), dims=(dim, "band", "y", "x"),
-                        attrs={"units": units})
+        return xr.DataArray(
+            rng.normal(size=(n, h, w)), dims=(dim, "y", "x"), attrs={"units": units}
+        )
+    return xr.DataArray(
+        rng.normal(size=(n, bands, h, w)), dims=(dim, "band", "y", "x"), attrs={"units": units}
+    )
 
 
 def test_dataarrays_become_nchw_float64_with_units():
@@ -40,7 +43,7 @@ def test_tilegrid_tile_dimension_is_read_as_sample():
 
 
 def test_numpy_inputs_have_no_units_and_take_the_other_sides():
-    r, s, units = tile_sets(np.zeros((2, 4, 4)), _tiles(2, 4, 4, units="rad"))
+    r, _, units = tile_sets(np.zeros((2, 4, 4)), _tiles(2, 4, 4, units="rad"))
     assert units == "rad" and r.shape == (2, 1, 4, 4)
     assert tile_sets(np.zeros((2, 4, 4)), np.ones((3, 4, 4))).units is None
 
@@ -68,7 +71,9 @@ def test_different_band_counts_are_refused():
 
 
 def test_too_few_tiles_says_the_minimum_and_why():
-    with pytest.raises(GeodiffError, match=r"synthetic has 3 tile\(s\).*at least 10 \(a KS test\).*more tiles"):
+    with pytest.raises(
+        GeodiffError, match=r"synthetic has 3 tile\(s\).*at least 10 \(a KS test\).*more tiles"
+    ):
         tile_sets(_tiles(10), _tiles(3), min_tiles=10, why="a KS test")
     with pytest.raises(GeodiffError, match=r"real has 1 tile\(s\).*at least 2"):
         tile_set(_tiles(1), name="real")
@@ -99,7 +104,10 @@ def test_infinite_values_are_refused():
 @pytest.mark.parametrize(
     "bad, match",
     [
-        (xr.DataArray(np.zeros((2, 3, 4, 4)), dims=("time", "sample", "y", "x")), "rename its tile"),
+        (
+            xr.DataArray(np.zeros((2, 3, 4, 4)), dims=("time", "sample", "y", "x")),
+            "rename its tile",
+        ),
         (np.zeros((4, 4)), "2 dimensions"),
         (np.zeros((2, 4, 4), dtype=complex), "complex"),
         (xr.Dataset({"vv": (("sample", "y", "x"), np.zeros((2, 4, 4)))}), "pass a DataArray"),
@@ -118,3 +126,31 @@ def test_the_suggested_drop_of_empty_tiles_works():
     fix = str(err.value).split("e.g. ", 1)[1]
     kept = eval(fix, {"da": synth})  # the message's own code
     assert tile_set(kept).tiles.shape == (3, 2, 8, 8)
+
+
+def _metrics():
+    from geodiff.metrics.distribution import pixel_wasserstein, tile_statistics
+    from geodiff.metrics.structure import psd_log_ratio, variogram_score
+
+    return [variogram_score, psd_log_ratio, tile_statistics, pixel_wasserstein]
+
+
+@pytest.mark.parametrize("metric", _metrics(), ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "real, synth, match",
+    [
+        (_tiles(units="dB"), _tiles(units="rad"), "convert one to the other's unit"),
+        (_tiles(), _tiles(h=6), "compare tiles of one size"),
+        (_tiles(), _tiles(bands=2), "select the same bands"),
+        (
+            _tiles(),
+            _tiles().where(_tiles()["sample"] != 2),
+            "1 of 4 synthetic tiles are all NaN.*drop them",
+        ),
+        (_tiles(0), _tiles(), "real has 0 tile.*pass more tiles"),
+    ],
+    ids=["units", "size", "bands", "all-nan", "no-tiles"],
+)
+def test_every_metric_refuses_bad_input_through_the_shared_check(metric, real, synth, match):
+    with pytest.raises(GeodiffError, match=match):
+        metric(real, synth)

@@ -26,10 +26,14 @@ def test_tile_statistics_of_known_stds_and_ranges():
 
 
 def test_tile_statistics_of_an_offset_set_is_neutral_and_of_a_scaled_set_disjoint():
-    x = np.random.default_rng(0).integers(-50, 50, size=(30, 8, 8)).astype(float)  # exact arithmetic
+    x = (
+        np.random.default_rng(0).integers(-50, 50, size=(30, 8, 8)).astype(float)
+    )  # exact arithmetic
     same = tile_statistics(x, x - 7.0)
     assert (same.std_ratio, same.range_ratio) == (pytest.approx(1.0), pytest.approx(1.0))
-    assert same.std_ks == pytest.approx(0.0, abs=1e-12) and same.range_ks == pytest.approx(0.0, abs=1e-12)
+    assert same.std_ks == pytest.approx(0.0, abs=1e-12) and same.range_ks == pytest.approx(
+        0.0, abs=1e-12
+    )
     wide = tile_statistics(x, 100.0 * x)
     assert wide.std_ratio == pytest.approx(100.0) and wide.std_ks == 1.0 and wide.range_ks == 1.0
 
@@ -69,7 +73,9 @@ def test_wasserstein_equals_the_mean_gap_of_sorted_values_and_skips_nan():
     real, synth = rng.normal(size=(4, 8, 8)), rng.exponential(size=(4, 8, 8))
     real[0, :2] = np.nan
     synth[1, :2] = np.nan  # as many gaps: equal counts, so W1 = mean |sorted a - sorted b|
-    expected = np.mean(np.abs(np.sort(real[np.isfinite(real)]) - np.sort(synth[np.isfinite(synth)])))
+    expected = np.mean(
+        np.abs(np.sort(real[np.isfinite(real)]) - np.sort(synth[np.isfinite(synth)]))
+    )
     assert pixel_wasserstein(real, synth) == pytest.approx(expected)
 
 
@@ -80,8 +86,11 @@ def test_wasserstein_of_two_normals_is_the_scale_gap_times_mean_abs_normal():
 
 
 def test_wasserstein_is_per_band_in_physical_units():
-    x = xr.DataArray(np.random.default_rng(5).normal(size=(3, 2, 6, 6)), dims=("sample", "band", "y", "x"),
-                     attrs={"units": "dB"})
+    x = xr.DataArray(
+        np.random.default_rng(5).normal(size=(3, 2, 6, 6)),
+        dims=("sample", "band", "y", "x"),
+        attrs={"units": "dB"},
+    )
     y = x.copy()
     y[:, 1] += 4.0
     assert pixel_wasserstein(x, y) == pytest.approx((0.0, 4.0))

@@ -16,8 +16,11 @@ from geodiff.tiling import TileGrid
 
 def _numbered(n, size=4):
     """Tiles whose pixels all hold the tile's index, so a metric can see which tiles it got."""
-    return xr.DataArray(np.broadcast_to(np.arange(n, dtype=float)[:, None, None], (n, size, size)).copy(),
-                        dims=("sample", "y", "x"), attrs={"units": "dB"})
+    return xr.DataArray(
+        np.broadcast_to(np.arange(n, dtype=float)[:, None, None], (n, size, size)).copy(),
+        dims=("sample", "y", "x"),
+        attrs={"units": "dB"},
+    )
 
 
 class _Recorder:
@@ -80,8 +83,10 @@ def test_seed_and_kwargs_reach_the_metric():
     assert got == [(2.5, 11), (2.5, 11)]
 
 
-@pytest.mark.parametrize("n, draws, match", [(5, 3, r"n=5.*between 1 and 4"), (0, 3, "n=0"),
-                                             (2, 0, "draws must be at least 1")])
+@pytest.mark.parametrize(
+    "n, draws, match",
+    [(5, 3, r"n=5.*between 1 and 4"), (0, 3, "n=0"), (2, 0, "draws must be at least 1")],
+)
 def test_impossible_splits_are_refused(n, draws, match):
     with pytest.raises(GeodiffError, match=match):
         real_floor(_Recorder(), _numbered(9), n=n, draws=draws)
@@ -113,7 +118,10 @@ def test_psd_floor_on_real_backscatter_is_small_and_far_below_a_blurred_set(oper
     assert opera_db_tiles.sizes["sample"] >= 100
     floor = real_floor(psd_log_ratio, opera_db_tiles, draws=3, seed=0)
     order = np.random.default_rng(1).permutation(opera_db_tiles.sizes["sample"])
-    a, b = opera_db_tiles.isel(sample=order[: floor.n]), opera_db_tiles.isel(sample=order[floor.n : 2 * floor.n])
+    a, b = (
+        opera_db_tiles.isel(sample=order[: floor.n]),
+        opera_db_tiles.isel(sample=order[floor.n : 2 * floor.n]),
+    )
     # A generator that blurs textures (too little small-scale power) by one pixel.
     blurred = b.copy(data=ndimage.gaussian_filter(b.values, (0, 1, 1)))
     assert floor.min <= floor.mean <= floor.max < 0.1

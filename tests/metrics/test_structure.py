@@ -80,7 +80,9 @@ def test_white_noise_has_a_flat_spectrum_at_its_variance_despite_gaps():
     x = 3.0 * rng.normal(size=(300, 32, 32))
     x[rng.random(x.shape) < 0.2] = np.nan
     freq, psd = radial_psd(x)
-    assert freq[0] == pytest.approx(1 / 32) and freq[-1] == pytest.approx(0.5) and psd.shape == (1, 16)
+    assert (
+        freq[0] == pytest.approx(1 / 32) and freq[-1] == pytest.approx(0.5) and psd.shape == (1, 16)
+    )
     np.testing.assert_allclose(psd[0], 9.0, rtol=0.08)
 
 
@@ -94,8 +96,12 @@ def test_radial_psd_of_gaussian_filtered_noise_is_the_squared_filter_response():
     fy, fx = np.meshgrid(np.fft.fftfreq(n), np.fft.fftfreq(n), indexing="ij")
     f = np.hypot(fy, fx).ravel()
     edges = np.append(freq - 0.5 / n, freq[-1] + 0.5 / n)
-    expected = stats.binned_statistic(f, np.exp(-4 * np.pi**2 * sigma**2 * f**2), "mean", bins=edges).statistic
-    low = freq <= 0.2  # above, the spectrum is < 1e-3 of its peak and truncation of the kernel shows
+    expected = stats.binned_statistic(
+        f, np.exp(-4 * np.pi**2 * sigma**2 * f**2), "mean", bins=edges
+    ).statistic
+    low = (
+        freq <= 0.2
+    )  # above, the spectrum is < 1e-3 of its peak and truncation of the kernel shows
     np.testing.assert_allclose(psd[0, low], expected[low], rtol=0.12)
 
 
