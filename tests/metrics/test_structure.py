@@ -75,14 +75,15 @@ def test_variogram_score_needs_two_tiles_for_a_band():
         variogram_score(x[:1], x)
 
 
-def test_white_noise_has_a_flat_spectrum_at_its_variance_despite_gaps():
+@pytest.mark.parametrize("shape", [(32, 32), (16, 48)])
+def test_white_noise_has_a_flat_spectrum_at_its_variance_despite_gaps(shape):
     rng = np.random.default_rng(4)
-    x = 3.0 * rng.normal(size=(300, 32, 32))
+    x = 3.0 * rng.normal(size=(300, *shape))
     x[rng.random(x.shape) < 0.2] = np.nan
     freq, psd = radial_psd(x)
-    assert (
-        freq[0] == pytest.approx(1 / 32) and freq[-1] == pytest.approx(0.5) and psd.shape == (1, 16)
-    )
+    side = min(shape)
+    assert freq[0] == pytest.approx(1 / side) and freq[-1] == pytest.approx(0.5)
+    assert psd.shape == (1, side // 2)
     np.testing.assert_allclose(psd[0], 9.0, rtol=0.08)
 
 
