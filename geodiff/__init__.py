@@ -13,10 +13,10 @@ from geodiff._version import __version__
 from geodiff.io import open_scene, open_stack, to_geotiff, to_netcdf, to_zarr
 from geodiff.model import DiffusionModel, load_model
 
-_SUBPACKAGES = ("io", "tiling", "scaling", "diffusion", "geostats", "insar", "synth")
+_SUBPACKAGES = ("io", "tiling", "scaling", "diffusion", "geostats", "insar", "synth", "metrics")
 
 __all__ = [
-    "DiffusionModel", "__version__", "diffusion", "geostats", "insar", "io", "load_model", "open_scene",
+    "DiffusionModel", "__version__", "diffusion", "geostats", "insar", "io", "load_model", "metrics", "open_scene",
     "open_stack", "scaling", "synth", "tiling", "to_geotiff", "to_netcdf", "to_zarr",
 ]
 

@@ -3,8 +3,8 @@
 Three promises, kept in one place:
 
 - Nothing a user made is lost. A target that exists is replaced only when geodiff wrote it (a
-  model or checkpoint folder holding its geodiff description and nothing else geodiff did not put
-  there; a Zarr store, GeoTIFF, NetCDF or PNG that names geodiff as its writer in its metadata) or when the caller passes ``overwrite=True``.
+  model, checkpoint, feature-extractor or report folder holding its geodiff description and
+  nothing geodiff did not put there; a Zarr store, GeoTIFF, NetCDF or PNG that names geodiff as its writer in its metadata) or when the caller passes ``overwrite=True``.
   Outputs are also refused when they name one of the call's own inputs.
 - Nothing half-written appears under the final name. Work happens under a hidden temporary
   sibling, ``.<name>.<pid>-<hex>.tmp<suffix>``, renamed into place on success; temporaries left by
@@ -34,6 +34,9 @@ _FOLDERS = {
     "model.json": ("geodiff-model", {"model.json", "model.safetensors"}),
     "trainer.json": ("geodiff-checkpoint", {"trainer.json", "model.safetensors", "ema.safetensors",
                                             "optimizer.safetensors"}),
+    "extractor.json": ("geodiff-feature-extractor", {"extractor.json", "extractor.safetensors"}),
+    "report.json": ("geodiff-report", {"report.json", "report.html", "tiles.png", "variogram.png", "psd.png",
+                                       "histogram.png", "tsne.png", "extractor"}),
 }
 
 

@@ -15,7 +15,7 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "geodiff", *args], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "info", "demo", "variogram"])
+@pytest.mark.parametrize("command", ["train", "sample", "info", "demo", "variogram", "evaluate"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])

@@ -8,7 +8,7 @@ import sys
 
 from geodiff.errors import GeodiffError
 
-COMMANDS = ("train", "sample", "info", "demo", "variogram")
+COMMANDS = ("train", "sample", "info", "demo", "variogram", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

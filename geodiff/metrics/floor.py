@@ -58,6 +58,8 @@ def _aggregate(values: list, reduce: Callable[[np.ndarray], float]):
         )
     if isinstance(first, tuple):
         return tuple(_aggregate([v[i] for v in values], reduce) for i in range(len(first)))
+    if isinstance(first, str):  # a label such as an extractor id: the same in every draw
+        return first
     return float(reduce(np.asarray(values, dtype=np.float64)))
 
 
