@@ -4,9 +4,11 @@ Both engines train for the same wall-clock budget, one after the other, with the
 thread count, on the same 32 x 32 training tiles, normalised per tile to [-1, 1] (min-max); both
 sample 128 tiles at each number of network evaluations, rescaled with per-tile coefficients drawn
 from the training tiles (Tuel et al. 2023), and are scored against held-out real tiles that
-neither saw. Every metric is printed with its real-vs-real floor (the same metric between two
-disjoint sets of real tiles, three draws) and, for geodiff, its ratio to the peer at the same
-number of evaluations (below 1: geodiff is closer to the real data).
+neither saw, with every figure of :func:`geodiff.metrics.evaluate` (FID, KID and precision/recall
+on a feature extractor trained on the training tiles, where the held-out set is large enough).
+Every figure is printed beside its real-vs-real floor (the same figure between two disjoint sets
+of held-out real tiles, three draws; * marks a figure within it) and, for geodiff, its ratio to
+the peer at the same number of evaluations (below 1: geodiff is closer to the real data).
 
 Products (from ../shared/data): OPERA RTC-S1 VV backscatter in dB, the Mexico City unwrapped
 interferograms (rad), the Campi Flegrei LiCSBAS velocities (mm/yr). Run::
@@ -43,12 +45,13 @@ from geodiff import geostats
 from geodiff.diffusion import NoiseSchedule
 from geodiff.diffusion.trainer import TrainConfig, Trainer, init_seed
 from geodiff.diffusion.unet import UNet
+from geodiff.metrics import evaluate, train_extractor
 from geodiff.model import DiffusionModel
 from geodiff.scaling import Scaler
 from geodiff.tiling import TileGrid, nodata_filter, select
 
 DATA = Path(os.environ.get("GEODIFF_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
-TILE, HELD_OUT, SAMPLES = 32, 300, 128
+TILE, HELD_OUT, SAMPLES, FEATURES = 32, 300, 128, 64
 
 
 # -- recipes ---------------------------------------------------------------------------------
@@ -176,29 +179,14 @@ def _samples(tiles: xr.DataArray, units) -> xr.DataArray:
     return xr.DataArray(tiles.values, dims=("sample", "y", "x"), attrs={"units": units})
 
 
-def scores(real: xr.DataArray, synthetic: xr.DataArray) -> dict[str, float]:
-    """The metrics of one synthetic set against the held-out real tiles."""
+def scores(real: xr.DataArray, synthetic: xr.DataArray, extractor) -> dict[str, dict]:
+    """Every figure of geodiff.metrics.evaluate (value and real-vs-real floor), by name."""
     units = real.attrs.get("units")
-    real, synthetic = _samples(real, units), _samples(synthetic, units)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", geostats.SpacingWarning)  # pixel lags, on purpose
-        comparison = geostats.compare(real, synthetic, bins=16)
-    std_real = np.nanstd(real.values, axis=(-2, -1))
-    std_synth = np.nanstd(synthetic.values, axis=(-2, -1))
-    return {
-        "variogram_rms_log_ratio": float(comparison.rms_log_ratio),
-        "variogram_in_band": float(comparison.fraction_in_band),
-        "median_std_ratio": float(np.median(std_synth) / np.median(std_real)),
-    }
-
-
-def floor(real: xr.DataArray, others: xr.DataArray, seed: int, draws: int = 3) -> dict[str, tuple[float, float]]:
-    """Each metric between the held-out real tiles and ``draws`` sets of other real tiles."""
-    rng = np.random.default_rng(seed)
-    size = min(real.sizes["tile"], others.sizes["tile"])
-    runs = [scores(real, others.isel(tile=rng.choice(others.sizes["tile"], size, replace=False)))
-            for _ in range(draws)]
-    return {k: (min(r[k] for r in runs), max(r[k] for r in runs)) for k in runs[0]}
+        result = evaluate(_samples(real, units), _samples(synthetic, units), extractor=extractor)
+    return {r.name: {"value": r.value, "floor": [r.floor_min, r.floor_max], "goal": r.goal,
+                     "within_floor": r.within_floor} for r in result.rows if r.goal is not None}
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -207,41 +195,47 @@ def floor(real: xr.DataArray, others: xr.DataArray, seed: int, draws: int = 3) -
 def run_product(name: str, recipe: Recipe, budget: float, evals: list[int], peer_evals: list[int],
                 seed: int) -> dict:
     tiles = load_product(name)
-    train, held = split(tiles, seed)
-    real = held.isel(tile=slice(0, SAMPLES))
-    print(f"\n{name}: {train.sizes['tile']} training tiles, {held.sizes['tile']} held out, "
+    train, real = split(tiles, seed)
+    print(f"\n{name}: {train.sizes['tile']} training tiles, {real.sizes['tile']} held out, "
           f"units {tiles.attrs.get('units')}, budget {budget:.0f} s per engine")
-    result = {"product": name, "train_tiles": train.sizes["tile"], "held_out": held.sizes["tile"],
-              "floor": floor(real, train, seed), "rows": []}
+    extractor = None
+    if min(SAMPLES, real.sizes["tile"] // 2) > FEATURES:  # FID's floor needs sets larger than the features
+        extractor = train_extractor(_samples(train, tiles.attrs.get("units")), dim=FEATURES, seed=seed,
+                                    progress=False)
+    result = {"product": name, "train_tiles": train.sizes["tile"], "held_out": real.sizes["tile"], "rows": []}
     model, steps = train_geodiff(train, recipe, budget, seed)
     result["geodiff_steps"] = steps
     for n in evals:
         result["rows"].append({"engine": "geodiff", "sampler": recipe.sampler, "evals": n,
-                               **scores(real, sample_geodiff(model, recipe.sampler, n, seed))})
+                               "scores": scores(real, sample_geodiff(model, recipe.sampler, n, seed), extractor)})
     peer = train_peer(train, budget, seed)
     result["peer_steps"] = peer[3]
     for n in peer_evals:
         result["rows"].append({"engine": "peer", "sampler": "ddim", "evals": n,
-                               **scores(real, sample_peer(peer, n, seed))})
+                               "scores": scores(real, sample_peer(peer, n, seed), extractor)})
     _print(result)
     return result
 
 
 def _print(result: dict) -> None:
-    metrics = list(result["floor"])
-    peer = {r["evals"]: r for r in result["rows"] if r["engine"] == "peer"}
+    """One column per (engine, evaluations), one row per figure; geodiff's ratio to the peer at
+    the same evaluations in brackets; * marks a figure within its real-vs-real floor."""
+    rows = result["rows"]
+    peer = {r["evals"]: r["scores"] for r in rows if r["engine"] == "peer"}
     print(f"optimizer steps: geodiff {result['geodiff_steps']}, peer {result['peer_steps']}")
-    print(f"{'engine':9s} {'sampler':12s} {'evals':>5s} " + " ".join(f"{m:>24s}" for m in metrics))
-    print(f"{'real':9s} {'(floor)':12s} {'':>5s} "
-          + " ".join(f"{lo:11.3f} .. {hi:<10.3f}" for lo, hi in result["floor"].values()))
-    for r in result["rows"]:
+    heads = [f"{r['engine']} {r['sampler']} {r['evals']}" for r in rows]
+    print(f"{'figure':32s} {'real floor':>17s} " + " ".join(f"{h:>22s}" for h in heads))
+    for name, first in rows[0]["scores"].items():
         cells = []
-        for m in metrics:
-            ratio = ""
-            if r["engine"] == "geodiff" and r["evals"] in peer and peer[r["evals"]][m]:
-                ratio = f" ({r[m] / peer[r['evals']][m]:.2f}x)"
-            cells.append(f"{r[m]:.3f}{ratio}".rjust(24))
-        print(f"{r['engine']:9s} {r['sampler']:12s} {r['evals']:5d} " + " ".join(cells))
+        for r in rows:
+            figure = r["scores"][name]
+            cell = f"{figure['value']:.3f}{'*' if figure['within_floor'] else ' '}"
+            other = peer.get(r["evals"], {}).get(name)
+            if r["engine"] == "geodiff" and other and other["value"] and first["goal"] == "lower":
+                cell += f" ({figure['value'] / other['value']:.2f}x)"
+            cells.append(cell.rjust(22))
+        lo, hi = first["floor"]
+        print(f"{name:32s} {lo:8.3f}..{hi:<7.3f} " + " ".join(cells))
 
 
 def main(argv=None) -> int:
