@@ -148,10 +148,11 @@ class FeatureExtractor:
         loss = self.summary.get("final_loss")
         return "\n".join([
             f"FeatureExtractor {self.extractor_id}",
-            f"  data      : {', '.join(self.bands) if self.bands else '1 band'}, units {label(self.units)}, "
-            f"tile {self.tile[0]}x{self.tile[1]} px",
+            (f"  data      : {', '.join(self.bands) if self.bands else '1 band'}, units {label(self.units)}, "
+             f"tile {self.tile[0]}x{self.tile[1]} px"),
             f"  network   : convolutional autoencoder, {self.dim} features, {n_params / 1e3:.0f} k parameters",
-            f"  scaling   : {self.scaler.method}{' (dB)' if self.scaler.db else ''}, per tile",
+            f"  scaling   : {self.scaler.method}{' (dB)' if self.scaler.db else ''}"
+            + (", per tile" if self.scaler.per_tile else ""),
             f"  trained on: {self.summary.get('tiles', '?')} tiles, {self.summary.get('steps', '?')} steps"
             + (f", final loss {loss:.4g}" if isinstance(loss, (int, float)) else ""),
         ])

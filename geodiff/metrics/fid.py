@@ -135,8 +135,9 @@ def kid(real_features, synthetic_features, *, subsets: int = 100, subset_size: i
     subsets
         Number of random subsets (Bińkowski et al. use 100).
     subset_size
-        Features per subset, at least 2; default ``min(1000, n_real, n_synthetic)`` (1000 as in
-        Bińkowski et al.).
+        Features per subset, at least 2; default half the smaller set, at most 1000 (1000 as in
+        Bińkowski et al.). Subsets as large as a whole set would all be that set, and their
+        spread (``std``) would say nothing.
     seed
         Seeds the subset draws.
 
@@ -150,7 +151,7 @@ def kid(real_features, synthetic_features, *, subsets: int = 100, subset_size: i
                      why="the unbiased MMD needs two samples per set")
     if not isinstance(subsets, int) or subsets < 1:
         raise GeodiffError(f"subsets must be a positive integer, got {subsets!r}")
-    m = min(1000, len(r), len(s)) if subset_size is None else subset_size
+    m = max(2, min(1000, len(r) // 2, len(s) // 2)) if subset_size is None else subset_size
     if not isinstance(m, int) or m < 2 or m > min(len(r), len(s)):
         raise GeodiffError(f"subset_size must be an integer from 2 to the smaller set's size "
                            f"({min(len(r), len(s))}), got {subset_size!r}")
