@@ -14,7 +14,7 @@ Products (from ../shared/data): OPERA RTC-S1 VV backscatter in dB, the Mexico Ci
 interferograms (rad), the Campi Flegrei LiCSBAS velocities (mm/yr). Run::
 
     python benchmarks/fidelity.py [--budget 60] [--products opera mexico campi] [--threads 1]
-                                  [--recipe defaults] [--evals 10 25 50] [--json out.json]
+                                  [--recipes defaults v-sigmoid] [--evals 10 25 50] [--json out.json]
 
 The default budget (60 s per engine and product) is a quick look; the figures in
 docs/benchmarks.md use ``--budget 600``. denoising-diffusion-pytorch is a benchmark-only
@@ -192,24 +192,25 @@ def scores(real: xr.DataArray, synthetic: xr.DataArray, extractor) -> dict[str, 
 # -- the run ---------------------------------------------------------------------------------
 
 
-def run_product(name: str, recipe: Recipe, budget: float, evals: list[int], peer_evals: list[int],
+def run_product(name: str, recipes: dict[str, Recipe], budget: float, evals: list[int], peer_evals: list[int],
                 seed: int) -> dict:
     tiles = load_product(name)
     train, real = split(tiles, seed)
     print(f"\n{name}: {train.sizes['tile']} training tiles, {real.sizes['tile']} held out, "
-          f"units {tiles.attrs.get('units')}, budget {budget:.0f} s per engine")
+          f"units {tiles.attrs.get('units')}, budget {budget:.0f} s per engine and recipe")
     extractor = None
     if min(SAMPLES, real.sizes["tile"] // 2) > FEATURES:  # FID's floor needs sets larger than the features
         extractor = train_extractor(_samples(train, tiles.attrs.get("units")), dim=FEATURES, seed=seed,
                                     progress=False)
-    result = {"product": name, "train_tiles": train.sizes["tile"], "held_out": real.sizes["tile"], "rows": []}
-    model, steps = train_geodiff(train, recipe, budget, seed)
-    result["geodiff_steps"] = steps
-    for n in evals:
-        result["rows"].append({"engine": "geodiff", "sampler": recipe.sampler, "evals": n,
-                               "scores": scores(real, sample_geodiff(model, recipe.sampler, n, seed), extractor)})
+    result = {"product": name, "train_tiles": train.sizes["tile"], "held_out": real.sizes["tile"], "rows": [],
+              "steps": {}}
+    for label, recipe in recipes.items():
+        model, result["steps"][label] = train_geodiff(train, recipe, budget, seed)
+        for n in evals:
+            result["rows"].append({"engine": label, "sampler": recipe.sampler, "evals": n,
+                                   "scores": scores(real, sample_geodiff(model, recipe.sampler, n, seed), extractor)})
     peer = train_peer(train, budget, seed)
-    result["peer_steps"] = peer[3]
+    result["steps"]["peer"] = peer[3]
     for n in peer_evals:
         result["rows"].append({"engine": "peer", "sampler": "ddim", "evals": n,
                                "scores": scores(real, sample_peer(peer, n, seed), extractor)})
@@ -222,7 +223,7 @@ def _print(result: dict) -> None:
     the same evaluations in brackets; * marks a figure within its real-vs-real floor."""
     rows = result["rows"]
     peer = {r["evals"]: r["scores"] for r in rows if r["engine"] == "peer"}
-    print(f"optimizer steps: geodiff {result['geodiff_steps']}, peer {result['peer_steps']}")
+    print("optimizer steps: " + ", ".join(f"{k} {v}" for k, v in result["steps"].items()))
     heads = [f"{r['engine']} {r['sampler']} {r['evals']}" for r in rows]
     print(f"{'figure':32s} {'real floor':>17s} " + " ".join(f"{h:>22s}" for h in heads))
     for name, first in rows[0]["scores"].items():
@@ -231,7 +232,7 @@ def _print(result: dict) -> None:
             figure = r["scores"][name]
             cell = f"{figure['value']:.3f}{'*' if figure['within_floor'] else ' '}"
             other = peer.get(r["evals"], {}).get(name)
-            if r["engine"] == "geodiff" and other and other["value"] and first["goal"] == "lower":
+            if r["engine"] != "peer" and other and other["value"] and first["goal"] == "lower":
                 cell += f" ({figure['value'] / other['value']:.2f}x)"
             cells.append(cell.rjust(22))
         lo, hi = first["floor"]
@@ -242,8 +243,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--budget", type=float, default=60.0, help="training seconds per engine and product")
     p.add_argument("--products", nargs="+", default=["opera", "mexico", "campi"])
-    p.add_argument("--recipe", default="defaults", choices=sorted(RECIPES))
-    p.add_argument("--sampler", help="geodiff sampler overriding the recipe's")
+    p.add_argument("--recipes", nargs="+", default=["defaults"], choices=sorted(RECIPES),
+                   help="geodiff recipes, each trained for the budget")
+    p.add_argument("--sampler", help="geodiff sampler overriding the recipes'")
     p.add_argument("--evals", type=int, nargs="+", default=[10, 25, 50])
     p.add_argument("--peer-evals", type=int, nargs="+", default=[10, 25, 50, 100])
     p.add_argument("--threads", type=int, default=1)
@@ -253,13 +255,16 @@ def main(argv=None) -> int:
     if not DATA.exists():
         raise SystemExit(f"real radar data not found at {DATA} (set GEODIFF_DATA)")
     torch.set_num_threads(args.threads)
-    recipe = RECIPES[args.recipe] if args.sampler is None else replace(RECIPES[args.recipe], sampler=args.sampler)
-    print(f"recipe {args.recipe}: {recipe}; {args.threads} thread(s)")
-    results = [run_product(name, recipe, args.budget, args.evals, args.peer_evals, args.seed)
+    recipes = {name: RECIPES[name] if args.sampler is None else replace(RECIPES[name], sampler=args.sampler)
+               for name in args.recipes}
+    for name, recipe in recipes.items():
+        print(f"recipe {name}: {recipe}")
+    print(f"{args.threads} thread(s)")
+    results = [run_product(name, recipes, args.budget, args.evals, args.peer_evals, args.seed)
                for name in args.products]
     if args.json:
-        args.json.write_text(json.dumps({"recipe": args.recipe, "budget": args.budget, "results": results},
-                                        indent=1))
+        args.json.write_text(json.dumps({"recipes": {k: vars(v) for k, v in recipes.items()}, "budget": args.budget,
+                                         "results": results}, indent=1))
     return 0
 
 
