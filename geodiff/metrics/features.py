@@ -17,6 +17,12 @@ Tiles enter the network the way the diffusion model sees them: scaled per tile b
 power) and with NaN gaps filled by the nearest valid pixel. Per-tile scaling makes the features
 blind to each tile's range; the range is what the per-tile statistics metrics measure.
 
+What it sees, measured on 32 x 32 OPERA RTC-S1 VV tiles in dB (trained on 500 tiles, 600 steps,
+FID between sets of 300 held-out tiles): a Gaussian blur of 0.5 px raises FID from the
+real-vs-real floor 3.5 +- 0.55 to 7.0; white noise of a fifth of each tile's standard deviation
+stays inside the floor. An autoencoder's code summarises structure and ignores what it cannot
+predict, so fine noise is for the pixel-level metrics (power spectra, value distributions).
+
 The extractor is saved like a model (``extractor.safetensors`` plus ``extractor.json``; nothing
 is unpickled) and identified by a hash of its weights and description, so that scores computed
 in different runs with the same extractor are comparable.
