@@ -6,8 +6,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from geodiff.files import check_destination
 from geodiff.io import to_geotiff, to_netcdf, to_zarr
 from geodiff.io.reports import save_figure, write_dataset
@@ -120,20 +118,8 @@ def _plot_tiles(real, synthetic, path: Path, seed: int, overwrite: bool) -> Path
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from geodiff.metrics.report import tiles_figure
 
-    n = min(6, real.sizes["sample"], synthetic.sizes["sample"])
-    picked = np.random.default_rng(seed).choice(real.sizes["sample"], n, replace=False)
-    fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.8), squeeze=False)
-    both = np.concatenate([real.values[picked].ravel(), synthetic.values[:n].ravel()])
-    lo, hi = np.nanpercentile(both, [2, 98])
-    units = synthetic.attrs.get("units", "")
-    for row, (label, data) in enumerate((("real", real.values[picked]), ("synthetic", synthetic.values[:n]))):
-        for k in range(n):
-            im = axes[row, k].imshow(data[k], vmin=lo, vmax=hi, cmap="RdBu_r")
-            axes[row, k].set_xticks([])
-            axes[row, k].set_yticks([])
-        axes[row, 0].set_ylabel(label)
-    fig.colorbar(im, ax=axes, shrink=0.8, label=units)
-    fig.suptitle("Demo scene: real tiles (top) and diffusion samples (bottom)")
+    fig = tiles_figure(real.values, synthetic.values, units=synthetic.attrs.get("units", ""), seed=seed, n=6,
+                       cmap="RdBu_r", title="Demo scene: real tiles (top) and diffusion samples (bottom)")
     return save_figure(fig, path, overwrite=overwrite)

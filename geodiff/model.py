@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -71,15 +70,12 @@ class DiffusionModel:
     model_id: str = field(init=False)
 
     def __post_init__(self):
+        from geodiff.diffusion.checkpoint import content_id
+
         # Two models with one id sample alike, so the id covers the weights and the description
         # (an edited model.json changes it). Hashed once here: provenance, repr and dask tokens
-        # all read it. Canonical JSON keeps it equal across processes and save/load round trips.
-        digest = hashlib.sha256()
-        for name, tensor in sorted(self.network.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        digest.update(json.dumps(self.description(), sort_keys=True, separators=(",", ":")).encode())
-        self.model_id = digest.hexdigest()[:16]
+        # all read it.
+        self.model_id = content_id(self.network.state_dict(), self.description())
 
     def description(self) -> dict:
         """Everything besides the weights that defines how this model samples, as JSON-ready data."""

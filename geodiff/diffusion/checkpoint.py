@@ -17,6 +17,7 @@ a checkpoint from an untrusted source cannot execute code.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Checkpoint",
     "check_format",
+    "content_id",
     "decode_state",
     "encode_state",
     "flatten_optimizer_state",
@@ -58,6 +60,20 @@ MODEL_FILE, EMA_FILE, OPTIMIZER_FILE, STATE_FILE = (
     "optimizer.safetensors",
     "trainer.json",
 )
+
+
+def content_id(state: dict[str, torch.Tensor], description: dict) -> str:
+    """SHA-256 (16 hex digits) of weights and of the JSON description that goes with them.
+
+    Canonical JSON and CPU bytes keep it equal across processes and save/load round trips, so a
+    file whose weights or description were changed no longer matches the id it records.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(state.items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(json.dumps(description, sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()[:16]
 
 
 def versions() -> dict[str, str]:

@@ -30,8 +30,6 @@ in different runs with the same extractor are comparable.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,13 +126,9 @@ class FeatureExtractor:
     extractor_id: str = field(init=False)
 
     def __post_init__(self):
-        # Canonical JSON and CPU bytes keep the id equal across processes and save/load.
-        digest = hashlib.sha256()
-        for name, tensor in sorted(self.network.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        digest.update(json.dumps(self.description(), sort_keys=True, separators=(",", ":")).encode())
-        self.extractor_id = digest.hexdigest()[:16]
+        from geodiff.diffusion.checkpoint import content_id
+
+        self.extractor_id = content_id(self.network.state_dict(), self.description())
 
     def description(self) -> dict:
         """Everything besides the weights that defines the features, as JSON-ready data."""

@@ -38,7 +38,7 @@ def write_report(evaluation: Evaluation, real, synthetic, out, *, extractor=None
     units = label(sets.units if isinstance(sets.units, str) or sets.units is None else sets.units[0])
     with atomic_directory(out, overwrite=overwrite) as tmp:
         figures = {
-            "tiles.png": _tiles_figure(r, s, units, seed),
+            "tiles.png": tiles_figure(r, s, units=units, seed=seed),
             "variogram.png": _variogram_figure(r, s, units),
             "psd.png": _psd_figure(r, s, units),
             "histogram.png": _histogram_figure(r, s, units),
@@ -72,21 +72,26 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _tiles_figure(real: np.ndarray, synthetic: np.ndarray, units: str, seed: int):
+def tiles_figure(real: np.ndarray, synthetic: np.ndarray, *, units: str = "", seed: int = 0, n: int = 8,
+                 cmap: str = "viridis", title: str | None = None):
+    """Real tiles (top row, drawn at random) above synthetic ones (bottom), ``(n, H, W)`` arrays on
+    one colour scale (2nd to 98th percentile of both)."""
     import matplotlib.pyplot as plt
 
-    n = min(8, len(real), len(synthetic))
-    rng = np.random.default_rng(seed)
-    rows = (("real", real[rng.choice(len(real), n, replace=False)]), ("synthetic", synthetic[:n]))
+    n = min(n, len(real), len(synthetic))
+    picked = np.random.default_rng(seed).choice(len(real), n, replace=False)
+    rows = (("real", real[picked]), ("synthetic", synthetic[:n]))
     lo, hi = np.nanpercentile(np.concatenate([rows[0][1].ravel(), rows[1][1].ravel()]), [2, 98])
-    fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(2.0 * n, 4.4), squeeze=False)
     for i, (name, tiles) in enumerate(rows):
         for k in range(n):
-            im = axes[i, k].imshow(tiles[k], vmin=lo, vmax=hi, cmap="viridis")
+            im = axes[i, k].imshow(tiles[k], vmin=lo, vmax=hi, cmap=cmap)
             axes[i, k].set_xticks([])
             axes[i, k].set_yticks([])
         axes[i, 0].set_ylabel(name)
     fig.colorbar(im, ax=axes, shrink=0.8, label=units)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
