@@ -18,10 +18,10 @@ interferograms (rad), the Campi Flegrei LiCSBAS velocities (mm/yr). Run::
 
 The default budget (60 s per engine and product) is a quick look; the figures in
 docs/benchmarks.md use ``--budget 600``. denoising-diffusion-pytorch is a benchmark-only
-dependency (``pip install --no-deps denoising-diffusion-pytorch einops``; see benchmarks/engine.py
-for why --no-deps). Its Unet (dim 32, mults 1-2-4) and GaussianDiffusion keep their own defaults
-(v-prediction, sigmoid schedule); it trains with Adam at lr 2e-4, batch 32, and an EMA of decay
-0.995 updated every 10 steps, as its own Trainer does.
+dependency (``pip install --no-deps denoising-diffusion-pytorch einops ema-pytorch``; see
+benchmarks/engine.py for why --no-deps). Its Unet (dim 32, mults 1-2-4) and GaussianDiffusion keep
+their own defaults (v-prediction, sigmoid schedule); it trains with Adam at lr 2e-4, batch 32, and
+ema-pytorch's EMA of decay 0.995 updated every 10 steps, as its own Trainer does.
 """
 
 from __future__ import annotations
@@ -137,6 +137,7 @@ def sample_geodiff(model: DiffusionModel, sampler: str, evals: int, seed: int) -
 
 def train_peer(train: xr.DataArray, budget: float, seed: int):
     # The sibling benchmark: run as a script, benchmarks/ is on sys.path.
+    from ema_pytorch import EMA
     from engine import load_peer
 
     peer = load_peer()
@@ -146,7 +147,8 @@ def train_peer(train: xr.DataArray, budget: float, seed: int):
     data = torch.from_numpy(scaler.transform(train, coefficients).values[:, None].astype(np.float32))
     unet = peer.Unet(dim=32, dim_mults=(1, 2, 4), channels=1)
     diffusion = peer.GaussianDiffusion(unet, image_size=TILE, timesteps=1000)
-    ema = torch.optim.swa_utils.AveragedModel(diffusion, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.995))
+    # The peer's own Trainer keeps this EMA (copies until step 100, then warms its decay up).
+    ema = EMA(diffusion, beta=0.995, update_every=10)
     opt = torch.optim.Adam(diffusion.parameters(), lr=2e-4)
     generator = torch.Generator().manual_seed(seed)
     steps, start = 0, time.monotonic()
@@ -156,9 +158,8 @@ def train_peer(train: xr.DataArray, budget: float, seed: int):
         opt.step()
         opt.zero_grad(set_to_none=True)
         steps += 1
-        if steps % 10 == 0:
-            ema.update_parameters(diffusion)
-    return ema.module.eval(), scaler, coefficients, steps
+        ema.update()
+    return ema.ema_model.eval(), scaler, coefficients, steps
 
 
 def sample_peer(peer, evals: int, seed: int) -> xr.DataArray:
