@@ -7,8 +7,9 @@ Three promises, kept in one place:
   nothing geodiff did not put there; a Zarr store, GeoTIFF, NetCDF or PNG that names geodiff as its writer in its metadata) or when the caller passes ``overwrite=True``.
   Outputs are also refused when they name one of the call's own inputs.
 - Nothing half-written appears under the final name. Work happens under a hidden temporary
-  sibling, ``.<name>.<pid>-<hex>.tmp<suffix>``, renamed into place on success; temporaries left by
-  a killed process (its pid is gone) are removed on the next write to the same target.
+  sibling, ``.<name>.<host>.<pid>-<hex>.tmp<suffix>``, renamed into place on success; temporaries
+  left by a killed process of this host (its pid is gone) are removed on the next write to the
+  same target.
 - Permissions follow the user's umask, as for any file the user's own tools create.
 
 This module uses the standard library only (format readers are imported when a file is
@@ -17,10 +18,12 @@ inspected), so every layer can use it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -150,23 +153,40 @@ def _software(path: Path) -> str:
     return ""
 
 
-def _temporary_name(path: Path) -> Path:
-    # The pid tells a live writer's temporary from one a killed process left behind.
-    return path.parent / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}"
+def _host() -> str:
+    # A pid means something only on its own host: on a shared file system another host's live
+    # write must not look stale. A short digest keeps odd host names out of file names.
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 
 
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.(tmp|old)")
+def temporary_name(path: Path, kind: str = "tmp") -> Path:
+    """A fresh hidden name beside ``path`` for geodiff's work in progress on it (``kind`` "tmp"
+    or "old"), which :func:`remove_stale` recognises once the process that took it is gone."""
+    path = Path(path)
+    tail = f".tmp{path.suffix}" if kind == "tmp" else ".old"
+    return path.parent / f".{path.name}.{_host()}.{os.getpid()}-{uuid.uuid4().hex[:8]}{tail}"
+
+
+def _is_temporary_of(entry: Path, path: Path) -> int | None:
+    """The pid of the process that took ``entry`` as a temporary of ``path`` on this host, or None
+    when ``entry`` is not exactly such a name (anything else is never touched)."""
+    pattern = (rf"\.{re.escape(path.name)}\.{_host()}\.(?P<pid>\d+)-[0-9a-f]{{8}}"
+               rf"(\.tmp{re.escape(path.suffix)}|\.old)")
+    match = re.fullmatch(pattern, entry.name)
+    return int(match["pid"]) if match else None
 
 
 def remove_stale(path: Path) -> list[Path]:
-    """Remove temporaries of ``path`` that geodiff processes no longer alive left behind."""
+    """Remove temporaries of ``path`` left behind by geodiff processes of this host that are gone.
+
+    Only names :func:`temporary_name` makes for this very ``path`` qualify."""
     path = Path(path)
     removed = []
     if not path.parent.is_dir():
         return removed
     for entry in path.parent.iterdir():
-        match = _TEMPORARY.match(entry.name)
-        if match is None or match["name"] != path.name or _alive(int(match["pid"])):
+        pid = _is_temporary_of(entry, path)
+        if pid is None or _alive(pid):
             continue
         _remove(entry)
         removed.append(entry)
@@ -206,21 +226,26 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path, *, overwrite: bool = False, inputs: Iterable = ()) -> Iterator[Path]:
+def atomic_path(path, *, overwrite: bool = False, inputs: Iterable = (), parents: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write a file or folder at; on success it takes
     ``path``'s place in one rename (two for a folder, which POSIX cannot rename over).
 
-    The temporary is not created: the writer creates it, so it gets the user's umask. On failure the temporary
-    is removed and an existing ``path`` is untouched. See :func:`check_destination` for
-    ``overwrite`` and ``inputs``.
+    The temporary is not created: the writer creates it, so it gets the user's umask. On failure
+    the temporary is removed and an existing ``path`` is untouched. The target is checked
+    (:func:`check_destination`) before the work and again just before it is replaced, since a
+    long write leaves time for someone to put something else there. ``parents`` creates missing
+    parent folders once the target is accepted.
     """
-    path = check_destination(path, overwrite=overwrite, inputs=inputs)
+    path = check_destination(path, overwrite=overwrite, inputs=inputs, parents=parents)
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(path)
-    tmp = _temporary_name(path)
+    tmp = temporary_name(path)
     try:
         yield tmp
         if tmp.is_dir():
             _fsync_dir(tmp)
+        check_destination(path, overwrite=overwrite, inputs=inputs)
         _replace(tmp, path)
         _fsync_dir(path.parent)
     except PermissionError as err:
@@ -234,30 +259,30 @@ def atomic_path(path, *, overwrite: bool = False, inputs: Iterable = ()) -> Iter
 def atomic_directory(path, *, overwrite: bool = False) -> Iterator[Path]:
     """As :func:`atomic_path` for a folder: missing parents are created and the temporary folder
     already exists (umask permissions), ready to be filled."""
-    check_destination(path, overwrite=overwrite, parents=True)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, overwrite=overwrite) as tmp:
+    with atomic_path(path, overwrite=overwrite, parents=True) as tmp:
         tmp.mkdir()
         yield tmp
 
 
 def _replace(tmp: Path, path: Path) -> None:
-    if tmp.is_dir() or (path.is_dir() and not path.is_symlink()):
-        # A folder cannot be renamed over a folder or a file: the old one goes aside first, so
-        # readers see the complete old or the complete new one, never a mixture.
-        old = path.parent / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.old"
-        if not (path.exists() or path.is_symlink()):
-            os.replace(tmp, path)
-            return
-        os.replace(path, old)
-        try:
-            os.replace(tmp, path)
-        except OSError:
-            os.replace(old, path)
-            raise
-        _remove(old)
-    else:
+    """Put ``tmp`` in ``path``'s place; an old folder (or a symlink, never what it points to) is
+    moved aside and removed only once the new one is in."""
+    if not (tmp.is_dir() or (path.is_dir() and not path.is_symlink())):
+        os.replace(tmp, path)  # a file over a file: one atomic rename
+        return
+    if not (path.exists() or path.is_symlink()):
         os.replace(tmp, path)
+        return
+    # A folder cannot be renamed over a folder or a file: readers see the complete old or the
+    # complete new one, never a mixture.
+    old = temporary_name(path, "old")
+    os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        os.replace(old, path)
+        raise
+    _remove(old)
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import rasterio
 import xarray as xr
 
 import geodiff
+from geodiff import files
 from geodiff.cli import main
 from geodiff.diffusion import NoiseSchedule, TrainConfig, Trainer
 from geodiff.diffusion.unet import UNet
@@ -123,19 +124,35 @@ def test_permissions_follow_the_umask(scene, tiny_model, tmp_path, umask):
 def test_stale_temporaries_of_killed_writes_are_removed_on_the_next_write(scene, tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
-    pid = int(dead.stdout)
-    stale_file = tmp_path / f".s.tif.{pid}-0123abcd.tmp.tif"
+    pid, host = int(dead.stdout), files._host()
+    stale_file = tmp_path / f".s.tif.{host}.{pid}-0123abcd.tmp.tif"
     stale_file.write_bytes(b"half a file")
-    stale_dir = tmp_path / f".s.tif.{pid}-89abcdef.old"
+    stale_dir = tmp_path / f".s.tif.{host}.{pid}-89abcdef.old"
     stale_dir.mkdir()
-    live = tmp_path / f".s.tif.{os.getpid()}-00000000.tmp.tif"  # a write in progress: kept
-    live.write_bytes(b"in progress")
-    other = tmp_path / f".t.tif.{pid}-0123abcd.tmp.tif"  # another target's: not this write's business
-    other.write_bytes(b"x")
+    kept = [
+        tmp_path / f".s.tif.{host}.{os.getpid()}-00000000.tmp.tif",  # a write in progress
+        tmp_path / f".s.tif.000000.{pid}-0123abcd.tmp.tif",  # another host's: its pid means nothing here
+        tmp_path / f".s.tif.{host}.{pid}-0123abcd.tmp.tif.notes",  # a user's name, not exactly ours
+        tmp_path / f".s.tif.{host}.{pid}-0123abcd.tmp.png",
+        tmp_path / f".t.tif.{host}.{pid}-0123abcd.tmp.tif",  # another target's
+    ]
+    for path in kept:
+        path.write_bytes(b"keep")
     geodiff.to_geotiff(scene, tmp_path / "s.tif")
     assert not stale_file.exists() and not stale_dir.exists()
-    assert live.exists() and other.exists()
-    assert remove_stale(tmp_path / "t.tif") == [other]
+    assert all(path.read_bytes() == b"keep" for path in kept)
+    assert remove_stale(tmp_path / "t.tif") == [kept[-1]]
+    assert files.temporary_name(tmp_path / "s.tif").name.startswith(f".s.tif.{host}.{os.getpid()}-")
+
+
+def test_a_target_taken_during_the_write_is_not_replaced(scene, tmp_path):
+    target = tmp_path / "out.zarr"
+    with pytest.raises(OutputError, match="geodiff did not write"), atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "chunk").write_text("new")
+        target.mkdir()  # meanwhile someone puts a folder of theirs there
+        (target / "theirs.txt").write_text("keep")
+    assert (target / "theirs.txt").read_text() == "keep" and not tmp.exists()
 
 
 def test_a_failed_write_leaves_the_old_target_and_no_temporary(scene, tmp_path):

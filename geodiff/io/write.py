@@ -38,7 +38,7 @@ import zarr
 from geodiff import units
 from geodiff._version import __version__
 from geodiff.errors import OutputError, SceneError
-from geodiff.files import atomic_path, check_destination, written_by_geodiff
+from geodiff.files import atomic_path, check_destination, temporary_name, written_by_geodiff
 from geodiff.progress import dask_progress
 
 _SPATIAL = ("y", "x")
@@ -191,7 +191,8 @@ def _write_one_geotiff(da, path, compress, blocksize, cog, nodata, overwrite, pr
                 if unit:
                     dst.set_band_unit(i, unit)
         if cog:
-            plain = tmp.with_suffix(".plain.tif")
+            # A second temporary of the same target, so that a killed conversion is cleaned up too.
+            plain = temporary_name(path)
             os.replace(tmp, plain)
             try:
                 rasterio.shutil.copy(plain, tmp, driver="COG", compress=compress, blocksize=blocksize,
