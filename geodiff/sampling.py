@@ -136,6 +136,9 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
     out = xr.DataArray(data, dims=dims, coords=coords, name="synthetic")
     out.attrs.update(model.provenance(sampler=sampler, steps=steps, seed=seed, coefficients=coefficients))
     out.attrs["tile"] = list(model.tile)
+    if scene.encoding.get("source"):
+        # Provenance, and how writers know never to put the synthetic scene over the real one.
+        out.attrs["source_scene"] = str(scene.encoding["source"])
     out.attrs["coefficients_per_tile"] = per_tile.to_dict()
     fill = scene.encoding.get("_FillValue")
     if fill is not None:

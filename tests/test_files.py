@@ -252,3 +252,15 @@ def test_cli_sample_refuses_a_user_folder_as_its_zarr_output(tiny_model, user_fo
     store = user_folder.rename(tmp_path / "x.zarr")
     assert main(["sample", str(model), "--out", str(store), "-n", "1", "--steps", "2"]) == 2
     assert "geodiff did not write" in capsys.readouterr().err and _untouched(store)
+
+
+def test_a_synthetic_scene_is_never_written_over_the_scene_it_was_sampled_on(tiny_model, scene, tmp_path):
+    like, = geodiff.to_geotiff(scene, tmp_path / "scene.tif")  # geodiff's own file, so replaceable
+    before = like.read_bytes()
+    real = geodiff.open_scene(like)
+    synth = real.isel(y=slice(0, 32), x=slice(0, 32)).diffusion.sample(n=1, model=tiny_model, steps=2)
+    assert synth.attrs["source_scene"] == str(like)
+    for write in (geodiff.to_geotiff, geodiff.to_netcdf):
+        with pytest.raises(OutputError, match="input of this call"):
+            write(synth, like, overwrite=True)
+    assert like.read_bytes() == before
