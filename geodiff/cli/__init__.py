@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from geodiff.errors import GeodiffError
 
@@ -23,11 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except (GeodiffError, OSError) as err:
-        print(f"geodiff {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"geodiff {args.command}: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        # Warnings reach the user as one line each, like errors, not in Python's two-line form.
+        warnings.showwarning = lambda message, *_: print(f"geodiff {args.command}: warning: {message}",
+                                                          file=sys.stderr)
+        try:
+            return args.func(args) or 0
+        except (GeodiffError, OSError) as err:
+            print(f"geodiff {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"geodiff {args.command}: interrupted", file=sys.stderr)
+            return 130

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
 from pathlib import Path
 
 import xarray as xr
@@ -116,19 +114,13 @@ def _table(ds: xr.Dataset) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from geodiff import geostats
     from geodiff.files import check_destination
 
     inputs = [args.scene, args.compare]
     for out in (args.output, args.plot):  # refused before any work
         if out is not None:
             check_destination(out, overwrite=args.overwrite, inputs=inputs)
-    # The result's attrs carry any spacing warning; it is printed once, as one line.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", geostats.SpacingWarning)
-        result = _compute(args)
-    if "spacing_warning" in result.attrs:
-        print(f"geodiff variogram: warning: {result.attrs['spacing_warning']}", file=sys.stderr)
+    result = _compute(args)
     _write(args, result)
     return 0
 
