@@ -45,7 +45,7 @@ from geodiff import geostats
 from geodiff.diffusion import NoiseSchedule
 from geodiff.diffusion.trainer import TrainConfig, Trainer, init_seed
 from geodiff.diffusion.unet import UNet
-from geodiff.metrics import evaluate, train_extractor
+from geodiff.metrics import evaluate, floors, train_extractor
 from geodiff.model import DiffusionModel
 from geodiff.scaling import Scaler
 from geodiff.tiling import TileGrid, nodata_filter, select
@@ -180,12 +180,12 @@ def _samples(tiles: xr.DataArray, units) -> xr.DataArray:
     return xr.DataArray(tiles.values, dims=("sample", "y", "x"), attrs={"units": units})
 
 
-def scores(real: xr.DataArray, synthetic: xr.DataArray, extractor) -> dict[str, dict]:
+def scores(real: xr.DataArray, synthetic: xr.DataArray, extractor, floor) -> dict[str, dict]:
     """Every figure of geodiff.metrics.evaluate (value and real-vs-real floor), by name."""
     units = real.attrs.get("units")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", geostats.SpacingWarning)  # pixel lags, on purpose
-        result = evaluate(_samples(real, units), _samples(synthetic, units), extractor=extractor)
+        result = evaluate(_samples(real, units), _samples(synthetic, units), extractor=extractor, floor=floor)
     return {r.name: {"value": r.value, "floor": [r.floor_min, r.floor_max], "goal": r.goal,
                      "within_floor": r.within_floor} for r in result.rows if r.goal is not None}
 
@@ -203,18 +203,22 @@ def run_product(name: str, recipes: dict[str, Recipe], budget: float, evals: lis
     if min(SAMPLES, real.sizes["tile"] // 2) > FEATURES:  # FID's floor needs sets larger than the features
         extractor = train_extractor(_samples(train, tiles.attrs.get("units")), dim=FEATURES, seed=seed,
                                     progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", geostats.SpacingWarning)
+        floor = floors(_samples(real, tiles.attrs.get("units")), SAMPLES, extractor=extractor, seed=seed)
     result = {"product": name, "train_tiles": train.sizes["tile"], "held_out": real.sizes["tile"], "rows": [],
               "steps": {}}
     for label, recipe in recipes.items():
         model, result["steps"][label] = train_geodiff(train, recipe, budget, seed)
         for n in evals:
             result["rows"].append({"engine": label, "sampler": recipe.sampler, "evals": n,
-                                   "scores": scores(real, sample_geodiff(model, recipe.sampler, n, seed), extractor)})
+                                   "scores": scores(real, sample_geodiff(model, recipe.sampler, n, seed), extractor,
+                                                   floor)})
     peer = train_peer(train, budget, seed)
     result["steps"]["peer"] = peer[3]
     for n in peer_evals:
         result["rows"].append({"engine": "peer", "sampler": "ddim", "evals": n,
-                               "scores": scores(real, sample_peer(peer, n, seed), extractor)})
+                               "scores": scores(real, sample_peer(peer, n, seed), extractor, floor)})
     _print(result)
     return result
 

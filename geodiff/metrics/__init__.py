@@ -9,7 +9,7 @@ what a person reads.
 """
 
 from geodiff.metrics.distribution import pixel_wasserstein, tile_statistics
-from geodiff.metrics.evaluate import Evaluation, evaluate, fraction_within
+from geodiff.metrics.evaluate import Evaluation, evaluate, floors, fraction_within
 from geodiff.metrics.features import FeatureExtractor, load_extractor, train_extractor
 from geodiff.metrics.fid import feature_scores, fid, kid, precision_recall
 from geodiff.metrics.floor import Floor, real_floor
@@ -17,7 +17,7 @@ from geodiff.metrics.report import write_report
 from geodiff.metrics.structure import psd_log_ratio, radial_psd, variogram_score
 
 __all__ = [
-    "Evaluation", "FeatureExtractor", "Floor", "evaluate", "feature_scores", "fid", "fraction_within", "kid",
+    "Evaluation", "FeatureExtractor", "Floor", "evaluate", "feature_scores", "fid", "floors", "fraction_within", "kid",
     "load_extractor", "pixel_wasserstein", "precision_recall", "psd_log_ratio", "radial_psd", "real_floor",
     "tile_statistics", "train_extractor", "variogram_score", "write_report",
 ]

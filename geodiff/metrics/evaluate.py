@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from geodiff.errors import GeodiffError
-from geodiff.metrics.checks import tile_sets
+from geodiff.metrics.checks import tile_set, tile_sets
 from geodiff.metrics.distribution import pixel_wasserstein, tile_statistics
 from geodiff.metrics.fid import feature_scores
 from geodiff.metrics.floor import Floor, real_floor
@@ -119,7 +119,28 @@ def _rows(name: str, value, floor: Floor, bands: list[str] | None) -> list[Row]:
     return rows
 
 
-def evaluate(real, synthetic, *, extractor=None, draws: int = 3, seed: int = 0) -> Evaluation:
+def _metrics(extractor) -> dict[str, Callable]:
+    if extractor is None:
+        return dict(METRICS)
+    return {**METRICS, "features": lambda r, s, seed=0: feature_scores(extractor, r, s, seed=seed)}
+
+
+def floors(real, size: int, *, extractor=None, draws: int = 3, seed: int = 0) -> dict[str, Floor]:
+    """The real-vs-real floor of every metric of :func:`evaluate`, for synthetic sets of ``size``
+    tiles (halves of at most half the real tiles). Compute them once to score several synthetic
+    sets against one real set: they depend on the real tiles only."""
+    n_real = len(tile_set(real, min_tiles=4, why="the floor splits the real tiles in two halves").tiles)
+    size = min(size, n_real // 2)
+    if extractor is not None and size <= extractor.dim:
+        raise GeodiffError(f"FID's floor needs two disjoint sets of more than {extractor.dim} real tiles (the "
+                           f"extractor's feature dimension); {n_real} real tiles give sets of {size}: give more "
+                           "real tiles, or evaluate without an extractor")
+    return {name: real_floor(metric, real, n=size, draws=draws, seed=seed)
+            for name, metric in _metrics(extractor).items()}
+
+
+def evaluate(real, synthetic, *, extractor=None, floor: dict[str, Floor] | None = None, draws: int = 3,
+             seed: int = 0) -> Evaluation:
     """Score synthetic tiles against real ones, every figure beside its real-vs-real floor.
 
     The floor of a figure is its value between two disjoint random sets of real tiles, each of
@@ -135,6 +156,9 @@ def evaluate(real, synthetic, *, extractor=None, draws: int = 3, seed: int = 0) 
         (trained on real tiles of this kind; see :func:`~geodiff.metrics.features.train_extractor`).
         Without one those are left out. They need floor sets of more tiles than its feature
         dimension, so more than ``2 * dim`` real tiles.
+    floor
+        The floors from :func:`floors` for this real set, extractor and size, when several
+        synthetic sets are scored against it; computed here otherwise.
     draws, seed
         Draws of the floor, and their seed.
 
@@ -145,20 +169,17 @@ def evaluate(real, synthetic, *, extractor=None, draws: int = 3, seed: int = 0) 
     """
     sets = tile_sets(real, synthetic, min_tiles=4, why="the floor splits the real tiles in two halves")
     n_real, n_synth = len(sets.real), len(sets.synthetic)
-    size = min(n_synth, n_real // 2)
+    metrics = _metrics(extractor)
+    if floor is None:
+        floor = floors(real, n_synth, extractor=extractor, draws=draws, seed=seed)
+    if set(floor) != set(metrics):
+        raise GeodiffError(f"floors were computed for {sorted(floor)}, this evaluation has {sorted(metrics)}: "
+                           "compute them with the same extractor")
     bands = [str(b) for b in real["band"].values] if hasattr(real, "dims") and "band" in real.dims else None
-    metrics = dict(METRICS)
-    if extractor is not None:
-        if size <= extractor.dim:
-            raise GeodiffError(f"FID's floor needs two disjoint sets of more than {extractor.dim} real tiles (the "
-                               f"extractor's feature dimension); {n_real} real tiles give sets of {size}: give more "
-                               "real tiles, or evaluate without an extractor")
-        metrics["features"] = lambda r, s, seed=0: feature_scores(extractor, r, s, seed=seed)
     rows = []
     for name, metric in metrics.items():
-        value = metric(real, synthetic)
-        floor = real_floor(metric, real, n=size, draws=draws, seed=seed)
-        rows += _rows(name, value, floor, bands)
+        rows += _rows(name, metric(real, synthetic), floor[name], bands)
+    size = next(iter(floor.values())).n
     return Evaluation(tuple(rows), n_real, n_synth, size, sets.units,
                       extractor.extractor_id if extractor is not None else None)
 

@@ -106,3 +106,15 @@ def test_cli_evaluate_writes_a_report_and_refuses_other_units(opera_tiles, tmp_p
                  str(tmp_path / "r2"), "--no-features"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "units" in err[0] and not (tmp_path / "r2").exists()
+
+
+def test_floors_computed_once_give_the_same_evaluation(opera_tiles):
+    from geodiff.metrics import floors
+
+    real, synthetic = _stack(opera_tiles[:120]), _stack(opera_tiles[120:170])
+    shared = floors(real, 50, seed=2)
+    assert shared["pixel_wasserstein"].n == 50
+    assert evaluate(real, synthetic, floor=shared, seed=2) == evaluate(real, synthetic, seed=2)
+    extractor = train_extractor(real, dim=8, steps=5, batch_size=32, progress=False)
+    with pytest.raises(GeodiffError, match="same extractor"):
+        evaluate(real, synthetic, extractor=extractor, floor=shared)
