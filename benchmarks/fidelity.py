@@ -59,22 +59,44 @@ TILE, HELD_OUT, SAMPLES, FEATURES = 32, 300, 128, 64
 
 @dataclass(frozen=True)
 class Recipe:
-    """How geodiff trains and samples: the levers of issue 10, one named set at a time."""
+    """How geodiff trains and samples: the levers of issue 10, one named set at a time.
+
+    Recipes that differ only in how they sample (``sampler``, ``renormalise``) share one
+    trained model in a run, so a sampling lever is measured on the very same weights.
+    """
 
     preset: str = "small"
     schedule: str = "cosine"
     prediction: str = "eps"
     learn_sigma: bool = True
     loss: str = "hybrid"
+    min_snr_gamma: float | None = None
     batch_size: int = 16
     lr: float = 2e-4
+    warmup_steps: int = 0
     ema_decay: float = 0.9999
     sampler: str = "ddim"
+    renormalise: bool = False
+
+    def training(self) -> Recipe:
+        """The recipe with its sampling levers reset: equal for recipes that train alike."""
+        return replace(self, sampler="ddim", renormalise=False)
 
 
+_V = Recipe(schedule="sigmoid", prediction="v", learn_sigma=False, loss="mse", sampler="dpmsolver++")
 RECIPES = {
     "defaults": Recipe(),  # fit()'s defaults
-    "v-sigmoid": Recipe(schedule="sigmoid", prediction="v", learn_sigma=False, loss="mse", sampler="dpmsolver++"),
+    "v-sigmoid": _V,
+    "v-sigmoid-renorm": replace(_V, renormalise=True),
+    "v-sigmoid-3m": replace(_V, sampler="dpmsolver++3m"),
+    "v-sigmoid-3m-renorm": replace(_V, sampler="dpmsolver++3m", renormalise=True),
+    "v-sigmoid-ddim": replace(_V, sampler="ddim"),
+    "v-sigmoid-minsnr": replace(_V, min_snr_gamma=5.0),
+    "v-sigmoid-lr5e-4": replace(_V, lr=5e-4, warmup_steps=50),
+    "v-sigmoid-batch32": replace(_V, batch_size=32),
+    "v-sigmoid-ema0.999": replace(_V, ema_decay=0.999),
+    "x0-sigmoid": replace(_V, prediction="x0"),
+    "eps-sigmoid": replace(_V, prediction="eps"),
 }
 
 
@@ -121,7 +143,8 @@ def train_geodiff(train: xr.DataArray, recipe: Recipe, budget: float, seed: int)
     data = torch.from_numpy(scaler.transform(train, coefficients).values[:, None].astype(np.float32))
     net = UNet.from_preset(recipe.preset, 1, learn_sigma=recipe.learn_sigma, seed=init_seed(seed))
     config = TrainConfig(steps=10**9, max_seconds=budget, batch_size=recipe.batch_size, lr=recipe.lr,
-                         prediction=recipe.prediction, learn_sigma=recipe.learn_sigma, loss=recipe.loss,
+                         warmup_steps=recipe.warmup_steps, prediction=recipe.prediction,
+                         learn_sigma=recipe.learn_sigma, loss=recipe.loss, min_snr_gamma=recipe.min_snr_gamma,
                          ema_decay=recipe.ema_decay, seed=seed, progress=False, val_fraction=0.0)
     trainer = Trainer(net, NoiseSchedule(recipe.schedule, 1000), config, device="cpu")
     trainer.fit(data)
@@ -131,8 +154,9 @@ def train_geodiff(train: xr.DataArray, recipe: Recipe, budget: float, seed: int)
     return model, trainer.step
 
 
-def sample_geodiff(model: DiffusionModel, sampler: str, evals: int, seed: int) -> xr.DataArray:
-    return model.sample_tiles(SAMPLES, sampler=sampler, steps=evals, seed=seed, progress=False)
+def sample_geodiff(model: DiffusionModel, recipe: Recipe, evals: int, seed: int) -> xr.DataArray:
+    return model.sample_tiles(SAMPLES, sampler=recipe.sampler, steps=evals, seed=seed, progress=False,
+                              renormalise=recipe.renormalise)
 
 
 def train_peer(train: xr.DataArray, budget: float, seed: int):
@@ -208,14 +232,18 @@ def run_product(name: str, recipes: dict[str, Recipe], budget: float, evals: lis
         floor = floors(_samples(real, tiles.attrs.get("units")), SAMPLES, extractor=extractor, seed=seed)
     result = {"product": name, "train_tiles": train.sizes["tile"], "held_out": real.sizes["tile"], "rows": [],
               "steps": {}}
+    trained: dict[Recipe, tuple[DiffusionModel, int]] = {}
     for label, recipe in recipes.items():
-        model, result["steps"][label] = train_geodiff(train, recipe, budget, seed)
+        if recipe.training() not in trained:
+            trained[recipe.training()] = train_geodiff(train, recipe, budget, seed)
+        model, result["steps"][label] = trained[recipe.training()]
         for n in evals:
             result["rows"].append({"engine": label, "sampler": recipe.sampler, "evals": n,
-                                   "scores": scores(real, sample_geodiff(model, recipe.sampler, n, seed), extractor,
+                                   "scores": scores(real, sample_geodiff(model, recipe, n, seed), extractor,
                                                    floor)})
-    peer = train_peer(train, budget, seed)
-    result["steps"]["peer"] = peer[3]
+    if peer_evals:
+        peer = train_peer(train, budget, seed)
+        result["steps"]["peer"] = peer[3]
     for n in peer_evals:
         result["rows"].append({"engine": "peer", "sampler": "ddim", "evals": n,
                                "scores": scores(real, sample_peer(peer, n, seed), extractor, floor)})
@@ -229,7 +257,7 @@ def _print(result: dict) -> None:
     rows = result["rows"]
     peer = {r["evals"]: r["scores"] for r in rows if r["engine"] == "peer"}
     print("optimizer steps: " + ", ".join(f"{k} {v}" for k, v in result["steps"].items()))
-    heads = [f"{r['engine']} {r['sampler']} {r['evals']}" for r in rows]
+    heads = [f"{r['engine']} {r['evals']}" for r in rows]
     print(f"{'figure':32s} {'real floor':>17s} " + " ".join(f"{h:>22s}" for h in heads))
     for name, first in rows[0]["scores"].items():
         cells = []
@@ -252,7 +280,8 @@ def main(argv=None) -> int:
                    help="geodiff recipes, each trained for the budget")
     p.add_argument("--sampler", help="geodiff sampler overriding the recipes'")
     p.add_argument("--evals", type=int, nargs="+", default=[10, 25, 50])
-    p.add_argument("--peer-evals", type=int, nargs="+", default=[10, 25, 50, 100])
+    p.add_argument("--peer-evals", type=int, nargs="*", default=[10, 25, 50, 100],
+                   help="the peer's evaluations; none skips the peer (recipe trials)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the results here")

@@ -200,15 +200,20 @@ class DiffusionModel:
         return np.concatenate(out).astype(np.float32)
 
     def sample_tiles(self, n: int, *, sampler: str = "ddim", steps: int = 50, seed=0, batch_size: int = 16,
-                     like: xr.DataArray | None = None, device=None, progress: bool = True) -> xr.DataArray:
+                     like: xr.DataArray | None = None, device=None, progress: bool = True,
+                     renormalise: bool = False) -> xr.DataArray:
         """``n`` synthetic tiles in physical units, ``(sample, [band,] y, x)``.
 
         Each tile is rescaled with a coefficient set drawn from the training tiles' empirical
-        joint distribution (Tuel et al. 2023). ``like`` is a template tile whose coordinates and
-        CRS the samples take; without it they get pixel coordinates.
+        joint distribution (Tuel et al. 2023). ``renormalise`` first stretches each generated
+        tile back onto the normalised range by its own statistics (:meth:`Scaler.renormalise`),
+        their post-hoc fix for generated tiles with too little variance. ``like`` is a template
+        tile whose coordinates and CRS the samples take; without it they get pixel coordinates.
         """
         z = self.generate(n, sampler=sampler, steps=steps, seed=seed, batch_size=batch_size,
                           device=device, progress=progress)
+        if renormalise:
+            z = self.scaler.renormalise(z)
         # One draw of n in a row: coefficient set i is the same whatever n is.
         drawn = self.coefficients.draw(n, seed=seed)
         dims = ("sample", "band", "y", "x") if self.bands else ("sample", "y", "x")
@@ -225,7 +230,8 @@ class DiffusionModel:
             physical = physical.assign_coords(y=like["y"].values, x=like["x"].values)
             if like.rio.crs is not None:
                 physical = physical.rio.write_crs(like.rio.crs).rio.write_transform(like.rio.transform())
-        physical.attrs.update(self.provenance(sampler=sampler, steps=steps, seed=seed, coefficients="draw"))
+        physical.attrs.update(self.provenance(sampler=sampler, steps=steps, seed=seed, coefficients="draw",
+                                              renormalised=int(renormalise)))
         physical.attrs["coefficients"] = drawn.to_dict()
         return physical
 

@@ -139,6 +139,15 @@ def test_sample_tiles_physical_units_on_a_template(velocity, model):
                                                                    progress=False).values)
 
 
+def test_renormalised_tiles_span_their_drawn_coefficients(model):
+    tiles = model.sample_tiles(4, steps=3, seed=2, progress=False, renormalise=True)
+    drawn = model.coefficients.draw(4, seed=2)
+    low, high = drawn.loc[:, 0] - drawn.scale[:, 0], drawn.loc[:, 0] + drawn.scale[:, 0]
+    np.testing.assert_allclose(tiles.min(("y", "x")).values, low, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(tiles.max(("y", "x")).values, high, rtol=1e-5, atol=1e-4)
+    assert tiles.attrs["renormalised"] == 1
+
+
 def test_save_load_round_trip_and_integrity(model, tmp_path):
     model.save(tmp_path / "m")
     back = geodiff.load_model(tmp_path / "m")

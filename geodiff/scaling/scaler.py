@@ -219,6 +219,29 @@ class Scaler:
             out.attrs["units"] = resolved
         return out
 
+    def renormalise(self, scaled):
+        """Stretch each generated tile (and band) back onto ``feature_range`` by its own statistics.
+
+        Generated tiles tend to fill less of the range than the training tiles did (Tuel et al.
+        2023 found too little variance); mapping each one by its own ``loc, scale`` before the
+        drawn coefficients are applied gives it exactly the normalised extent a training tile
+        had (min-max: its extremes on the range's ends; standard: mean 0, std 1; robust: its
+        percentiles there). Works on DataArrays or numpy arrays in normalised space (no dB step).
+
+        Raises
+        ------
+        geodiff.errors.GeodiffError
+            The scaler is global or ``"fixed"``: its coefficients are not per tile, so there is
+            no tile extent to restore.
+        """
+        if not self.per_tile or self.method == "fixed":
+            raise GeodiffError("renormalising needs a per-tile scaler ('minmax', 'robust' or 'standard'); "
+                               f"this one is {'global' if not self.per_tile else 'fixed'}")
+        if isinstance(scaled, xr.DataArray):
+            return scaled.copy(data=self.renormalise(scaled.values))
+        values = np.asarray(scaled)
+        return self._affine(values, *self._statistics_of(values))
+
     def fit_transform(self, tiles: xr.DataArray) -> tuple[xr.DataArray, Coefficients]:
         coefficients = self.fit(tiles)
         return self.transform(tiles, coefficients), coefficients

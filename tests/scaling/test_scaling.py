@@ -165,3 +165,34 @@ def test_db_refuses_signed_data_with_the_fraction(campi_flegrei):
     power[0, 0, : int(DB_MAX_NONPOSITIVE * power[0].size / 2)] = 0.0
     coefficients = Scaler(db=True).fit(power)
     assert np.isfinite(coefficients.loc).all()
+
+
+@pytest.mark.parametrize("method", ["minmax", "standard", "robust"])
+def test_renormalise_restores_each_tiles_normalised_extent(method):
+    rng = np.random.default_rng(3)
+    # Generated tiles that fill only part of the range, each differently shifted and shrunk.
+    z = rng.uniform(-1, 1, (5, 2, 8, 8)) * rng.uniform(0.3, 0.9, (5, 2, 1, 1)) + rng.uniform(-0.1, 0.1, (5, 2, 1, 1))
+    scaler = Scaler(method)
+    out = scaler.renormalise(z)
+    flat = out.reshape(10, -1)
+    if method == "minmax":
+        np.testing.assert_allclose(flat.min(-1), -1.0, atol=1e-12)
+        np.testing.assert_allclose(flat.max(-1), 1.0, atol=1e-12)
+    elif method == "standard":
+        np.testing.assert_allclose(flat.mean(-1), 0.0, atol=1e-12)
+        np.testing.assert_allclose(flat.std(-1), 1.0, atol=1e-12)
+    else:
+        np.testing.assert_allclose(np.percentile(flat, [2, 98], axis=-1), [[-1.0] * 10, [1.0] * 10], atol=1e-12)
+    # An affine map of each tile: the correlation with the input is exactly 1.
+    for a, b in zip(z.reshape(10, -1), flat):
+        assert np.corrcoef(a, b)[0, 1] == pytest.approx(1.0)
+    da = xr.DataArray(z[:, 0], dims=("sample", "y", "x"))
+    np.testing.assert_array_equal(scaler.renormalise(da).values, scaler.renormalise(z[:, 0]))
+
+
+@pytest.mark.parametrize("scaler", [Scaler("minmax", per_tile=False), Scaler("fixed", fixed_range=(0.0, 1.0))])
+def test_renormalise_needs_per_tile_coefficients(scaler):
+    from geodiff.errors import GeodiffError
+
+    with pytest.raises(GeodiffError, match="per-tile"):
+        scaler.renormalise(np.zeros((1, 4, 4)))
