@@ -14,7 +14,7 @@ Products (from ../shared/data): OPERA RTC-S1 VV backscatter in dB, the Mexico Ci
 interferograms (rad), the Campi Flegrei LiCSBAS velocities (mm/yr). Run::
 
     python benchmarks/fidelity.py [--budget 60] [--products opera mexico campi] [--threads 1]
-                                  [--recipes defaults v-sigmoid] [--evals 10 25 50] [--json out.json]
+                                  [--recipes defaults v-sigmoid+3m+karras] [--evals 10 25 50] [--json out.json]
 
 The default budget (60 s per engine and product) is a quick look; the figures in
 docs/benchmarks.md use ``--budget 600``. denoising-diffusion-pytorch is a benchmark-only
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -46,7 +47,7 @@ from geodiff.diffusion import NoiseSchedule
 from geodiff.diffusion.trainer import TrainConfig, Trainer, init_seed
 from geodiff.diffusion.unet import UNet
 from geodiff.metrics import evaluate, floors, train_extractor
-from geodiff.model import DiffusionModel
+from geodiff.model import DiffusionModel, load_model
 from geodiff.scaling import Scaler
 from geodiff.tiling import TileGrid, nodata_filter, select
 
@@ -61,8 +62,9 @@ TILE, HELD_OUT, SAMPLES, FEATURES = 32, 300, 128, 64
 class Recipe:
     """How geodiff trains and samples: the levers of issue 10, one named set at a time.
 
-    Recipes that differ only in how they sample (``sampler``, ``renormalise``) share one
-    trained model in a run, so a sampling lever is measured on the very same weights.
+    Recipes that differ only in how they sample (``sampler``, ``timestep_spacing``,
+    ``renormalise``) share one trained model in a run, so a sampling lever is measured on the
+    very same weights.
     """
 
     preset: str = "small"
@@ -76,28 +78,47 @@ class Recipe:
     warmup_steps: int = 0
     ema_decay: float = 0.9999
     sampler: str = "ddim"
+    timestep_spacing: str = "trailing"
     renormalise: bool = False
 
     def training(self) -> Recipe:
         """The recipe with its sampling levers reset: equal for recipes that train alike."""
-        return replace(self, sampler="ddim", renormalise=False)
+        return replace(self, sampler="ddim", timestep_spacing="trailing", renormalise=False)
 
 
 _V = Recipe(schedule="sigmoid", prediction="v", learn_sigma=False, loss="mse", sampler="dpmsolver++")
 RECIPES = {
     "defaults": Recipe(),  # fit()'s defaults
     "v-sigmoid": _V,
-    "v-sigmoid-renorm": replace(_V, renormalise=True),
-    "v-sigmoid-3m": replace(_V, sampler="dpmsolver++3m"),
-    "v-sigmoid-3m-renorm": replace(_V, sampler="dpmsolver++3m", renormalise=True),
-    "v-sigmoid-ddim": replace(_V, sampler="ddim"),
-    "v-sigmoid-minsnr": replace(_V, min_snr_gamma=5.0),
-    "v-sigmoid-lr5e-4": replace(_V, lr=5e-4, warmup_steps=50),
-    "v-sigmoid-batch32": replace(_V, batch_size=32),
-    "v-sigmoid-ema0.999": replace(_V, ema_decay=0.999),
     "x0-sigmoid": replace(_V, prediction="x0"),
     "eps-sigmoid": replace(_V, prediction="eps"),
 }
+#: One lever each, appended to a recipe's name: "v-sigmoid+3m+karras+renorm".
+MODIFIERS = {
+    "ddim": {"sampler": "ddim"},
+    "2m": {"sampler": "dpmsolver++"},
+    "3m": {"sampler": "dpmsolver++3m"},
+    "karras": {"timestep_spacing": "karras"},
+    "logsnr": {"timestep_spacing": "logsnr"},
+    "linspace": {"timestep_spacing": "linspace"},
+    "renorm": {"renormalise": True},
+    "minsnr": {"min_snr_gamma": 5.0},
+    "lr5e-4": {"lr": 5e-4, "warmup_steps": 50},
+    "batch32": {"batch_size": 32},
+    "ema0.999": {"ema_decay": 0.999},
+}
+
+
+def parse_recipe(name: str) -> Recipe:
+    """The recipe called ``name``: a base recipe and ``+``-separated modifiers."""
+    base, *levers = name.split("+")
+    if base not in RECIPES or any(lever not in MODIFIERS for lever in levers):
+        raise argparse.ArgumentTypeError(f"unknown recipe {name!r}: a base of {sorted(RECIPES)} and "
+                                         f"+modifiers of {sorted(MODIFIERS)}")
+    out = RECIPES[base]
+    for lever in levers:
+        out = replace(out, **MODIFIERS[lever])
+    return out
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -154,9 +175,26 @@ def train_geodiff(train: xr.DataArray, recipe: Recipe, budget: float, seed: int)
     return model, trainer.step
 
 
+def cached_training(cache: Path | None, product: str, train: xr.DataArray, recipe: Recipe, budget: float,
+                    seed: int) -> tuple[DiffusionModel, int]:
+    """:func:`train_geodiff`, or the model a run with the same product, training levers, budget
+    and seed saved in ``cache``: sampling levers can then be tried on the same weights."""
+    if cache is None:
+        return train_geodiff(train, recipe, budget, seed)
+    key = hashlib.sha256(json.dumps([product, vars(recipe.training()), budget, seed]).encode()).hexdigest()[:16]
+    path = cache / f"{product}-{key}"
+    if (path / "model.json").is_file():
+        model = load_model(path, device="cpu")
+        return model, model.summary["steps"]
+    model, steps = train_geodiff(train, recipe, budget, seed)
+    model.summary = {"steps": steps}
+    model.save(path)
+    return model, steps
+
+
 def sample_geodiff(model: DiffusionModel, recipe: Recipe, evals: int, seed: int) -> xr.DataArray:
     return model.sample_tiles(SAMPLES, sampler=recipe.sampler, steps=evals, seed=seed, progress=False,
-                              renormalise=recipe.renormalise)
+                              timestep_spacing=recipe.timestep_spacing, renormalise=recipe.renormalise)
 
 
 def train_peer(train: xr.DataArray, budget: float, seed: int):
@@ -218,7 +256,7 @@ def scores(real: xr.DataArray, synthetic: xr.DataArray, extractor, floor) -> dic
 
 
 def run_product(name: str, recipes: dict[str, Recipe], budget: float, evals: list[int], peer_evals: list[int],
-                seed: int) -> dict:
+                seed: int, cache: Path | None = None) -> dict:
     tiles = load_product(name)
     train, real = split(tiles, seed)
     print(f"\n{name}: {train.sizes['tile']} training tiles, {real.sizes['tile']} held out, "
@@ -235,7 +273,7 @@ def run_product(name: str, recipes: dict[str, Recipe], budget: float, evals: lis
     trained: dict[Recipe, tuple[DiffusionModel, int]] = {}
     for label, recipe in recipes.items():
         if recipe.training() not in trained:
-            trained[recipe.training()] = train_geodiff(train, recipe, budget, seed)
+            trained[recipe.training()] = cached_training(cache, name, train, recipe, budget, seed)
         model, result["steps"][label] = trained[recipe.training()]
         for n in evals:
             result["rows"].append({"engine": label, "sampler": recipe.sampler, "evals": n,
@@ -276,8 +314,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--budget", type=float, default=60.0, help="training seconds per engine and product")
     p.add_argument("--products", nargs="+", default=["opera", "mexico", "campi"])
-    p.add_argument("--recipes", nargs="+", default=["defaults"], choices=sorted(RECIPES),
-                   help="geodiff recipes, each trained for the budget")
+    p.add_argument("--recipes", nargs="+", default=["defaults"],
+                   help="geodiff recipes: a base recipe and +modifiers (e.g. v-sigmoid+3m+karras)")
     p.add_argument("--sampler", help="geodiff sampler overriding the recipes'")
     p.add_argument("--evals", type=int, nargs="+", default=[10, 25, 50])
     p.add_argument("--peer-evals", type=int, nargs="*", default=[10, 25, 50, 100],
@@ -285,16 +323,21 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--cache", type=Path, help="keep trained geodiff models here and reuse them in later runs")
     args = p.parse_args(argv)
     if not DATA.exists():
         raise SystemExit(f"real radar data not found at {DATA} (set GEODIFF_DATA)")
     torch.set_num_threads(args.threads)
-    recipes = {name: RECIPES[name] if args.sampler is None else replace(RECIPES[name], sampler=args.sampler)
-               for name in args.recipes}
+    try:
+        recipes = {name: parse_recipe(name) for name in args.recipes}
+    except argparse.ArgumentTypeError as err:
+        p.error(str(err))
+    if args.sampler:
+        recipes = {name: replace(r, sampler=args.sampler) for name, r in recipes.items()}
     for name, recipe in recipes.items():
         print(f"recipe {name}: {recipe}")
     print(f"{args.threads} thread(s)")
-    results = [run_product(name, recipes, args.budget, args.evals, args.peer_evals, args.seed)
+    results = [run_product(name, recipes, args.budget, args.evals, args.peer_evals, args.seed, args.cache)
                for name in args.products]
     if args.json:
         args.json.write_text(json.dumps({"recipes": {k: vars(v) for k, v in recipes.items()}, "budget": args.budget,

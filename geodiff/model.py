@@ -164,7 +164,8 @@ class DiffusionModel:
                 raise GeodiffError(f"{name} must be {what}, got {value!r}")
 
     def generate(self, n: int, *, sampler: str = "ddim", steps: int = 50, seed: int = 0, batch_size: int = 16,
-                 device=None, progress: bool = False, x_T=None, clip="auto") -> np.ndarray:
+                 device=None, progress: bool = False, x_T=None, clip="auto",
+                 timestep_spacing: str = "trailing") -> np.ndarray:
         """``n`` normalised tiles ``(n, C, H, W)`` straight from the network (float32 numpy).
 
         Sample i draws its start noise and the noise of every stochastic step from its own
@@ -172,13 +173,14 @@ class DiffusionModel:
         ``n`` (sample i of n = 5 is sample i of n = 3) beyond float rounding. With ``x_T`` (a
         tensor of start noise) ``seed`` only drives the stochastic steps. ``clip="auto"`` clamps
         x_0 estimates to :attr:`clip_range`; pass a number, a pair or ``None`` to choose.
-        ``progress`` shows one bar over the network calls of all batches.
+        ``progress`` shows one bar over the network calls of all batches. ``timestep_spacing``
+        picks the trained timesteps the sampler visits (see :mod:`geodiff.diffusion.respace`).
         """
         from tqdm.auto import tqdm
 
         from geodiff.diffusion import NoiseSpec, sample
         from geodiff.diffusion.device import pick_device
-        from geodiff.diffusion.respace import space_timesteps
+        from geodiff.diffusion.respace import NOISE_LEVEL_SPACINGS, space_timesteps
 
         self.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed)
         device = pick_device(device)
@@ -186,22 +188,23 @@ class DiffusionModel:
         h, w = self.tile
         clip = self.clip_range if clip == "auto" else clip
         starts = range(0, n, batch_size)
-        calls = len(space_timesteps(self.schedule.timesteps, "trailing", steps))
+        calls = steps if timestep_spacing in NOISE_LEVEL_SPACINGS else len(
+            space_timesteps(self.schedule.timesteps, timestep_spacing, steps))
         out = []
         with tqdm(total=len(starts) * calls, desc="sampling", unit="step", disable=not progress) as bar:
             for start in starts:
                 size = min(batch_size, n - start)
                 chunk_x_T = None if x_T is None else x_T[start:start + size].to(device)
                 x = sample(lambda x, t: network(x, t), self.schedule, (size, self.channels, h, w), sampler=sampler,
-                           steps=steps, prediction=self.prediction, x_T=chunk_x_T, seed=sample_seeds(seed, start, size),
-                           clip=clip, noise=NoiseSpec.from_config(self.noise), device=device,
+                           steps=steps, timestep_spacing=timestep_spacing, prediction=self.prediction, x_T=chunk_x_T,
+                           seed=sample_seeds(seed, start, size), clip=clip, noise=NoiseSpec.from_config(self.noise), device=device,
                            callback=lambda info: bar.update(1))
                 out.append(x.float().cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
     def sample_tiles(self, n: int, *, sampler: str = "ddim", steps: int = 50, seed=0, batch_size: int = 16,
                      like: xr.DataArray | None = None, device=None, progress: bool = True,
-                     renormalise: bool = False) -> xr.DataArray:
+                     renormalise: bool = False, timestep_spacing: str = "trailing") -> xr.DataArray:
         """``n`` synthetic tiles in physical units, ``(sample, [band,] y, x)``.
 
         Each tile is rescaled with a coefficient set drawn from the training tiles' empirical
@@ -211,7 +214,7 @@ class DiffusionModel:
         tile whose coordinates and CRS the samples take; without it they get pixel coordinates.
         """
         z = self.generate(n, sampler=sampler, steps=steps, seed=seed, batch_size=batch_size,
-                          device=device, progress=progress)
+                          device=device, progress=progress, timestep_spacing=timestep_spacing)
         if renormalise:
             z = self.scaler.renormalise(z)
         # One draw of n in a row: coefficient set i is the same whatever n is.
@@ -231,7 +234,7 @@ class DiffusionModel:
             if like.rio.crs is not None:
                 physical = physical.rio.write_crs(like.rio.crs).rio.write_transform(like.rio.transform())
         physical.attrs.update(self.provenance(sampler=sampler, steps=steps, seed=seed, coefficients="draw",
-                                              renormalised=int(renormalise)))
+                                              timestep_spacing=timestep_spacing, renormalised=int(renormalise)))
         physical.attrs["coefficients"] = drawn.to_dict()
         return physical
 

@@ -9,15 +9,29 @@ Two families of spacing:
   range split into 3 equal sections holding 10, 15 and 20 evenly strided steps), ``"ddimN"``
   (the integer stride that gives exactly N steps starting at 0, as the DDIM paper does).
 
+- noise-level spacings that need the trained schedule, :func:`noise_level_timesteps`:
+  ``"karras"`` (Karras, Aittala, Aila, Laine (2022), *Elucidating the Design Space of
+  Diffusion-Based Generative Models*, eq. 5, rho = 7) and ``"logsnr"`` (uniform in log-SNR, as
+  DPM-Solver recommends for small images). Both run from T-1 down to timestep 0, so the last
+  network evaluation sees an almost clean tile; "trailing" stops at T/steps - 1, which with 10
+  steps is a noise level the last x_0 estimate still blurs.
+
 An explicit iterable of ints is taken as is. :func:`space_timesteps` returns the sorted kept
 timesteps; :meth:`NoiseSchedule.respace` rebuilds the betas over them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 
-__all__ = ["section_timesteps", "space_timesteps"]
+__all__ = ["NOISE_LEVEL_SPACINGS", "noise_level_timesteps", "section_timesteps", "space_timesteps"]
+
+NOISE_LEVEL_SPACINGS = ("karras", "logsnr")
+#: Highest noise level a noise-level spacing aims at (EDM's sigma_max for data in [-1, 1]). The
+#: last trained timesteps go far beyond it (abar_T ~ 1e-7 once betas are capped), where a tile is
+#: pure noise and steps spent there are wasted.
+SIGMA_MAX = 80.0
 
 
 def section_timesteps(num_timesteps: int, sections: str | Iterable[int]) -> list[int]:
@@ -85,3 +99,40 @@ def space_timesteps(num_timesteps: int, spacing="trailing", steps: int | None = 
     if not kept or kept[0] < 0 or kept[-1] >= T:
         raise ValueError(f"explicit timesteps must be a non-empty subset of 0..{T - 1}")
     return kept
+
+
+def noise_level_timesteps(alphas_cumprod: Sequence[float], spacing: str, steps: int, rho: float = 7.0,
+                          sigma_max: float = SIGMA_MAX) -> list[int]:
+    """Sorted timesteps whose noise levels follow ``spacing`` from timestep T-1 down to 0.
+
+    With the EDM noise level sigma_t = sqrt((1 - abar_t) / abar_t), ``"karras"`` targets
+    sigma_i = (s_max^(1/rho) + i / (n - 1) (s_min^(1/rho) - s_max^(1/rho)))^rho (Karras et al.
+    2022, eq. 5) and ``"logsnr"`` targets log-SNR = -2 log sigma evenly spaced, from
+    s_max = min(sigma_{T-1}, sigma_max) to s_min = sigma_0; the first timestep is always T-1
+    (where the start noise lives) and each other target is taken at the trained timestep nearest
+    in log sigma. Where several targets fall on one
+    timestep (many steps on a short schedule) the later ones move to the next free timestep
+    below, so exactly ``steps`` distinct timesteps are returned.
+    """
+    if spacing not in NOISE_LEVEL_SPACINGS:
+        raise ValueError(f"unknown noise-level spacing {spacing!r}; choose one of {NOISE_LEVEL_SPACINGS}")
+    T = len(alphas_cumprod)
+    n = int(steps)
+    if not 1 <= n <= T:
+        raise ValueError(f"steps must be between 1 and {T}, got {steps}")
+    log_sigma = [0.5 * (math.log1p(-a) - math.log(a)) for a in alphas_cumprod]  # increasing in t
+    hi, lo = min(log_sigma[-1], math.log(sigma_max)), log_sigma[0]
+    fractions = [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
+    if spacing == "karras":
+        s_max, s_min = math.exp(hi / rho), math.exp(lo / rho)
+        targets = [rho * math.log(s_max + f * (s_min - s_max)) for f in fractions]
+    else:
+        targets = [hi + f * (lo - hi) for f in fractions]
+    kept, floor = [], T  # walk from high noise down; each pick lies strictly below the previous
+    for i, target in enumerate(targets):
+        nearest = T - 1 if i == 0 else min(range(T), key=lambda t: abs(log_sigma[t] - target))
+        pick = min(nearest, floor - 1, T - 1)
+        pick = max(pick, n - 1 - i)  # leave room for the picks still to come
+        kept.append(pick)
+        floor = pick
+    return sorted(kept)

@@ -2,7 +2,7 @@
 
 Every sampler walks a (respaced) :class:`NoiseSchedule` from its last index down to 0 and ends on
 the data (abar = 1). The schedule is data; the solver is the function. :func:`sample` is the
-public entry point: it picks the timesteps (``respace.space_timesteps``), respaces the trained
+public entry point: it picks the timesteps (:mod:`geodiff.diffusion.respace`), respaces the trained
 schedule, draws the start noise and hands a :class:`Denoiser` to the chosen sampler.
 
 - ``"ddpm"``: ancestral sampling, Ho et al. (2020) Algorithm 2, on any respaced schedule, with the
@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import trange
 
 from .noise import draw_noise
-from .respace import space_timesteps
+from .respace import NOISE_LEVEL_SPACINGS, noise_level_timesteps, space_timesteps
 from .schedule import NoiseSchedule
 
 __all__ = ["SAMPLERS", "Denoised", "Denoiser", "sample", "sample_ddim", "sample_ddpm", "sample_dpmpp"]
@@ -204,7 +204,7 @@ def _generators(seed, batch: int, device: torch.device):
 
 
 def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "ddim", steps: int | None = 50,
-           spacing="trailing", prediction: str = "eps", eta: float = 0.0, x_T: torch.Tensor | None = None,
+           timestep_spacing="trailing", prediction: str = "eps", eta: float = 0.0, x_T: torch.Tensor | None = None,
            seed: int | Sequence[int] | None = 0, clip=None, progress: bool = False, learn_sigma: bool | None = None,
            noise=None, device=None, dtype: torch.dtype = torch.float32, callback: Callable | None = None,
            variance: str = "small") -> torch.Tensor:
@@ -217,7 +217,8 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     ``variance`` "small" or "large".
 
     ``sampler``: "ddpm", "ddim" (with ``eta``), "dpmsolver++" (2M) or "dpmsolver++3m".
-    ``steps`` and ``spacing`` choose the timesteps: "trailing", "leading", "linspace", an
+    ``steps`` and ``timestep_spacing`` choose the timesteps: "trailing", "leading", "linspace",
+    the noise-level spacings "karras" and "logsnr" (see :mod:`geodiff.diffusion.respace`), an
     improved-diffusion string ("250", "10,15,20", "ddimN"; ``steps`` ignored) or an explicit list.
     ``x_T`` fixes the start noise; ``seed`` seeds a generator on the device that draws the start
     noise and every stochastic step (None: torch's global RNG). A sequence of B seeds gives each
@@ -233,7 +234,11 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     if device is None:
         device = x_T.device if x_T is not None else _model_device(model_fn)
     device = torch.device(device)
-    kept = space_timesteps(schedule.timesteps, spacing, steps)
+    if isinstance(timestep_spacing, str) and timestep_spacing in NOISE_LEVEL_SPACINGS:
+        kept = noise_level_timesteps(schedule.alphas_cumprod.tolist(), timestep_spacing,
+                                     schedule.timesteps if steps is None else steps)
+    else:
+        kept = space_timesteps(schedule.timesteps, timestep_spacing, steps)
     respaced, timestep_map = schedule.respace(kept)
     generator = _generators(seed, shape[0], device)
     if x_T is None:

@@ -57,3 +57,52 @@ def test_explicit_lists_and_errors():
         space_timesteps(100, "trailing", 101)
     with pytest.raises(ValueError, match="unknown spacing"):
         space_timesteps(100, "quadratic")
+
+
+@pytest.mark.parametrize("name", ["cosine", "sigmoid", "linear"])
+@pytest.mark.parametrize(("spacing", "option"), [("karras", "use_karras_sigmas"), ("logsnr", "use_lu_lambdas")])
+@pytest.mark.parametrize("steps", [10, 25])
+def test_noise_level_spacings_match_diffusers(name, spacing, option, steps):
+    """diffusers' DPM-Solver++ Karras sigmas and Lu lambdas, uncapped: the same timesteps clear
+    of where diffusers puts several steps on one timestep (it keeps such repeats; we move them
+    to the next free timesteps below, which shifts the steps just under them)."""
+    import math
+
+    from geodiff.diffusion import NoiseSchedule
+    from geodiff.diffusion.respace import noise_level_timesteps
+
+    diffusers = pytest.importorskip("diffusers")
+    schedule = NoiseSchedule(name, 1000)
+    ref = diffusers.DPMSolverMultistepScheduler(num_train_timesteps=1000, trained_betas=schedule.betas.numpy(),
+                                                **{option: True})
+    ref.set_timesteps(steps)
+    theirs = ref.timesteps.tolist()[::-1]
+    ours = noise_level_timesteps(schedule.alphas_cumprod.tolist(), spacing, steps, sigma_max=math.inf)
+    assert len(ours) == len(set(ours)) == steps and ours[0] == 0 and ours[-1] == 999
+    repeated = {t for t in theirs if theirs.count(t) > 1}
+    clear = [i for i, t in enumerate(theirs) if all(t < r - steps for r in repeated)]
+    assert len(clear) >= steps // 3
+    for i in clear:
+        assert abs(ours[i] - theirs[i]) <= 1, (i, ours, theirs)
+
+
+def test_noise_level_spacing_caps_the_top_noise_level():
+    import math
+
+    from geodiff.diffusion import NoiseSchedule
+    from geodiff.diffusion.respace import SIGMA_MAX, noise_level_timesteps
+
+    abar = NoiseSchedule("cosine", 1000).alphas_cumprod.tolist()
+    kept = noise_level_timesteps(abar, "karras", 10)
+    def sigma_at(abar, t):
+        return math.sqrt((1 - abar[t]) / abar[t])
+
+    sigma = [sigma_at(abar, t) for t in kept]
+    assert kept[-1] == 999 and sigma[-1] > SIGMA_MAX  # the start noise's timestep
+    # The next one is Karras' second noise level on [sigma_0, SIGMA_MAX] (eq. 5, rho = 7).
+    s_max, s_min = SIGMA_MAX ** (1 / 7), sigma_at(abar, 0) ** (1 / 7)
+    target = (s_max + (s_min - s_max) / 9) ** 7
+    nearest = min(range(1000), key=lambda t: abs(math.log(sigma_at(abar, t) / target)))
+    assert kept[-2] == nearest and sigma[-2] < SIGMA_MAX
+    with pytest.raises(ValueError, match="noise-level spacing"):
+        noise_level_timesteps(abar, "uniform", 10)

@@ -48,7 +48,7 @@ def test_ddim_matches_diffusers(prediction, steps):
     diffusers = pytest.importorskip("diffusers")
     model_fn = toy_model(SCHED, prediction)
     x_T = 1.5 * torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    ours = sample(model_fn, SCHED, x_T.shape, "ddim", steps=steps, spacing="trailing", prediction=prediction,
+    ours = sample(model_fn, SCHED, x_T.shape, "ddim", steps=steps, timestep_spacing="trailing", prediction=prediction,
                   eta=0.0, x_T=x_T, dtype=torch.float64)
     scheduler = diffusers.DDIMScheduler(
         num_train_timesteps=SCHED.timesteps, trained_betas=SCHED.betas.numpy(), timestep_spacing="trailing",
@@ -74,7 +74,7 @@ def test_dpmsolver_matches_diffusers(schedule, prediction, order, steps):
     model_fn = toy_model(schedule, prediction)
     x_T = 1.5 * torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     name = "dpmsolver++" if order == 2 else "dpmsolver++3m"
-    ours = sample(model_fn, schedule, x_T.shape, name, steps=steps, spacing="trailing", prediction=prediction,
+    ours = sample(model_fn, schedule, x_T.shape, name, steps=steps, timestep_spacing="trailing", prediction=prediction,
                   x_T=x_T, dtype=torch.float64)
     scheduler = diffusers.DPMSolverMultistepScheduler(
         num_train_timesteps=schedule.timesteps, trained_betas=schedule.betas.numpy(), solver_order=order,
@@ -236,13 +236,13 @@ def test_spacing_strings_call_the_model_at_trained_timesteps():
         seen.append(int(t[0]))
         return eps_fn(x, t)
 
-    sample(model_fn, SCHED, (1, 1, 2, 2), "ddim", spacing="ddim10")
+    sample(model_fn, SCHED, (1, 1, 2, 2), "ddim", timestep_spacing="ddim10")
     assert seen == list(range(900, -1, -100))
     seen.clear()
-    sample(model_fn, SCHED, (1, 1, 2, 2), "dpmsolver++", spacing=[999, 500, 10])
+    sample(model_fn, SCHED, (1, 1, 2, 2), "dpmsolver++", timestep_spacing=[999, 500, 10])
     assert seen == [999, 500, 10]
     seen.clear()
-    sample(model_fn, SCHED, (1, 1, 2, 2), "ddpm", steps=4, spacing="trailing", progress=True)
+    sample(model_fn, SCHED, (1, 1, 2, 2), "ddpm", steps=4, timestep_spacing="trailing", progress=True)
     assert seen == [999, 749, 499, 249]
 
 
