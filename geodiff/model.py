@@ -137,7 +137,8 @@ class DiffusionModel:
         """
         return tuple(self.scaler.feature_range) if self.scaler.method in ("minmax", "fixed") else None
 
-    def check_sampling(self, n: int, *, sampler: str, steps: int, batch_size: int, seed: int) -> None:
+    def check_sampling(self, n: int, *, sampler: str, steps: int, batch_size: int, seed: int,
+                       timestep_spacing: str = "trailing") -> None:
         """Refuse sampling arguments this model cannot run, before any work is done.
 
         Shared by :meth:`generate`, :meth:`sample_tiles` and :func:`geodiff.sampling.sample_scene`,
@@ -147,12 +148,17 @@ class DiffusionModel:
         ------
         geodiff.errors.GeodiffError
             ``n`` or ``batch_size`` is not a positive integer, ``steps`` is outside
-            1..``schedule.timesteps``, ``seed`` is not an integer >= 0, or ``sampler`` is unknown.
+            1..``schedule.timesteps``, ``seed`` is not an integer >= 0, or ``sampler`` or
+            ``timestep_spacing`` is unknown.
         """
+        from geodiff.diffusion.respace import TIMESTEP_SPACINGS
         from geodiff.diffusion.samplers import SAMPLERS
 
         if sampler not in SAMPLERS:
             raise GeodiffError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if timestep_spacing not in TIMESTEP_SPACINGS:
+            raise GeodiffError(f"unknown timestep spacing {timestep_spacing!r}; choose one of "
+                               f"{', '.join(TIMESTEP_SPACINGS)}")
         timesteps = self.schedule.timesteps
         for name, value, low, high, what in (
             ("n", n, 1, None, "a positive number of samples"),
@@ -182,7 +188,8 @@ class DiffusionModel:
         from geodiff.diffusion.device import pick_device
         from geodiff.diffusion.respace import NOISE_LEVEL_SPACINGS, space_timesteps
 
-        self.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed)
+        self.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed,
+                            timestep_spacing=timestep_spacing)
         device = pick_device(device)
         network = self.network.to(device)
         h, w = self.tile

@@ -32,6 +32,8 @@ class _TileJob:
     steps: int
     batch_size: int
     device: object
+    timestep_spacing: str
+    renormalise: bool
 
     def __call__(self, seed: int, loc: np.ndarray, scale: np.ndarray, crop: tuple[int, int],
                  valid: np.ndarray | None) -> np.ndarray:
@@ -44,7 +46,10 @@ class _TileJob:
             return np.full(shape if self.model.bands else (self.n, h, w), np.nan, np.float32)
         with _NETWORK:
             z = self.model.generate(self.n, sampler=self.sampler, steps=self.steps, seed=seed,
-                                    batch_size=self.batch_size, device=self.device)
+                                    batch_size=self.batch_size, device=self.device,
+                                    timestep_spacing=self.timestep_spacing)
+        if self.renormalise:
+            z = self.model.scaler.renormalise(z)
         coefficients = Coefficients(self.model.scaler.method, loc.reshape(self.n, -1), scale.reshape(self.n, -1),
                                     units=self.model.units)
         values = self.model.scaler.inverse(z, coefficients)[..., :h, :w]
@@ -55,7 +60,7 @@ class _TileJob:
 
 def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler: str = "ddim", steps: int = 50,
                  seed: int = 0, mask: bool = True, coefficients: str = "location", batch_size: int = 16,
-                 device=None) -> xr.DataArray:
+                 device=None, timestep_spacing: str = "trailing", renormalise: bool = False) -> xr.DataArray:
     """``n`` synthetic versions of ``scene`` on its own grid, generated tile by tile when computed.
 
     Parameters
@@ -82,6 +87,10 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         independently per tile and sample, and the scene is only read for its nodata mask.
     batch_size, device
         Network batch size and device for generation.
+    timestep_spacing, renormalise
+        As for :meth:`~geodiff.model.DiffusionModel.sample_tiles`: the trained timesteps the
+        sampler visits, and whether each generated tile is stretched back onto the normalised
+        range by its own statistics before it is rescaled.
 
     Returns
     -------
@@ -96,7 +105,10 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         At the call, not when computed: arguments the model cannot sample with (see
         :meth:`~geodiff.model.DiffusionModel.check_sampling`), a scene of other bands or units.
     """
-    model.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed)
+    model.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed,
+                         timestep_spacing=timestep_spacing)
+    if renormalise:
+        model.scaler.check_renormalisable()
     if coefficients not in ("location", "draw"):
         raise GeodiffError(f"coefficients must be 'location' or 'draw', got {coefficients!r}")
     model._check_compatible(scene)
@@ -107,8 +119,9 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
     if mask:
         valid = np.isfinite(tiles).any("band") if "band" in tiles.dims else np.isfinite(tiles)
 
-    job = _TileJob(model, n, sampler, steps, batch_size, device)
-    name = "geodiff-sample-" + tokenize(model.model_id, scene, n, sampler, steps, seed, mask, coefficients)
+    job = _TileJob(model, n, sampler, steps, batch_size, device, timestep_spacing, bool(renormalise))
+    name = "geodiff-sample-" + tokenize(model.model_id, scene, n, sampler, steps, seed, mask, coefficients,
+                                        timestep_spacing, bool(renormalise))
     cols = len(grid.col_starts)
     th, tw = grid.size
     (h, w), lead = grid.shape, (model.channels,) if model.bands else ()
@@ -134,7 +147,8 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
     if "spatial_ref" in scene.coords:
         coords["spatial_ref"] = scene["spatial_ref"]
     out = xr.DataArray(data, dims=dims, coords=coords, name="synthetic")
-    out.attrs.update(model.provenance(sampler=sampler, steps=steps, seed=seed, coefficients=coefficients))
+    out.attrs.update(model.provenance(sampler=sampler, steps=steps, seed=seed, coefficients=coefficients,
+                                      timestep_spacing=timestep_spacing, renormalised=int(renormalise)))
     out.attrs["tile"] = list(model.tile)
     if scene.encoding.get("source"):
         # Provenance, and how writers know never to put the synthetic scene over the real one.

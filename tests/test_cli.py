@@ -115,3 +115,12 @@ def test_a_missing_gpu_is_not_blamed_on_the_model(tiny_model_dir, tmp_path, caps
     assert main(["sample", str(tiny_model_dir), "--out", str(tmp_path / "s.tif"), "--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert "CUDA is not available" in err and "corrupt" not in err
+
+
+def test_sample_choices_are_the_engines():
+    from geodiff.cli import sample as cli_sample
+    from geodiff.diffusion.respace import TIMESTEP_SPACINGS
+    from geodiff.diffusion.samplers import SAMPLERS
+
+    assert cli_sample.SAMPLERS == SAMPLERS
+    assert cli_sample.TIMESTEP_SPACINGS == TIMESTEP_SPACINGS

@@ -148,6 +148,21 @@ def test_renormalised_tiles_span_their_drawn_coefficients(model):
     assert tiles.attrs["renormalised"] == 1
 
 
+def test_scene_tiles_are_renormalised_onto_their_locations_range(velocity, model):
+    """With location coefficients a renormalised tile spans exactly the scene tile's min..max."""
+    synth = velocity.diffusion.sample(n=1, model=model, steps=3, seed=4, renormalise=True, mask=False,
+                                      timestep_spacing="karras")
+    assert synth.attrs["renormalised"] == 1 and synth.attrs["timestep_spacing"] == "karras"
+    per_tile = synth.attrs["coefficients_per_tile"]
+    loc, scale = np.array(per_tile["loc"]).ravel(), np.array(per_tile["scale"]).ravel()
+    first = synth.isel(sample=0, y=slice(0, 16), x=slice(0, 16)).values
+    assert np.nanmin(first) == pytest.approx(loc[0] - scale[0], abs=1e-3)
+    assert np.nanmax(first) == pytest.approx(loc[0] + scale[0], abs=1e-3)
+    with pytest.raises(GeodiffError, match="per-tile"):
+        global_model = dataclasses.replace(model, scaler=Scaler("minmax", per_tile=False))
+        velocity.diffusion.sample(n=1, model=global_model, steps=3, renormalise=True)
+
+
 def test_save_load_round_trip_and_integrity(model, tmp_path):
     model.save(tmp_path / "m")
     back = geodiff.load_model(tmp_path / "m")
@@ -267,6 +282,7 @@ def test_scene_samples_do_not_depend_on_batch_size_or_count(model, coefficients)
     ({"seed": -1}, "seed"),
     ({"seed": 1.5}, "seed"),
     ({"n": 0}, "positive"),
+    ({"timestep_spacing": "uniform"}, "unknown timestep spacing"),
 ])
 def test_sampling_arguments_are_checked_when_the_call_is_made(velocity, model, bad, match):
     """Lazy scenes refuse bad arguments at the call, not when computed (the model has 100 timesteps)."""

@@ -8,6 +8,10 @@ from geodiff.errors import GeodiffError
 from geodiff.io import to_geotiff, to_netcdf, to_zarr
 
 _WRITERS = {".tif": to_geotiff, ".tiff": to_geotiff, ".nc": to_netcdf, ".zarr": to_zarr}
+# Spelled out rather than imported: the engine's modules import torch, which the CLI loads only
+# when a command runs. tests/test_cli.py checks they match geodiff.diffusion's.
+SAMPLERS = ("ddpm", "ddim", "dpmsolver++", "dpmsolver++3m")
+TIMESTEP_SPACINGS = ("trailing", "leading", "linspace", "karras", "logsnr")
 
 
 def register(subparsers) -> None:
@@ -20,8 +24,12 @@ def register(subparsers) -> None:
                    help="replace --out even if geodiff did not write it (never an input of the call)")
     p.add_argument("-n", type=int, default=4, help="number of samples (default 4)")
     p.add_argument("--like", help="scene whose grid the samples take")
-    p.add_argument("--sampler", default="ddim", choices=["ddpm", "ddim", "dpmsolver++", "dpmsolver++3m"])
+    p.add_argument("--sampler", default="ddim", choices=list(SAMPLERS))
     p.add_argument("--steps", type=int, default=50, help="network evaluations per sample (default 50)")
+    p.add_argument("--timestep-spacing", default="trailing", choices=list(TIMESTEP_SPACINGS),
+                   help="which trained timesteps the sampler visits (default trailing)")
+    p.add_argument("--renormalise", action="store_true",
+                   help="stretch each generated tile onto the normalised range before rescaling it")
     p.add_argument("--coefficients", default="location", choices=["location", "draw"],
                    help="rescale scene tiles with the scene's local range, or draws from the training tiles")
     p.add_argument("--no-mask", action="store_true", help="do not copy the scene's nodata mask")
@@ -46,10 +54,12 @@ def run(args: argparse.Namespace) -> int:
         scene = geodiff.open_scene(args.like, band=model.bands, nodata=args.nodata)
         synth = sample_scene(scene, model, args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
                              mask=not args.no_mask, coefficients=args.coefficients,
-                             batch_size=args.batch_size, device=args.device)
+                             batch_size=args.batch_size, device=args.device,
+                             timestep_spacing=args.timestep_spacing, renormalise=args.renormalise)
     else:
         synth = model.sample_tiles(args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
-                                   batch_size=args.batch_size, device=args.device)
+                                   batch_size=args.batch_size, device=args.device,
+                                   timestep_spacing=args.timestep_spacing, renormalise=args.renormalise)
     writer(synth, out, overwrite=args.overwrite)  # its bar counts the tiles generated while written
     print(f"wrote {args.n} sample(s) to {out}")
     return 0

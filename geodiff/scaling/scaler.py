@@ -219,6 +219,12 @@ class Scaler:
             out.attrs["units"] = resolved
         return out
 
+    def check_renormalisable(self) -> None:
+        """Raise :class:`~geodiff.errors.GeodiffError` unless :meth:`renormalise` applies."""
+        if not self.per_tile or self.method == "fixed":
+            raise GeodiffError("renormalising needs a per-tile scaler ('minmax', 'robust' or 'standard'); "
+                               f"this one is {'global' if not self.per_tile else 'fixed'}")
+
     def renormalise(self, scaled):
         """Stretch each generated tile (and band) back onto ``feature_range`` by its own statistics.
 
@@ -234,9 +240,7 @@ class Scaler:
             The scaler is global or ``"fixed"``: its coefficients are not per tile, so there is
             no tile extent to restore.
         """
-        if not self.per_tile or self.method == "fixed":
-            raise GeodiffError("renormalising needs a per-tile scaler ('minmax', 'robust' or 'standard'); "
-                               f"this one is {'global' if not self.per_tile else 'fixed'}")
+        self.check_renormalisable()
         if isinstance(scaled, xr.DataArray):
             return scaled.copy(data=self.renormalise(scaled.values))
         values = np.asarray(scaled)
