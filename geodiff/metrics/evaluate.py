@@ -125,22 +125,26 @@ def _metrics(extractor) -> dict[str, Callable]:
     return {**METRICS, "features": lambda r, s, seed=0: feature_scores(extractor, r, s, seed=seed)}
 
 
-def floors(real, size: int, *, extractor=None, draws: int = 3, seed: int = 0) -> dict[str, Floor]:
+def floors(real, size: int, *, extractor=None, draws: int = 3, seed: int = 0, reference=None) -> dict[str, Floor]:
     """The real-vs-real floor of every metric of :func:`evaluate`, for synthetic sets of ``size``
-    tiles (halves of at most half the real tiles). Compute them once to score several synthetic
-    sets against one real set: they depend on the real tiles only."""
+    tiles (halves of at most half the real tiles; with ``reference``, the whole real set against
+    ``size`` reference tiles, see :func:`~geodiff.metrics.floor.real_floor`). Compute them once
+    to score several synthetic sets against one real set: they depend on the real tiles only."""
     n_real = len(tile_set(real, min_tiles=4, why="the floor splits the real tiles in two halves").tiles)
-    size = min(size, n_real // 2)
-    if extractor is not None and size <= extractor.dim:
+    if reference is None:
+        size = min(size, n_real // 2)
+    else:
+        size = min(size, len(tile_set(reference, min_tiles=4, why="the floor draws tiles from it").tiles))
+    if extractor is not None and min(size, n_real) <= extractor.dim:
         raise GeodiffError(f"FID's floor needs two disjoint sets of more than {extractor.dim} real tiles (the "
-                           f"extractor's feature dimension); {n_real} real tiles give sets of {size}: give more "
-                           "real tiles, or evaluate without an extractor")
-    return {name: real_floor(metric, real, n=size, draws=draws, seed=seed)
+                           f"extractor's feature dimension); {n_real} real tiles give sets of "
+                           f"{min(size, n_real)}: give more real tiles, or evaluate without an extractor")
+    return {name: real_floor(metric, real, n=size, draws=draws, seed=seed, reference=reference)
             for name, metric in _metrics(extractor).items()}
 
 
 def evaluate(real, synthetic, *, extractor=None, floor: dict[str, Floor] | None = None, draws: int = 3,
-             seed: int = 0) -> Evaluation:
+             seed: int = 0, reference=None) -> Evaluation:
     """Score synthetic tiles against real ones, every figure beside its real-vs-real floor.
 
     The floor of a figure is its value between two disjoint random sets of real tiles, each of
@@ -161,6 +165,9 @@ def evaluate(real, synthetic, *, extractor=None, floor: dict[str, Floor] | None 
         synthetic sets are scored against it; computed here otherwise.
     draws, seed
         Draws of the floor, and their seed.
+    reference
+        Real tiles disjoint from ``real`` (the model's training tiles): the floor then compares
+        ``real`` with draws of the synthetic set's size from them (see :func:`floors`).
 
     Returns
     -------
@@ -171,7 +178,7 @@ def evaluate(real, synthetic, *, extractor=None, floor: dict[str, Floor] | None 
     n_real, n_synth = len(sets.real), len(sets.synthetic)
     metrics = _metrics(extractor)
     if floor is None:
-        floor = floors(real, n_synth, extractor=extractor, draws=draws, seed=seed)
+        floor = floors(real, n_synth, extractor=extractor, draws=draws, seed=seed, reference=reference)
     if set(floor) != set(metrics):
         raise GeodiffError(f"floors were computed for {sorted(floor)}, this evaluation has {sorted(metrics)}: "
                            "compute them with the same extractor")

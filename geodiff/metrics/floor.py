@@ -1,4 +1,4 @@
-"""The real-vs-real floor of a metric: its value between two disjoint halves of the real tiles.
+"""The real-vs-real floor of a metric: its value between two disjoint sets of real tiles.
 
 A metric's value against synthetic tiles can only be read beside what it gives for two sets of
 real tiles of the same size: finite samples never score 0. Synthetic data that score inside the
@@ -71,14 +71,20 @@ def _subset(real, index: np.ndarray):
 
 
 def real_floor(
-    metric: Callable, real, *, n: int | None = None, draws: int = 3, seed: int = 0, **kwargs
+    metric: Callable, real, *, n: int | None = None, draws: int = 3, seed: int = 0, reference=None, **kwargs
 ) -> Floor:
-    """A metric's floor: ``metric(A, B)`` for disjoint random halves ``A``, ``B`` of the real tiles.
+    """A metric's floor: ``metric(A, B)`` for disjoint random sets ``A``, ``B`` of real tiles.
 
     Each draw permutes the real tiles at random and takes the first ``n`` as ``A`` (in the place
     of real) and the next ``n`` as ``B`` (in the place of synthetic); no tile is in both. Compare
     a metric against synthetic tiles with the floor computed at the same ``n`` as the synthetic
     set's size where the real set allows it, since most metrics shrink as sets grow.
+
+    With ``reference`` (other real tiles, e.g. those a model was trained on), ``A`` is the whole
+    real set and ``B`` is ``n`` tiles drawn from ``reference``: the figure that a generator
+    reproducing the reference tiles exactly would score against ``real``. This is the floor to
+    read a model's samples against when they are rescaled with coefficients of its training
+    tiles, and it compares sets of the very sizes the synthetic comparison uses.
 
     Parameters
     ----------
@@ -88,12 +94,15 @@ def real_floor(
     real : xarray.DataArray or numpy.ndarray
         Real tiles ``(sample, [band,] y, x)``; subsets keep their coords and attrs.
     n : int, optional
-        Tiles per half; default ``len(real) // 2``; at most that.
+        Tiles per half; default ``len(real) // 2``; at most that. With ``reference``: tiles drawn
+        from it, default and at most ``len(reference)``.
     draws : int
         Random splits; the spread over them shows how much the floor itself varies.
     seed : int
         Source of the splits; also passed to ``metric`` if it takes a ``seed``, so a stochastic
         metric is reproducible too.
+    reference : xarray.DataArray or numpy.ndarray, optional
+        Real tiles, disjoint from ``real``, that stand in for the synthetic set.
     **kwargs
         Passed to ``metric``.
 
@@ -109,6 +118,20 @@ def real_floor(
         :func:`geodiff.metrics.checks.tile_set`), ``n`` outside ``1 .. len(real) // 2``, or
         ``draws < 1``.
     """
+    if draws < 1:
+        raise GeodiffError(f"draws must be at least 1, got {draws}")
+    if "seed" in inspect.signature(metric).parameters:
+        kwargs["seed"] = seed
+    rng = np.random.default_rng(seed)
+    if reference is not None:
+        size = tile_set(reference, min_tiles=1, why="the floor draws tiles from it", name="reference").tiles.shape[0]
+        n = size if n is None else int(n)
+        if not 1 <= n <= size:
+            raise GeodiffError(f"n={n} tiles cannot be drawn from {size} reference tiles; pass n between 1 and {size}")
+        values = [metric(real, _subset(reference, np.sort(rng.permutation(size)[:n])), **kwargs)
+                  for _ in range(draws)]
+        return Floor(_aggregate(values, np.mean), _aggregate(values, np.min), _aggregate(values, np.max),
+                     tuple(values), n)
     total = tile_set(
         real, min_tiles=2, why="two disjoint halves need a tile each", name="real"
     ).tiles.shape[0]
@@ -118,11 +141,6 @@ def real_floor(
             f"n={n} tiles per half cannot make two disjoint halves of {total} real tiles; "
             f"pass n between 1 and {total // 2}, or more real tiles"
         )
-    if draws < 1:
-        raise GeodiffError(f"draws must be at least 1, got {draws}")
-    if "seed" in inspect.signature(metric).parameters:
-        kwargs["seed"] = seed
-    rng = np.random.default_rng(seed)
     values = []
     for _ in range(draws):
         order = rng.permutation(total)

@@ -45,6 +45,33 @@ def test_halves_are_disjoint_random_and_of_size_n():
     assert len({frozenset(a) for a, _, _ in rec.calls}) > 1  # draws differ
 
 
+def test_a_reference_floor_scores_all_real_tiles_against_draws_of_the_reference():
+    rec = _Recorder()
+    real, reference = _numbered(10), _numbered(30) + 100
+    floor = real_floor(rec, real, n=12, draws=3, seed=1, reference=reference)
+    assert floor.n == 12 and len(rec.calls) == 3
+    for a, b, _ in rec.calls:
+        assert a == set(range(10)) and len(b) == 12 and b <= set(range(100, 130))
+    assert len({frozenset(b) for _, b, _ in rec.calls}) > 1
+    assert real_floor(rec, real, draws=1, reference=reference).n == 30
+    with pytest.raises(GeodiffError, match="cannot be drawn from 30 reference tiles"):
+        real_floor(rec, real, n=31, reference=reference)
+
+
+def test_a_shifted_reference_moves_the_floor_as_it_moves_the_synthetic_set():
+    """Coefficients drawn from training tiles that differ from the held-out ones cost a sample
+    the same as they cost the training tiles themselves: the reference floor shows it."""
+    from geodiff.metrics.distribution import pixel_wasserstein
+
+    rng = np.random.default_rng(0)
+    real = xr.DataArray(rng.normal(0, 1, (60, 8, 8)), dims=("sample", "y", "x"), attrs={"units": "dB"})
+    same = xr.DataArray(rng.normal(0, 1, (200, 8, 8)), dims=("sample", "y", "x"), attrs={"units": "dB"})
+    shifted = same + 0.5
+    within = real_floor(pixel_wasserstein, real, n=60, reference=same)
+    moved = real_floor(pixel_wasserstein, real, n=60, reference=shifted)
+    assert within.max < 0.15 and 0.4 < moved.min < 0.6  # W1 between N(0,1) and N(0.5,1) is 0.5
+
+
 def test_default_n_is_half_the_tiles_and_numpy_works():
     rec = _Recorder()
     assert real_floor(rec, _numbered(9).values, draws=1).n == 4
