@@ -198,11 +198,12 @@ def train_geodiff(train: xr.DataArray, recipe: Recipe, budget: float, seed: int)
 
 def cached_training(cache: Path | None, product: str, train: xr.DataArray, recipe: Recipe, budget: float,
                     seed: int) -> tuple[DiffusionModel, int]:
-    """:func:`train_geodiff`, or the model a run with the same product, training levers, budget
-    and seed saved in ``cache``: sampling levers can then be tried on the same weights."""
+    """:func:`train_geodiff`, or the model a run with the same training tiles, training levers,
+    budget and seed saved in ``cache``: sampling levers can then be tried on the same weights."""
     if cache is None:
         return train_geodiff(train, recipe, budget, seed)
-    key = hashlib.sha256(json.dumps([product, vars(recipe.training()), budget, seed]).encode()).hexdigest()[:16]
+    tiles = train["tile"].values.tolist()  # the split: a model is reused only on the same training tiles
+    key = hashlib.sha256(json.dumps([product, tiles, vars(recipe.training()), budget, seed]).encode()).hexdigest()[:16]
     path = cache / f"{product}-{key}"
     if (path / "model.json").is_file():
         model = load_model(path, device="cpu")
