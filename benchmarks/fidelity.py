@@ -18,7 +18,7 @@ Products (from ../shared/data): OPERA RTC-S1 VV backscatter in dB, the Mexico Ci
 interferograms (rad), the Campi Flegrei LiCSBAS velocities (mm/yr). Run::
 
     python benchmarks/fidelity.py [--budget 60] [--products opera mexico campi] [--threads 1]
-                                  [--recipes defaults v-sigmoid+3m+karras] [--evals 10 25 50] [--json out.json]
+                                  [--recipes defaults iddpm defaults+karras] [--evals 10 25 50] [--json out.json]
 
 The default budget (60 s per engine and product) is a quick look; the figures in
 docs/benchmarks.md use ``--budget 600``. denoising-diffusion-pytorch is a benchmark-only
@@ -46,6 +46,7 @@ import torch
 import xarray as xr
 
 import geodiff
+import geodiff.recipe
 from geodiff import geostats
 from geodiff.diffusion import NoiseSchedule
 from geodiff.diffusion.trainer import TrainConfig, Trainer, init_seed
@@ -73,17 +74,17 @@ class Recipe:
     """
 
     preset: str = "small"
-    schedule: str = "cosine"
-    prediction: str = "eps"
-    learn_sigma: bool = True
-    loss: str = "hybrid"
+    schedule: str = geodiff.recipe.SCHEDULE
+    prediction: str = geodiff.recipe.PREDICTION
+    learn_sigma: bool = geodiff.recipe.LEARN_SIGMA
+    loss: str = "mse"
     min_snr_gamma: float | None = None
     batch_size: int = 16
     lr: float = 2e-4
     warmup_steps: int = 0
     ema_decay: float = 0.9999
-    sampler: str = "ddim"
-    timestep_spacing: str = "trailing"
+    sampler: str = geodiff.recipe.SAMPLER
+    timestep_spacing: str = geodiff.recipe.TIMESTEP_SPACING
     renormalise: bool = False
 
     def training(self) -> Recipe:
@@ -91,15 +92,15 @@ class Recipe:
         return replace(self, sampler="ddim", timestep_spacing="trailing", renormalise=False)
 
 
-_V = Recipe(schedule="sigmoid", prediction="v", learn_sigma=False, loss="mse", sampler="dpmsolver++")
 RECIPES = {
-    "defaults": Recipe(),  # fit()'s defaults
-    "v-sigmoid": _V,
-    "x0-sigmoid": replace(_V, prediction="x0"),
-    "eps-sigmoid": replace(_V, prediction="eps"),
+    "defaults": Recipe(),  # geodiff.recipe's: what fit and sample do unless told otherwise
+    # improved DDPM's recipe, fit's defaults before issue 10
+    "iddpm": Recipe(schedule="cosine", prediction="eps", learn_sigma=True, loss="hybrid", sampler="ddim"),
 }
-#: One lever each, appended to a recipe's name: "v-sigmoid+3m+karras+renorm".
+#: One lever each, appended to a recipe's name: "defaults+3m+karras+renorm".
 MODIFIERS = {
+    "eps": {"prediction": "eps"},
+    "x0": {"prediction": "x0"},
     "ddim": {"sampler": "ddim"},
     "2m": {"sampler": "dpmsolver++"},
     "3m": {"sampler": "dpmsolver++3m"},
@@ -338,7 +339,7 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=float, default=60.0, help="training seconds per engine and product")
     p.add_argument("--products", nargs="+", default=["opera", "mexico", "campi"])
     p.add_argument("--recipes", nargs="+", default=["defaults"],
-                   help="geodiff recipes: a base recipe and +modifiers (e.g. v-sigmoid+3m+karras)")
+                   help="geodiff recipes: a base recipe and +modifiers (e.g. defaults+3m+karras)")
     p.add_argument("--sampler", help="geodiff sampler overriding the recipes'")
     p.add_argument("--evals", type=int, nargs="+", default=[10, 25, 50])
     p.add_argument("--peer-evals", type=int, nargs="*", default=[10, 25, 50, 100],

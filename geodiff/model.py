@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from geodiff import recipe
 from geodiff._version import __version__
 from geodiff.errors import CheckpointError, GeodiffError
 from geodiff.scaling import Coefficients, Scaler
@@ -138,7 +139,7 @@ class DiffusionModel:
         return tuple(self.scaler.feature_range) if self.scaler.method in ("minmax", "fixed") else None
 
     def check_sampling(self, n: int, *, sampler: str, steps: int, batch_size: int, seed: int,
-                       timestep_spacing: str = "trailing") -> None:
+                       timestep_spacing: str = recipe.TIMESTEP_SPACING) -> None:
         """Refuse sampling arguments this model cannot run, before any work is done.
 
         Shared by :meth:`generate`, :meth:`sample_tiles` and :func:`geodiff.sampling.sample_scene`,
@@ -169,9 +170,9 @@ class DiffusionModel:
             if not _is_int(value) or value < low or (high is not None and value > high):
                 raise GeodiffError(f"{name} must be {what}, got {value!r}")
 
-    def generate(self, n: int, *, sampler: str = "ddim", steps: int = 50, seed: int = 0, batch_size: int = 16,
-                 device=None, progress: bool = False, x_T=None, clip="auto",
-                 timestep_spacing: str = "trailing") -> np.ndarray:
+    def generate(self, n: int, *, sampler: str = recipe.SAMPLER, steps: int = recipe.STEPS, seed: int = 0,
+                 batch_size: int = 16, device=None, progress: bool = False, x_T=None, clip="auto",
+                 timestep_spacing: str = recipe.TIMESTEP_SPACING) -> np.ndarray:
         """``n`` normalised tiles ``(n, C, H, W)`` straight from the network (float32 numpy).
 
         Sample i draws its start noise and the noise of every stochastic step from its own
@@ -209,9 +210,9 @@ class DiffusionModel:
                 out.append(x.float().cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
-    def sample_tiles(self, n: int, *, sampler: str = "ddim", steps: int = 50, seed=0, batch_size: int = 16,
-                     like: xr.DataArray | None = None, device=None, progress: bool = True,
-                     renormalise: bool = False, timestep_spacing: str = "trailing") -> xr.DataArray:
+    def sample_tiles(self, n: int, *, sampler: str = recipe.SAMPLER, steps: int = recipe.STEPS, seed=0,
+                     batch_size: int = 16, like: xr.DataArray | None = None, device=None, progress: bool = True,
+                     renormalise: bool = False, timestep_spacing: str = recipe.TIMESTEP_SPACING) -> xr.DataArray:
         """``n`` synthetic tiles in physical units, ``(sample, [band,] y, x)``.
 
         Each tile is rescaled with a coefficient set drawn from the training tiles' empirical

@@ -11,6 +11,7 @@ import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from geodiff import recipe
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.model import DiffusionModel
 from geodiff.scaling import Coefficients
@@ -58,9 +59,10 @@ class _TileJob:
         return (values if self.model.bands else values[:, 0]).astype(np.float32)
 
 
-def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler: str = "ddim", steps: int = 50,
-                 seed: int = 0, mask: bool = True, coefficients: str = "location", batch_size: int = 16,
-                 device=None, timestep_spacing: str = "trailing", renormalise: bool = False) -> xr.DataArray:
+def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler: str = recipe.SAMPLER,
+                 steps: int = recipe.STEPS, seed: int = 0, mask: bool = True, coefficients: str = "location",
+                 batch_size: int = 16, device=None, timestep_spacing: str = recipe.TIMESTEP_SPACING,
+                 renormalise: bool = False) -> xr.DataArray:
     """``n`` synthetic versions of ``scene`` on its own grid, generated tile by tile when computed.
 
     Parameters
@@ -72,7 +74,8 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
     n
         Number of samples (> 0).
     sampler, steps
-        Sampler of :func:`geodiff.diffusion.sample` and its number of network evaluations.
+        Sampler of :func:`geodiff.diffusion.sample` and its number of network evaluations
+        (:mod:`geodiff.recipe`'s by default).
     seed
         Same seed, same output, whichever tiles are computed and in whatever order: sample i of
         the tile at ``(row, col)`` depends on ``(seed, row, col, i)`` only, not on ``n`` or

@@ -10,6 +10,7 @@ from numbers import Real
 import numpy as np
 import xarray as xr
 
+from geodiff import recipe
 from geodiff._version import __version__
 from geodiff.errors import GeodiffError, TilingError
 from geodiff.files import check_destination
@@ -75,10 +76,10 @@ def fit_scene(
     scaler: Scaler | str = "minmax",
     preset: str = "small",
     network: dict | None = None,
-    schedule: str = "sigmoid",
+    schedule: str = recipe.SCHEDULE,
     timesteps: int = 1000,
-    learn_sigma: bool = False,
-    prediction: str = "v",
+    learn_sigma: bool = recipe.LEARN_SIGMA,
+    prediction: str = recipe.PREDICTION,
     noise="white",
     batch_size: int = 16,
     lr: float = 2e-4,
@@ -111,12 +112,12 @@ def fit_scene(
     preset, network
         UNet size preset (``"tiny"``, ``"small"``, ``"base"``) and constructor overrides.
     schedule, timesteps, learn_sigma, prediction, noise
-        Diffusion process: by default a sigmoid schedule of 1000 steps (Jabri et al. 2022),
-        v-prediction and a fixed variance with the plain MSE loss. On radar tiles at an equal
-        CPU budget this beat improved DDPM's cosine schedule with eps-prediction and learned
-        variance on every fidelity figure, at 10 to 50 evaluations (docs/benchmarks.md,
-        ``benchmarks/fidelity.py``); ``schedule="cosine", prediction="eps", learn_sigma=True``
-        is that recipe.
+        Diffusion process: by default :mod:`geodiff.recipe`'s, a sigmoid schedule of 1000 steps
+        (Jabri et al. 2022), v-prediction and a fixed variance with the plain MSE loss. On radar
+        tiles at an equal CPU budget this beat improved DDPM's cosine schedule with
+        eps-prediction and learned variance on every fidelity figure, at 10 to 50 evaluations
+        (docs/benchmarks.md); ``schedule="cosine", prediction="eps", learn_sigma=True`` is that
+        recipe.
     batch_size, lr
         Optimiser settings; any other :class:`~geodiff.diffusion.TrainConfig` field can be
         passed as a keyword (``ema_decay``, ``resampler``, ``min_snr_gamma``, ...).

@@ -9,6 +9,7 @@ import torch
 import xarray as xr
 
 import geodiff
+import geodiff.recipe
 from geodiff.errors import CheckpointError, GeodiffError, SceneError
 from geodiff.model import DiffusionModel
 from geodiff.scaling import Scaler
@@ -88,7 +89,8 @@ def test_output_keeps_grid_mask_units_and_provenance(velocity, model):
     values = synth.values[0]
     np.testing.assert_array_equal(np.isnan(values), np.isnan(velocity.values))
     assert synth.attrs["units"] == "mm/yr" and synth.attrs["model_id"] == model.model_id
-    assert synth.attrs["sampler"] == "ddim" and synth.attrs["steps"] == 3 and synth.attrs["seed"] == 0
+    assert synth.attrs["sampler"] == geodiff.recipe.SAMPLER and synth.attrs["steps"] == 3 and synth.attrs["seed"] == 0
+    assert synth.attrs["timestep_spacing"] == geodiff.recipe.TIMESTEP_SPACING
     assert synth.attrs["normalisation"] == "minmax"
     per_tile = synth.attrs["coefficients_per_tile"]
     assert len(per_tile["row"]) == synth.data.numblocks[1] * synth.data.numblocks[2]

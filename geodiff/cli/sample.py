@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from geodiff import recipe
 from geodiff.errors import GeodiffError
 from geodiff.io import to_geotiff, to_netcdf, to_zarr
 
@@ -24,10 +25,12 @@ def register(subparsers) -> None:
                    help="replace --out even if geodiff did not write it (never an input of the call)")
     p.add_argument("-n", type=int, default=4, help="number of samples (default 4)")
     p.add_argument("--like", help="scene whose grid the samples take")
-    p.add_argument("--sampler", default="ddim", choices=list(SAMPLERS))
-    p.add_argument("--steps", type=int, default=50, help="network evaluations per sample (default 50)")
-    p.add_argument("--timestep-spacing", default="trailing", choices=list(TIMESTEP_SPACINGS),
-                   help="which trained timesteps the sampler visits (default trailing)")
+    p.add_argument("--sampler", default=recipe.SAMPLER, choices=list(SAMPLERS),
+                   help=f"sampler (default {recipe.SAMPLER})")
+    p.add_argument("--steps", type=int, default=recipe.STEPS,
+                   help=f"network evaluations per sample (default {recipe.STEPS})")
+    p.add_argument("--timestep-spacing", default=recipe.TIMESTEP_SPACING, choices=list(TIMESTEP_SPACINGS),
+                   help=f"which trained timesteps the sampler visits (default {recipe.TIMESTEP_SPACING})")
     p.add_argument("--renormalise", action="store_true",
                    help="stretch each generated tile onto the normalised range before rescaling it")
     p.add_argument("--coefficients", default="location", choices=["location", "draw"],
