@@ -15,6 +15,9 @@ def register(subparsers) -> None:
     p.add_argument("real", type=Path, help="real scene (cut into complete tiles of SYNTH's size) or tile stack")
     p.add_argument("synthetic", type=Path, help="synthetic tile stack (sample, [band,] y, x), e.g. from geodiff sample")
     p.add_argument("--out", "-o", type=Path, required=True, help="report folder")
+    p.add_argument("--reference", type=Path,
+                   help="real tiles the model was trained on (scene or tile stack): the floor is then REAL against "
+                        "draws of SYNTH's size from them, and a new extractor trains on them")
     p.add_argument("--extractor", type=Path,
                    help="feature extractor folder to score on (default: train one on REAL and save it in the report)")
     p.add_argument("--no-features", action="store_true", help="leave out FID, KID and precision/recall")
@@ -31,21 +34,28 @@ def run(args: argparse.Namespace) -> int:
     from geodiff.metrics import evaluate, write_report
     from geodiff.metrics.features import load_extractor, train_extractor
 
-    check_destination(args.out, overwrite=args.overwrite, inputs=[args.real, args.synthetic], parents=True)
+    check_destination(args.out, overwrite=args.overwrite, inputs=[args.real, args.synthetic, args.reference],
+                      parents=True)
     synthetic = _stack(args.synthetic, None)
-    real = _real_tiles(args.real, (synthetic.sizes["y"], synthetic.sizes["x"]), args.nodata)
+    tile = (synthetic.sizes["y"], synthetic.sizes["x"])
+    real = _real_tiles(args.real, tile, args.nodata)
+    reference = None if args.reference is None else _real_tiles(args.reference, tile, args.nodata)
     extractor, trained = None, False
     if args.extractor is not None:
         extractor = load_extractor(args.extractor)
     elif not args.no_features:
         dim = 64
-        if real.sizes["sample"] // 2 > dim:
-            extractor = train_extractor(real, dim=dim, steps=args.extractor_steps, seed=args.seed)
+        # The floor's smallest set: half the real tiles, or with a reference the real set and a draw of SYNTH's size.
+        smallest = (real.sizes["sample"] // 2 if reference is None
+                    else min(real.sizes["sample"], synthetic.sizes["sample"], reference.sizes["sample"]))
+        if smallest > dim:
+            extractor = train_extractor(real if reference is None else reference, dim=dim,
+                                        steps=args.extractor_steps, seed=args.seed)
             trained = True
         else:
-            print(f"{real.sizes['sample']} real tiles: too few for FID's floor (two sets of more than {dim}); "
+            print(f"floor sets of {smallest} tiles: too few for FID (sets of more than {dim}); "
                   "leaving out the feature metrics")
-    evaluation = evaluate(real, synthetic, extractor=extractor, draws=args.draws, seed=args.seed)
+    evaluation = evaluate(real, synthetic, extractor=extractor, draws=args.draws, seed=args.seed, reference=reference)
     print(evaluation.table())
     write_report(evaluation, real, synthetic, args.out, extractor=extractor, save_extractor=trained,
                  title=f"{args.synthetic.name} against {args.real.name}", seed=args.seed,

@@ -109,6 +109,18 @@ def test_cli_evaluate_writes_a_report_and_refuses_other_units(opera_tiles, tmp_p
     assert len(err) == 1 and "units" in err[0] and not (tmp_path / "r2").exists()
 
 
+def test_cli_evaluate_reads_the_floor_against_a_reference(opera_tiles, tmp_path, capsys):
+    geodiff.to_netcdf(_stack(opera_tiles[:60]), tmp_path / "real.nc", progress=False)
+    geodiff.to_netcdf(_stack(opera_tiles[60:100]), tmp_path / "synth.nc", progress=False)
+    geodiff.to_netcdf(_stack(opera_tiles[100:300]), tmp_path / "train.nc", progress=False)
+    out = tmp_path / "report"
+    assert main(["evaluate", str(tmp_path / "real.nc"), str(tmp_path / "synth.nc"), "--out", str(out),
+                 "--reference", str(tmp_path / "train.nc"), "--no-features", "--draws", "2"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["floor_size"] == 40 and report["n_real"] == 60  # all real tiles against draws of 40
+    capsys.readouterr()
+
+
 def test_floors_computed_once_give_the_same_evaluation(opera_tiles):
     from geodiff.metrics import floors
 
