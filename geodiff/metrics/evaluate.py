@@ -76,11 +76,12 @@ class Evaluation:
     floor_size: int
     units: Units
     extractor_id: str | None = None
+    floor_reference: bool = False
 
     def to_dict(self) -> dict:
         return {
             "n_real": self.n_real, "n_synthetic": self.n_synthetic, "floor_size": self.floor_size,
-            "units": self.units, "extractor_id": self.extractor_id,
+            "units": self.units, "extractor_id": self.extractor_id, "floor_reference": self.floor_reference,
             "rows": [{**dataclasses.asdict(r), "goal": r.goal, "within_floor": r.within_floor} for r in self.rows],
         }
 
@@ -186,9 +187,9 @@ def evaluate(real, synthetic, *, extractor=None, floor: dict[str, Floor] | None 
     rows = []
     for name, metric in metrics.items():
         rows += _rows(name, metric(real, synthetic), floor[name], bands)
-    size = next(iter(floor.values())).n
-    return Evaluation(tuple(rows), n_real, n_synth, size, sets.units,
-                      extractor.extractor_id if extractor is not None else None)
+    first = next(iter(floor.values()))
+    return Evaluation(tuple(rows), n_real, n_synth, first.n, sets.units,
+                      extractor.extractor_id if extractor is not None else None, first.reference)
 
 
 def fraction_within(evaluation: Evaluation) -> float:

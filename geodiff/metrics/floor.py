@@ -36,7 +36,9 @@ class Floor:
     values : tuple
         The metric's value for each draw.
     n : int
-        Tiles in each half.
+        Tiles in each half (with a reference: tiles drawn from it).
+    reference : bool
+        Whether the draws came from a reference set against the whole real set.
     """
 
     mean: Any
@@ -44,6 +46,7 @@ class Floor:
     max: Any
     values: tuple
     n: int
+    reference: bool = False
 
 
 def _aggregate(values: list, reduce: Callable[[np.ndarray], float]):
@@ -131,7 +134,7 @@ def real_floor(
         values = [metric(real, _subset(reference, np.sort(rng.permutation(size)[:n])), **kwargs)
                   for _ in range(draws)]
         return Floor(_aggregate(values, np.mean), _aggregate(values, np.min), _aggregate(values, np.max),
-                     tuple(values), n)
+                     tuple(values), n, reference=True)
     total = tile_set(
         real, min_tiles=2, why="two disjoint halves need a tile each", name="real"
     ).tiles.shape[0]

@@ -149,6 +149,8 @@ def _html(doc: dict) -> str:
                     f"<td>{r['floor_min']:.4g} .. {r['floor_max']:.4g}</td><td>{within}</td></tr>")
     figures = "\n".join(f"<figure><img src='{name}' alt='{name}'></figure>" for name in doc["figures"])
     units = html.escape(str(doc["units"]))
+    floor = (f"its value between the real tiles and {doc['floor_size']} tiles drawn from the reference tiles"
+             if doc.get("floor_reference") else f"its value between two disjoint sets of {doc['floor_size']} real tiles")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(doc['title'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}
@@ -156,8 +158,7 @@ td:first-child{{text-align:left}}tr.no td{{color:#b00}}tr.yes td{{color:#060}}im
 figure{{display:inline-block;margin:1em}}</style></head>
 <body><h1>{html.escape(doc['title'])}</h1>
 <p>{doc['n_real']} real and {doc['n_synthetic']} synthetic tiles, units {units}. Each figure stands beside its
-real-vs-real floor: its value between two disjoint sets of {doc['floor_size']} real tiles (mean, and min .. max
-over the draws). <b>{doc['fraction_within_floor']:.0%}</b> of the scored figures lie within their floor.
+real-vs-real floor: {floor} (mean, and min .. max over the draws). <b>{doc['fraction_within_floor']:.0%}</b> of the scored figures lie within their floor.
 Feature extractor: {html.escape(str(doc['extractor_id'] or 'none'))}. geodiff {html.escape(doc['geodiff_version'])}.</p>
 <table><tr><th>metric</th><th>band</th><th>synthetic</th><th>floor</th><th>floor range</th><th>within</th></tr>
 {''.join(rows)}

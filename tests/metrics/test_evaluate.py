@@ -117,7 +117,8 @@ def test_cli_evaluate_reads_the_floor_against_a_reference(opera_tiles, tmp_path,
     assert main(["evaluate", str(tmp_path / "real.nc"), str(tmp_path / "synth.nc"), "--out", str(out),
                  "--reference", str(tmp_path / "train.nc"), "--no-features", "--draws", "2"]) == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["floor_size"] == 40 and report["n_real"] == 60  # all real tiles against draws of 40
+    assert report["floor_size"] == 40 and report["n_real"] == 60 and report["floor_reference"]  # all real vs 40 drawn
+    assert "drawn from the reference tiles" in (out / "report.html").read_text()
     capsys.readouterr()
 
 
