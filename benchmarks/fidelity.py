@@ -104,6 +104,7 @@ MODIFIERS = {
     "ddim": {"sampler": "ddim"},
     "2m": {"sampler": "dpmsolver++"},
     "3m": {"sampler": "dpmsolver++3m"},
+    "unipc": {"sampler": "unipc"},
     "karras": {"timestep_spacing": "karras"},
     "logsnr": {"timestep_spacing": "logsnr"},
     "linspace": {"timestep_spacing": "linspace"},

@@ -10,6 +10,7 @@ schedule, draws the start noise and hands a :class:`Denoiser` to the chosen samp
 - ``"ddim"``: Song, Meng, Ermon (2021), *Denoising Diffusion Implicit Models*, eq. 12 with eta.
 - ``"dpmsolver++"`` (2M) and ``"dpmsolver++3m"``: Lu et al. (2022), *DPM-Solver++: Fast Solver for
   Guided Sampling of Diffusion Probabilistic Models*, Algorithm 2 (multistep, data prediction).
+- ``"unipc"``: Zhao et al. (2023), UniPC-bh2 of order 2 (predictor-corrector, data prediction).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from .noise import draw_noise
 from .respace import NOISE_LEVEL_SPACINGS, noise_level_timesteps, space_timesteps
 from .schedule import NoiseSchedule
 
-__all__ = ["SAMPLERS", "Denoised", "Denoiser", "sample", "sample_ddim", "sample_ddpm", "sample_dpmpp"]
+__all__ = ["SAMPLERS", "Denoised", "Denoiser", "sample", "sample_ddim", "sample_ddpm", "sample_dpmpp",
+           "sample_unipc"]
 
 
 @dataclass
@@ -180,7 +182,80 @@ def sample_dpmpp(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *
     return x
 
 
-SAMPLERS = ("ddpm", "ddim", "dpmsolver++", "dpmsolver++3m")
+def _unipc_coefficients(h: float, rks: list[float], order: int) -> tuple[float, float, torch.Tensor, torch.Tensor]:
+    """``h_phi_1``, ``B(h)`` and the order conditions ``R c = b`` of UniPC-bh2 (Zhao et al. 2023,
+    eq. 8 and Algorithm 2, data prediction) for a step of size h in lambda with ratios rks."""
+    hh = -h
+    h_phi_1 = math.expm1(hh)  # e^-h - 1
+    b_h = h_phi_1  # the "bh2" choice B(h) = e^-h - 1
+    h_phi_k, factorial, rows, b = h_phi_1 / hh - 1.0, 1, [], []
+    for k in range(1, order + 1):
+        rows.append([r ** (k - 1) for r in rks])
+        b.append(h_phi_k * factorial / b_h)
+        factorial *= k + 1
+        h_phi_k = h_phi_k / hh - 1.0 / factorial
+    return h_phi_1, b_h, torch.tensor(rows, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+
+
+def sample_unipc(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *, order: int = 2,
+                 callback=None, disable: bool = True) -> torch.Tensor:
+    """UniPC, Zhao, Bai, Rao, Zhou, Lu (2023), *UniPC: A Unified Predictor-Corrector Framework
+    for Fast Sampling of Diffusion Models*: the multistep UniP-p predictor with the UniC
+    corrector, data prediction, B(h) = e^-h - 1 ("bh2").
+
+    Each step predicts x at the next noise level from the last ``order`` x_0 estimates; once the
+    network has been evaluated there, UniC corrects that x with the new estimate before the next
+    step, at no extra evaluation (the estimate itself is not recomputed). As in the reference
+    code the first steps warm up from order 1, the last steps lower the order so that the final
+    one is first order, and the final step to sigma = 0 returns the last x_0 estimate.
+    """
+    if order not in (2, 3):
+        raise ValueError(f"UniPC order must be 2 or 3, got {order}")
+    n = schedule.timesteps
+    abar = schedule.alphas_cumprod.tolist()
+    alpha = [math.sqrt(a) for a in abar]
+    sigma = [math.sqrt(1 - a) for a in abar]
+    lam = [math.log(al) - math.log(si) for al, si in zip(alpha, sigma)]
+    history: list[torch.Tensor] = []  # x_0 estimates, newest last
+    last_x, last_order = None, 0
+    for step, i in enumerate(trange(n - 1, -1, -1, disable=disable)):
+        out = denoiser(x, i)
+        if last_x is not None:  # UniC: correct the step that led from index i + 1 to x
+            x = _unipc_update(last_x, history, out.x0, i + 1, i, last_order, alpha, sigma, lam)
+        history = (history + [out.x0])[-order:]
+        _report(callback, step, i, denoiser, x, out)
+        if i == 0:
+            return out.x0
+        last_order = min(order, i + 1, len(history))  # lower order at the end and while warming up
+        last_x = x
+        x = _unipc_update(x, history, None, i, i - 1, last_order, alpha, sigma, lam)
+    return x
+
+
+def _unipc_update(x, history, model_t, s0: int, t: int, order: int, alpha, sigma, lam):
+    """One UniP step from index s0 to t (``model_t`` None) or its UniC correction with the
+    estimate ``model_t`` at t. ``history[-1]`` is the x_0 estimate at s0, the ones before it at
+    s0 + 1, s0 + 2."""
+    m0 = history[-1]
+    h = lam[t] - lam[s0]
+    rks, d1s = [], []
+    for k in range(1, order):
+        rk = (lam[s0 + k] - lam[s0]) / h
+        rks.append(rk)
+        d1s.append((history[-1 - k] - m0) / rk)
+    h_phi_1, b_h, rows, b = _unipc_coefficients(h, [*rks, 1.0], order)
+    x_next = sigma[t] / sigma[s0] * x - alpha[t] * h_phi_1 * m0
+    if model_t is None:  # predictor
+        if not d1s:
+            return x_next
+        rhos = [0.5] if order == 2 else torch.linalg.solve(rows[:-1, :-1], b[:-1]).tolist()
+        return x_next - alpha[t] * b_h * sum(r * d for r, d in zip(rhos, d1s))
+    rhos = [0.5] if order == 1 else torch.linalg.solve(rows, b).tolist()  # corrector
+    correction = sum((r * d for r, d in zip(rhos[:-1], d1s)), torch.zeros_like(x)) + rhos[-1] * (model_t - m0)
+    return x_next - alpha[t] * b_h * correction
+
+
+SAMPLERS = ("ddpm", "ddim", "dpmsolver++", "dpmsolver++3m", "unipc")
 
 
 def _model_device(model_fn) -> torch.device:
@@ -216,7 +291,7 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     this from the channel count). Only "ddpm" uses the variance; otherwise it falls back to
     ``variance`` "small" or "large".
 
-    ``sampler``: "ddpm", "ddim" (with ``eta``), "dpmsolver++" (2M) or "dpmsolver++3m".
+    ``sampler``: "ddpm", "ddim" (with ``eta``), "dpmsolver++" (2M), "dpmsolver++3m" or "unipc".
     ``steps`` and ``timestep_spacing`` choose the timesteps: "trailing", "leading", "linspace",
     the noise-level spacings "karras" and "logsnr" (see :mod:`geodiff.diffusion.respace`), an
     improved-diffusion string ("250", "10,15,20", "ddimN"; ``steps`` ignored) or an explicit list.
@@ -254,4 +329,6 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
             return sample_ddpm(denoiser, x, respaced, variance=variance, generator=generator, noise=noise, **common)
         if sampler == "ddim":
             return sample_ddim(denoiser, x, respaced, eta=eta, generator=generator, noise=noise, **common)
+        if sampler == "unipc":
+            return sample_unipc(denoiser, x, respaced, **common)
         return sample_dpmpp(denoiser, x, respaced, order=3 if sampler == "dpmsolver++3m" else 2, **common)

@@ -163,7 +163,8 @@ def _affine_moments(sampler, steps, schedule, mu, sigma):
     return out[0], A @ A.T
 
 
-@pytest.mark.parametrize("sampler,steps,tol", [("ddim", 50, 0.06), ("dpmsolver++", 20, 0.02), ("dpmsolver++3m", 20, 0.03)])
+@pytest.mark.parametrize("sampler,steps,tol", [("ddim", 50, 0.06), ("dpmsolver++", 20, 0.02), ("dpmsolver++3m", 20, 0.03),
+                                              ("unipc", 20, 0.02)])
 def test_deterministic_samplers_exact_law_and_convergence(sampler, steps, tol):
     """The exact output law: mean to 1e-3, covariance within the solver's discretisation error
     (relative to Sigma's largest eigenvalue), which shrinks as steps grow (DDIM first order)."""
@@ -268,7 +269,7 @@ def test_bad_arguments_give_clear_errors():
         sample(model_fn, SCHED, (1, 1, 2, 2), prediction="score")
     with pytest.raises(ValueError, match="output shape"):
         sample(lambda x, t: x[:, :1], SCHED, (1, 2, 2, 2))
-    assert set(SAMPLERS) == {"ddpm", "ddim", "dpmsolver++", "dpmsolver++3m"}
+    assert set(SAMPLERS) == {"ddpm", "ddim", "dpmsolver++", "dpmsolver++3m", "unipc"}
 
 
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
@@ -282,3 +283,26 @@ def test_per_sample_seeds_make_each_sample_independent_of_its_batch(sampler):
     assert not torch.allclose(batch[0], batch[1])
     with pytest.raises(ValueError, match="one seed per sample"):
         sample(model_fn, SCHED, (2, 1, 6, 5), sampler, seed=[1, 2, 3], **kwargs)
+
+
+@pytest.mark.parametrize("schedule,prediction", [(LINEAR, "eps"), (SCHED, "v"), (SCHED, "x0")],
+                         ids=["linear-eps", "cosine-v", "cosine-x0"])
+@pytest.mark.parametrize("steps", [5, 10, 20])
+def test_unipc_matches_diffusers(schedule, prediction, steps):
+    diffusers = pytest.importorskip("diffusers")
+    model_fn = toy_model(schedule, prediction)
+    x_T = 1.5 * torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    ours = sample(model_fn, schedule, x_T.shape, "unipc", steps=steps, timestep_spacing="trailing",
+                  prediction=prediction, x_T=x_T, dtype=torch.float64)
+    scheduler = diffusers.UniPCMultistepScheduler(
+        num_train_timesteps=schedule.timesteps, trained_betas=schedule.betas.numpy(), solver_order=2,
+        solver_type="bh2", predict_x0=True, lower_order_final=True, final_sigmas_type="zero",
+        timestep_spacing="trailing", prediction_type=PRED_TYPES[prediction],
+    )
+    scheduler.set_timesteps(steps)
+    ref = _diffusers_loop(scheduler, model_fn, x_T.clone(), {})
+    assert ref.abs().max() > 1.0
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+    dpm = sample(model_fn, schedule, x_T.shape, "dpmsolver++", steps=steps, prediction=prediction, x_T=x_T,
+                 dtype=torch.float64)
+    assert (ours - dpm).abs().max() > 1e-4  # the corrector changes the path
