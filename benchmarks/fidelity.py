@@ -295,6 +295,12 @@ def run_product(name: str, recipes: dict[str, Recipe], budget: float, evals: lis
                        draws=DRAWS, reference=_samples(train, tiles.attrs.get("units")))
     result = {"product": name, "train_tiles": train.sizes["tile"], "held_out": real.sizes["tile"], "rows": [],
               "steps": {}}
+    # A generator that reproduced its training tiles exactly, rescaled with the coefficient draw
+    # every synthetic set gets: the training tiles that draw resamples. Its figures show what the
+    # draw alone costs; a draw of 128 can lie far in the tail of its distribution.
+    drawn = train.isel(tile=Scaler().fit(train).draw_index(SAMPLES, seed=seed))
+    result["rows"].append({"engine": "drawn training tiles", "sampler": "-", "evals": 0,
+                           "scores": scores(real, drawn, extractor, floor)})
     trained: dict[Recipe, tuple[DiffusionModel, int]] = {}
     for label, recipe in recipes.items():
         if recipe.training() not in trained:

@@ -75,13 +75,16 @@ class Coefficients:
         range: samples live in the normalised space, and their scale comes from real tiles.
         Only finite coefficient sets (tiles with data) are drawn.
         """
+        return self.subset(self.draw_index(n, seed))
+
+    def draw_index(self, n: int, seed=None) -> np.ndarray:
+        """Which tiles :meth:`draw` resamples for ``n`` and ``seed``: indices into these tiles."""
         if n <= 0:
             raise ValueError(f"n must be positive, got {n}")
         ok = np.flatnonzero(np.isfinite(self.loc).all(1) & np.isfinite(self.scale).all(1))
         if ok.size == 0:
             raise ValueError("no finite coefficients to draw from")
-        picked = np.random.default_rng(seed).choice(ok, size=n, replace=True)
-        return self.subset(picked)
+        return np.random.default_rng(seed).choice(ok, size=n, replace=True)
 
     def nearest(self, rows, cols) -> Coefficients:
         """Coefficients of the measured tile whose origin is nearest to each ``(row, col)``."""

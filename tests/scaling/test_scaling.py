@@ -114,6 +114,8 @@ def test_draws_come_jointly_from_training_tiles():
     counts = np.unique(drawn.loc[:, 0], return_counts=True)[1]
     assert len(counts) == 6 and counts.min() > 400  # ~500 each
     np.testing.assert_array_equal(c.draw(5, seed=1).loc, c.draw(5, seed=1).loc)
+    index = c.draw_index(5, seed=1)  # the tiles a draw resamples, e.g. to score those real tiles
+    np.testing.assert_array_equal(c.draw(5, seed=1).scale, c.scale[index])
 
 
 def test_nearest_location(campi_flegrei):
