@@ -224,19 +224,36 @@ def _write_bands(dst, data) -> None:
     if not isinstance(data, darr.Array):
         dst.write(data)
         return
-    darr.store(data, _WindowWriter(dst), lock=threading.Lock())
+    writer = _WindowWriter(dst)
+    try:
+        darr.store(data, writer, lock=writer.lock)
+    finally:
+        writer.close()
 
 
 class _WindowWriter:
-    """``dask.array.store`` target writing each ``(band, y, x)`` chunk to its window of ``dst``."""
+    """``dask.array.store`` target writing each ``(band, y, x)`` chunk to its window of ``dst``.
+
+    When one chunk fails, dask raises at once while its other threads finish the chunks they
+    hold; the file is then closed under them. :meth:`close` waits for the write in flight (dask
+    writes under ``lock``) and turns later ones into errors rather than writes into a closed
+    GDAL dataset, which crash the process.
+    """
 
     def __init__(self, dst):
         self.dst = dst
+        self.lock = threading.Lock()
 
     def __setitem__(self, key, block):
+        if self.dst is None:
+            raise RuntimeError("the GeoTIFF was closed after another chunk failed")
         bands, rows, cols = key
         self.dst.write(block, indexes=list(range(bands.start + 1, bands.stop + 1)),
                        window=rasterio.windows.Window.from_slices(rows, cols))
+
+    def close(self) -> None:
+        with self.lock:
+            self.dst = None
 
 
 def _geotiff_dtype(da: xr.DataArray, fill) -> np.dtype:

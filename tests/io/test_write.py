@@ -135,6 +135,27 @@ def test_interrupted_export_leaves_no_file(stack, tmp_path, writer, name):
     assert list(tmp_path.iterdir()) == []
 
 
+def _explode_while_others_write(block, block_info=None):
+    import time
+
+    if block_info[None]["chunk-location"][-1] == 2:
+        raise Boom("worker died")
+    time.sleep(0.3)  # still computing when the failure closes the file
+    return block
+
+
+def test_geotiff_chunks_that_finish_after_a_failure_write_nothing(stack, tmp_path):
+    """dask raises at the first failed chunk while its other threads finish theirs: those must
+    not write into the closed file (a closed GDAL dataset crashes the process)."""
+    import time
+
+    broken = stack.copy(data=stack.data.map_blocks(_explode_while_others_write, dtype=stack.dtype))
+    with pytest.raises(Boom):
+        geodiff.to_geotiff(broken, tmp_path / "x.tif")
+    time.sleep(1.0)  # the other chunks come back now
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unwritable_destination_is_a_clear_error(stack, tmp_path):
     with pytest.raises(OutputError, match="does not exist"):
         geodiff.to_geotiff(stack, tmp_path / "missing" / "x.tif")
