@@ -135,25 +135,29 @@ def test_interrupted_export_leaves_no_file(stack, tmp_path, writer, name):
     assert list(tmp_path.iterdir()) == []
 
 
-def _explode_while_others_write(block, block_info=None):
+def test_geotiff_chunks_that_finish_after_a_failure_never_write_to_the_closed_file(stack, tmp_path, monkeypatch):
+    """dask raises at the first failed chunk while its other threads finish theirs: the file must
+    not be closed under a write in flight (a closed GDAL dataset crashes the process), and no
+    later chunk may write at all."""
     import time
 
-    if block_info[None]["chunk-location"][-1] == 2:
-        raise Boom("worker died")
-    time.sleep(0.3)  # still computing when the failure closes the file
-    return block
+    import rasterio.io
 
+    original, late = rasterio.io.DatasetWriter.write, []
 
-def test_geotiff_chunks_that_finish_after_a_failure_write_nothing(stack, tmp_path):
-    """dask raises at the first failed chunk while its other threads finish theirs: those must
-    not write into the closed file (a closed GDAL dataset crashes the process)."""
-    import time
+    def slow_write(self, *args, **kwargs):
+        time.sleep(0.3)  # a chunk is being written when another one fails
+        if self.closed:
+            late.append(kwargs.get("window"))
+            return None
+        return original(self, *args, **kwargs)
 
-    broken = stack.copy(data=stack.data.map_blocks(_explode_while_others_write, dtype=stack.dtype))
+    monkeypatch.setattr(rasterio.io.DatasetWriter, "write", slow_write)
+    broken = stack.copy(data=stack.data.map_blocks(_explode, dtype=stack.dtype))
     with pytest.raises(Boom):
         geodiff.to_geotiff(broken, tmp_path / "x.tif")
     time.sleep(1.0)  # the other chunks come back now
-    assert list(tmp_path.iterdir()) == []
+    assert late == [] and list(tmp_path.iterdir()) == []
 
 
 def test_unwritable_destination_is_a_clear_error(stack, tmp_path):
