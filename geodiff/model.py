@@ -187,7 +187,7 @@ class DiffusionModel:
 
         from geodiff.diffusion import NoiseSpec, sample
         from geodiff.diffusion.device import pick_device
-        from geodiff.diffusion.respace import NOISE_LEVEL_SPACINGS, space_timesteps
+        from geodiff.diffusion.respace import sampled_timesteps
 
         self.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed,
                             timestep_spacing=timestep_spacing)
@@ -196,8 +196,7 @@ class DiffusionModel:
         h, w = self.tile
         clip = self.clip_range if clip == "auto" else clip
         starts = range(0, n, batch_size)
-        calls = steps if timestep_spacing in NOISE_LEVEL_SPACINGS else len(
-            space_timesteps(self.schedule.timesteps, timestep_spacing, steps))
+        calls = len(sampled_timesteps(self.schedule.alphas_cumprod.tolist(), timestep_spacing, steps))
         out = []
         with tqdm(total=len(starts) * calls, desc="sampling", unit="step", disable=not progress) as bar:
             for start in starts:
@@ -221,6 +220,8 @@ class DiffusionModel:
         their post-hoc fix for generated tiles with too little variance. ``like`` is a template
         tile whose coordinates and CRS the samples take; without it they get pixel coordinates.
         """
+        if renormalise:
+            self.scaler.check_renormalisable()  # before the network runs, not after
         z = self.generate(n, sampler=sampler, steps=steps, seed=seed, batch_size=batch_size,
                           device=device, progress=progress, timestep_spacing=timestep_spacing)
         if renormalise:

@@ -148,6 +148,11 @@ def test_renormalised_tiles_span_their_drawn_coefficients(model):
     np.testing.assert_allclose(tiles.min(("y", "x")).values, low, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(tiles.max(("y", "x")).values, high, rtol=1e-5, atol=1e-4)
     assert tiles.attrs["renormalised"] == 1
+    counting = CountingNetwork(model.network)
+    global_model = dataclasses.replace(model, network=counting, scaler=Scaler("minmax", per_tile=False))
+    with pytest.raises(GeodiffError, match="per-tile"):
+        global_model.sample_tiles(2, steps=3, progress=False, renormalise=True)
+    assert counting.calls == 0  # refused before any network evaluation
 
 
 def test_scene_tiles_are_renormalised_onto_their_locations_range(velocity, model):

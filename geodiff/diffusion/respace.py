@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-__all__ = ["NOISE_LEVEL_SPACINGS", "TIMESTEP_SPACINGS", "noise_level_timesteps", "section_timesteps",
-           "space_timesteps"]
+__all__ = ["NOISE_LEVEL_SPACINGS", "TIMESTEP_SPACINGS", "noise_level_timesteps", "sampled_timesteps",
+           "section_timesteps", "space_timesteps"]
 
 NOISE_LEVEL_SPACINGS = ("karras", "logsnr")
 #: The named spacings a user picks by name (the sampler also takes section strings and lists).
@@ -139,3 +139,12 @@ def noise_level_timesteps(alphas_cumprod: Sequence[float], spacing: str, steps: 
         kept.append(pick)
         floor = pick
     return sorted(kept)
+
+
+def sampled_timesteps(alphas_cumprod: Sequence[float], spacing="trailing", steps: int | None = None) -> list[int]:
+    """The timesteps a sampler visits for any ``spacing``: the noise-level spacings through
+    :func:`noise_level_timesteps` (``steps`` None: all timesteps), all others through
+    :func:`space_timesteps`."""
+    if isinstance(spacing, str) and spacing in NOISE_LEVEL_SPACINGS:
+        return noise_level_timesteps(alphas_cumprod, spacing, len(alphas_cumprod) if steps is None else steps)
+    return space_timesteps(len(alphas_cumprod), spacing, steps)

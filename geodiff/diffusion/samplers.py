@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import trange
 
 from .noise import draw_noise
-from .respace import NOISE_LEVEL_SPACINGS, noise_level_timesteps, space_timesteps
+from .respace import sampled_timesteps
 from .schedule import NoiseSchedule
 
 __all__ = ["SAMPLERS", "Denoised", "Denoiser", "sample", "sample_ddim", "sample_ddpm", "sample_dpmpp",
@@ -136,6 +136,15 @@ def sample_ddim(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *,
     return x
 
 
+def _solver_tables(schedule: NoiseSchedule) -> tuple[list[float], list[float], list[float]]:
+    """alpha = sqrt(abar), sigma = sqrt(1 - abar) and lambda = log(alpha / sigma) per index, as
+    Python floats: the exponential-integrator solvers step in lambda."""
+    abar = schedule.alphas_cumprod.tolist()
+    alpha = [math.sqrt(a) for a in abar]
+    sigma = [math.sqrt(1 - a) for a in abar]
+    return alpha, sigma, [math.log(al) - math.log(si) for al, si in zip(alpha, sigma)]
+
+
 def sample_dpmpp(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *, order: int = 2,
                  callback=None, disable: bool = True) -> torch.Tensor:
     """DPM-Solver++(2M) / (3M), Lu et al. (2022) Algorithm 2 (data prediction, multistep).
@@ -150,10 +159,7 @@ def sample_dpmpp(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *
     if order not in (2, 3):
         raise ValueError(f"DPM-Solver++ order must be 2 or 3, got {order}")
     n = schedule.timesteps
-    abar = schedule.alphas_cumprod.tolist()
-    alpha = [math.sqrt(a) for a in abar]
-    sigma = [math.sqrt(1 - a) for a in abar]
-    lam = [math.log(al) - math.log(si) for al, si in zip(alpha, sigma)]
+    alpha, sigma, lam = _solver_tables(schedule)
     history: list[torch.Tensor] = []  # x_0 estimates of the last steps, newest last
     for step, i in enumerate(trange(n - 1, -1, -1, disable=disable)):
         out = denoiser(x, i)
@@ -212,10 +218,7 @@ def sample_unipc(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *
     if order not in (2, 3):
         raise ValueError(f"UniPC order must be 2 or 3, got {order}")
     n = schedule.timesteps
-    abar = schedule.alphas_cumprod.tolist()
-    alpha = [math.sqrt(a) for a in abar]
-    sigma = [math.sqrt(1 - a) for a in abar]
-    lam = [math.log(al) - math.log(si) for al, si in zip(alpha, sigma)]
+    alpha, sigma, lam = _solver_tables(schedule)
     history: list[torch.Tensor] = []  # x_0 estimates, newest last
     last_x, last_order = None, 0
     for step, i in enumerate(trange(n - 1, -1, -1, disable=disable)):
@@ -309,11 +312,7 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     if device is None:
         device = x_T.device if x_T is not None else _model_device(model_fn)
     device = torch.device(device)
-    if isinstance(timestep_spacing, str) and timestep_spacing in NOISE_LEVEL_SPACINGS:
-        kept = noise_level_timesteps(schedule.alphas_cumprod.tolist(), timestep_spacing,
-                                     schedule.timesteps if steps is None else steps)
-    else:
-        kept = space_timesteps(schedule.timesteps, timestep_spacing, steps)
+    kept = sampled_timesteps(schedule.alphas_cumprod.tolist(), timestep_spacing, steps)
     respaced, timestep_map = schedule.respace(kept)
     generator = _generators(seed, shape[0], device)
     if x_T is None:
