@@ -285,14 +285,13 @@ def run_product(name: str, recipes: dict[str, Recipe], budget: float, evals: lis
     train, real = split(tiles, seed, by_scene=name in BY_SCENE)
     print(f"\n{name}: {train.sizes['tile']} training tiles, {real.sizes['tile']} held out, "
           f"units {tiles.attrs.get('units')}, budget {budget:.0f} s per engine and recipe")
-    extractor = None
+    units, extractor = tiles.attrs.get("units"), None
     if min(SAMPLES, real.sizes["tile"]) > FEATURES:  # FID needs sets larger than the features
-        extractor = train_extractor(_samples(train, tiles.attrs.get("units")), dim=FEATURES, seed=seed,
-                                    progress=False)
+        extractor = train_extractor(_samples(train, units), dim=FEATURES, seed=seed, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", geostats.SpacingWarning)
-        floor = floors(_samples(real, tiles.attrs.get("units")), SAMPLES, extractor=extractor, seed=seed,
-                       draws=DRAWS, reference=_samples(train, tiles.attrs.get("units")))
+        floor = floors(_samples(real, units), SAMPLES, extractor=extractor, seed=seed, draws=DRAWS,
+                       reference=_samples(train, units))
     result = {"product": name, "train_tiles": train.sizes["tile"], "held_out": real.sizes["tile"], "rows": [],
               "steps": {}}
     # A generator that reproduced its training tiles exactly, rescaled with the coefficient draw
