@@ -49,6 +49,8 @@ import geodiff
 import geodiff.recipe
 from geodiff import geostats
 from geodiff.diffusion import NoiseSchedule
+from geodiff.diffusion.respace import sampled_timesteps
+from geodiff.diffusion.samplers import network_evaluations
 from geodiff.diffusion.trainer import TrainConfig, Trainer, init_seed
 from geodiff.diffusion.unet import UNet
 from geodiff.metrics import evaluate, floors, train_extractor
@@ -86,6 +88,7 @@ class Recipe:
     sampler: str = geodiff.recipe.SAMPLER
     timestep_spacing: str = geodiff.recipe.TIMESTEP_SPACING
     renormalise: bool = False
+    network: tuple = ()  # UNet constructor overrides of the preset, as (name, value) pairs
 
     def training(self) -> Recipe:
         """The recipe with its sampling levers reset: equal for recipes that train alike."""
@@ -113,6 +116,9 @@ MODIFIERS = {
     "lr5e-4": {"lr": 5e-4, "warmup_steps": 50},
     "batch32": {"batch_size": 32},
     "ema0.999": {"ema_decay": 0.999},
+    "heun": {"sampler": "heun"},
+    "wide": {"network": (("base_channels", 48),)},  # 5.3 M parameters against 2.4 M
+    "attn16": {"network": (("attention_resolutions", (2, 4)),)},  # attention at 16 and 8 pixels
 }
 
 
@@ -124,7 +130,10 @@ def parse_recipe(name: str) -> Recipe:
                                          f"+modifiers of {sorted(MODIFIERS)}")
     out = RECIPES[base]
     for lever in levers:
-        out = replace(out, **MODIFIERS[lever])
+        change = dict(MODIFIERS[lever])
+        if "network" in change:  # network levers add up
+            change["network"] = tuple(sorted({**dict(out.network), **dict(change["network"])}.items()))
+        out = replace(out, **change)
     return out
 
 
@@ -181,43 +190,61 @@ def split(tiles: xr.DataArray, seed: int, by_scene: bool) -> tuple[xr.DataArray,
 # -- engines ---------------------------------------------------------------------------------
 
 
-def train_geodiff(train: xr.DataArray, recipe: Recipe, budget: float, seed: int) -> tuple[DiffusionModel, int]:
+def train_geodiff(train: xr.DataArray, recipe: Recipe, budget: float, seed: int,
+                  steps: int | None = None) -> DiffusionModel:
+    """A model trained for ``budget`` seconds, or for exactly ``steps`` optimizer steps; its
+    ``summary`` holds the steps taken and the training seconds."""
     scaler = Scaler()
     coefficients = scaler.fit(train)
     data = torch.from_numpy(scaler.transform(train, coefficients).values[:, None].astype(np.float32))
-    net = UNet.from_preset(recipe.preset, 1, learn_sigma=recipe.learn_sigma, seed=init_seed(seed))
-    config = TrainConfig(steps=10**9, max_seconds=budget, batch_size=recipe.batch_size, lr=recipe.lr,
+    net = UNet.from_preset(recipe.preset, 1, learn_sigma=recipe.learn_sigma, seed=init_seed(seed),
+                           **dict(recipe.network))
+    config = TrainConfig(steps=steps or 10**9, max_seconds=None if steps else budget, batch_size=recipe.batch_size, lr=recipe.lr,
                          warmup_steps=recipe.warmup_steps, prediction=recipe.prediction,
                          learn_sigma=recipe.learn_sigma, loss=recipe.loss, min_snr_gamma=recipe.min_snr_gamma,
                          ema_decay=recipe.ema_decay, seed=seed, progress=False, val_fraction=0.0)
     trainer = Trainer(net, NoiseSchedule(recipe.schedule, 1000), config, device="cpu")
+    start = time.monotonic()
     trainer.fit(data)
+    seconds = time.monotonic() - start
     model = DiffusionModel(network=trainer.ema_model().eval(), schedule=trainer.schedule, scaler=scaler,
                            coefficients=coefficients, tile=(TILE, TILE), units=train.attrs.get("units"),
                            prediction=recipe.prediction)
-    return model, trainer.step
+    model.summary = {"steps": trainer.step, "seconds": round(seconds, 1)}
+    return model
 
 
 def cached_training(cache: Path | None, product: str, train: xr.DataArray, recipe: Recipe, budget: float,
-                    seed: int) -> tuple[DiffusionModel, int]:
+                    seed: int, steps: int | None = None) -> DiffusionModel:
     """:func:`train_geodiff`, or the model a run with the same training tiles, training levers,
-    budget and seed saved in ``cache``: sampling levers can then be tried on the same weights."""
+    budget (or steps) and seed saved in ``cache``: sampling levers can then be tried on the same
+    weights."""
     if cache is None:
-        return train_geodiff(train, recipe, budget, seed)
+        return train_geodiff(train, recipe, budget, seed, steps)
     tiles = train["tile"].values.tolist()  # the split: a model is reused only on the same training tiles
-    key = hashlib.sha256(json.dumps([product, tiles, vars(recipe.training()), budget, seed]).encode()).hexdigest()[:16]
+    length = budget if steps is None else f"{steps} steps"
+    key = hashlib.sha256(json.dumps([product, tiles, vars(recipe.training()), length, seed]).encode()).hexdigest()[:16]
     path = cache / f"{product}-{key}"
     if (path / "model.json").is_file():
-        model = load_model(path, device="cpu")
-        return model, model.summary["steps"]
-    model, steps = train_geodiff(train, recipe, budget, seed)
-    model.summary = {"steps": steps}
+        return load_model(path, device="cpu")
+    model = train_geodiff(train, recipe, budget, seed, steps)
     model.save(path)
-    return model, steps
+    return model
+
+
+def sampler_steps(model: DiffusionModel, recipe: Recipe, evals: int) -> int:
+    """The most sampler steps whose network evaluations stay within ``evals`` (Heun's cost two)."""
+    abar = model.schedule.alphas_cumprod
+    for steps in range(evals, 0, -1):
+        kept = sampled_timesteps(abar.tolist(), recipe.timestep_spacing, steps)
+        if network_evaluations(recipe.sampler, abar[kept].tolist()) <= evals:
+            return steps
+    raise ValueError(f"{recipe.sampler} cannot sample in {evals} evaluations")
 
 
 def sample_geodiff(model: DiffusionModel, recipe: Recipe, evals: int, seed: int) -> xr.DataArray:
-    return model.sample_tiles(SAMPLES, sampler=recipe.sampler, steps=evals, seed=seed, progress=False,
+    steps = sampler_steps(model, recipe, evals)
+    return model.sample_tiles(SAMPLES, sampler=recipe.sampler, steps=steps, seed=seed, progress=False,
                               timestep_spacing=recipe.timestep_spacing, renormalise=recipe.renormalise)
 
 
@@ -280,11 +307,12 @@ def scores(real: xr.DataArray, synthetic: xr.DataArray, extractor, floor) -> dic
 
 
 def run_product(name: str, recipes: dict[str, Recipe], budget: float, evals: list[int], peer_evals: list[int],
-                seed: int, cache: Path | None = None) -> dict:
+                seed: int, cache: Path | None = None, steps: int | None = None) -> dict:
     tiles = load_product(name)
     train, real = split(tiles, seed, by_scene=name in BY_SCENE)
     print(f"\n{name}: {train.sizes['tile']} training tiles, {real.sizes['tile']} held out, "
-          f"units {tiles.attrs.get('units')}, budget {budget:.0f} s per engine and recipe")
+          f"units {tiles.attrs.get('units')}, "
+          + (f"{steps} optimizer steps per recipe" if steps else f"budget {budget:.0f} s per engine and recipe"))
     units, extractor = tiles.attrs.get("units"), None
     if min(SAMPLES, real.sizes["tile"]) > FEATURES:  # FID needs sets larger than the features
         extractor = train_extractor(_samples(train, units), dim=FEATURES, seed=seed, progress=False)
@@ -293,25 +321,27 @@ def run_product(name: str, recipes: dict[str, Recipe], budget: float, evals: lis
         floor = floors(_samples(real, units), SAMPLES, extractor=extractor, seed=seed, draws=DRAWS,
                        reference=_samples(train, units))
     result = {"product": name, "train_tiles": train.sizes["tile"], "held_out": real.sizes["tile"], "rows": [],
-              "steps": {}}
+              "steps": {}, "seconds": {}}
     # A generator that reproduced its training tiles exactly, rescaled with the coefficient draw
     # every synthetic set gets: the training tiles that draw resamples. Its figures show what the
     # draw alone costs; a draw of 128 can lie far in the tail of its distribution.
     drawn = train.isel(tile=Scaler().fit(train).draw_index(SAMPLES, seed=seed))
     result["rows"].append({"engine": "drawn training tiles", "sampler": "-", "evals": 0,
                            "scores": scores(real, drawn, extractor, floor)})
-    trained: dict[Recipe, tuple[DiffusionModel, int]] = {}
+    trained: dict[Recipe, DiffusionModel] = {}
     for label, recipe in recipes.items():
         if recipe.training() not in trained:
-            trained[recipe.training()] = cached_training(cache, name, train, recipe, budget, seed)
-        model, result["steps"][label] = trained[recipe.training()]
+            trained[recipe.training()] = cached_training(cache, name, train, recipe, budget, seed, steps)
+        model = trained[recipe.training()]
+        result["steps"][label] = model.summary["steps"]
+        result["seconds"][label] = model.summary.get("seconds")
         for n in evals:
             result["rows"].append({"engine": label, "sampler": recipe.sampler, "evals": n,
                                    "scores": scores(real, sample_geodiff(model, recipe, n, seed), extractor,
                                                    floor)})
     if peer_evals:
         peer = train_peer(train, budget, seed)
-        result["steps"]["peer"] = peer[3]
+        result["steps"]["peer"], result["seconds"]["peer"] = peer[3], budget
     for n in peer_evals:
         result["rows"].append({"engine": "peer", "sampler": "ddim", "evals": n,
                                "scores": scores(real, sample_peer(peer, n, seed), extractor, floor)})
@@ -324,7 +354,8 @@ def _print(result: dict) -> None:
     the same evaluations in brackets; * marks a figure within its real-vs-real floor."""
     rows = result["rows"]
     peer = {r["evals"]: r["scores"] for r in rows if r["engine"] == "peer"}
-    print("optimizer steps: " + ", ".join(f"{k} {v}" for k, v in result["steps"].items()))
+    print("optimizer steps (training seconds): "
+          + ", ".join(f"{k} {v} ({result['seconds'][k]} s)" for k, v in result["steps"].items()))
     heads = [f"{r['engine']} {r['evals']}" for r in rows]
     print(f"{'figure':32s} {'real floor':>17s} " + " ".join(f"{h:>22s}" for h in heads))
     for name, first in rows[0]["scores"].items():
@@ -354,6 +385,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--cache", type=Path, help="keep trained geodiff models here and reuse them in later runs")
+    p.add_argument("--steps", type=int,
+                   help="train geodiff for exactly this many optimizer steps instead of --budget seconds: "
+                        "recipe trials at equal steps, whatever the machine's load (the peer keeps --budget)")
     args = p.parse_args(argv)
     if not DATA.exists():
         raise SystemExit(f"real radar data not found at {DATA} (set GEODIFF_DATA)")
@@ -367,10 +401,11 @@ def main(argv=None) -> int:
     for name, recipe in recipes.items():
         print(f"recipe {name}: {recipe}")
     print(f"{args.threads} thread(s)")
-    results = [run_product(name, recipes, args.budget, args.evals, args.peer_evals, args.seed, args.cache)
-               for name in args.products]
+    results = [run_product(name, recipes, args.budget, args.evals, args.peer_evals, args.seed, args.cache,
+                           args.steps) for name in args.products]
     if args.json:
         args.json.write_text(json.dumps({"recipes": {k: vars(v) for k, v in recipes.items()}, "budget": args.budget,
+                                         "steps": args.steps,
                                          "results": results}, indent=1))
     return 0
 

@@ -11,7 +11,7 @@ from geodiff.io import to_geotiff, to_netcdf, to_zarr
 _WRITERS = {".tif": to_geotiff, ".tiff": to_geotiff, ".nc": to_netcdf, ".zarr": to_zarr}
 # Spelled out rather than imported: the engine's modules import torch, which the CLI loads only
 # when a command runs. tests/test_cli.py checks they match geodiff.diffusion's.
-SAMPLERS = ("ddpm", "ddim", "dpmsolver++", "dpmsolver++3m", "unipc")
+SAMPLERS = ("ddpm", "ddim", "dpmsolver++", "dpmsolver++3m", "unipc", "heun")
 TIMESTEP_SPACINGS = ("trailing", "leading", "linspace", "karras", "logsnr")
 
 
