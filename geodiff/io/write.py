@@ -25,8 +25,12 @@ import datetime as _dt
 import json
 import os
 import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import dask
 import dask.array as darr
 import numpy as np
 import rasterio
@@ -64,8 +68,36 @@ def _fill_value(da: xr.DataArray, nodata) -> float:
     return np.nan if fill is None else fill
 
 
-def _progress(enabled: bool, target: Path):
-    return dask_progress(enabled, f"writing {Path(target).name}")
+@contextmanager
+def _computing(progress: bool, target: Path) -> Iterator[None]:
+    """Where a writer computes its dask data: a progress bar, and dask's threads drained before
+    the writer goes on (see :func:`_drained_threads`)."""
+    with ExitStack() as stack:
+        stack.enter_context(_drained_threads())
+        stack.enter_context(dask_progress(progress, f"writing {Path(target).name}"))
+        yield
+
+
+@contextmanager
+def _drained_threads() -> Iterator[None]:
+    """Run the computations inside on a thread pool that has finished every chunk it started
+    when the block exits, failed or not.
+
+    When one chunk fails, dask's threaded scheduler raises at once while its other threads
+    finish the chunks they hold; those would then write into a temporary that is being closed
+    (GDAL crashes) or removed (netCDF and Zarr recreate it, and it is left behind). Queued
+    chunks are cancelled. A scheduler the user chose (a distributed client, ``dask.config``) is
+    left alone.
+    """
+    if dask.base.get_scheduler() is not None:
+        yield
+        return
+    pool = ThreadPoolExecutor(dask.system.CPU_COUNT)
+    try:
+        with dask.config.set(scheduler="threads", pool=pool):
+            yield
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def flat_attrs(attrs: dict) -> dict:
@@ -184,7 +216,7 @@ def _write_one_geotiff(da, path, compress, blocksize, cog, nodata, overwrite, pr
     if compress in ("deflate", "lzw", "zstd"):
         profile["predictor"] = 3 if np.issubdtype(dtype, np.floating) else 2
     with atomic_path(path, overwrite=overwrite, inputs=inputs) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst, _progress(progress, path):
+        with rasterio.open(tmp, "w", **profile) as dst, _computing(progress, path):
             _write_bands(dst, _encoded(da, fill, dtype))
             dst.update_tags(**tags)
             for i, (text, unit) in enumerate(zip(descriptions, band_units), start=1):
@@ -224,36 +256,19 @@ def _write_bands(dst, data) -> None:
     if not isinstance(data, darr.Array):
         dst.write(data)
         return
-    writer = _WindowWriter(dst)
-    try:
-        darr.store(data, writer, lock=writer.lock)
-    finally:
-        writer.close()
+    darr.store(data, _WindowWriter(dst), lock=threading.Lock())  # one GDAL dataset, one write at a time
 
 
 class _WindowWriter:
-    """``dask.array.store`` target writing each ``(band, y, x)`` chunk to its window of ``dst``.
-
-    When one chunk fails, dask raises at once while its other threads finish the chunks they
-    hold; the file is then closed under them. :meth:`close` waits for the write in flight (dask
-    writes under ``lock``) and turns later ones into errors rather than writes into a closed
-    GDAL dataset, which crash the process.
-    """
+    """``dask.array.store`` target writing each ``(band, y, x)`` chunk to its window of ``dst``."""
 
     def __init__(self, dst):
         self.dst = dst
-        self.lock = threading.Lock()
 
     def __setitem__(self, key, block):
-        if self.dst is None:
-            raise RuntimeError("the GeoTIFF was closed after another chunk failed")
         bands, rows, cols = key
         self.dst.write(block, indexes=list(range(bands.start + 1, bands.stop + 1)),
                        window=rasterio.windows.Window.from_slices(rows, cols))
-
-    def close(self) -> None:
-        with self.lock:
-            self.dst = None
 
 
 def _geotiff_dtype(da: xr.DataArray, fill) -> np.dtype:
@@ -318,7 +333,7 @@ def to_netcdf(obj: xr.DataArray, path, *, name: str | None = None, complevel: in
         encoding[coord] = {"_FillValue": None}
         if ds[coord].dtype.kind in "iu":
             encoding[coord]["dtype"] = _cf_integer(ds[coord].values)
-    with atomic_path(path, overwrite=overwrite, inputs=_sources(da)) as tmp, _progress(progress, path):
+    with atomic_path(path, overwrite=overwrite, inputs=_sources(da)) as tmp, _computing(progress, path):
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
     return path
 
@@ -392,14 +407,14 @@ def to_zarr(obj: xr.DataArray, store, *, name: str | None = None, append: bool =
         if isinstance(region, dict):
             # Variables outside the region (coordinates, spatial_ref) were written with the store.
             ds = ds.drop_vars([k for k, v in ds.variables.items() if k != name and not set(v.dims) & set(region)])
-        with _progress(progress, store):
+        with _computing(progress, store):
             if region is not None:
                 ds.to_zarr(store, region=region, consolidated=False)
             else:
                 _append(ds, store)
         return store
     encoding = _zarr_encoding(da, name, nodata)
-    with atomic_path(store, overwrite=overwrite, inputs=_sources(da)) as tmp, _progress(progress, store):
+    with atomic_path(store, overwrite=overwrite, inputs=_sources(da)) as tmp, _computing(progress, store):
         ds.to_zarr(tmp, mode="w-", encoding=encoding, zarr_format=2, consolidated=True)
     return store
 

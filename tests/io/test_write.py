@@ -135,29 +135,36 @@ def test_interrupted_export_leaves_no_file(stack, tmp_path, writer, name):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_geotiff_chunks_that_finish_after_a_failure_never_write_to_the_closed_file(stack, tmp_path, monkeypatch):
-    """dask raises at the first failed chunk while its other threads finish theirs: the file must
-    not be closed under a write in flight (a closed GDAL dataset crashes the process), and no
-    later chunk may write at all."""
+def _explode_while_others_compute(block, block_info=None):
     import time
 
-    import rasterio.io
+    if block_info[None]["chunk-location"][-1] == 2:
+        raise Boom("worker died")
+    time.sleep(0.3)  # still computing when the other chunk fails
+    return block
 
-    original, late = rasterio.io.DatasetWriter.write, []
 
-    def slow_write(self, *args, **kwargs):
-        time.sleep(0.3)  # a chunk is being written when another one fails
-        if self.closed:
-            late.append(kwargs.get("window"))
-            return None
-        return original(self, *args, **kwargs)
+@pytest.mark.parametrize("writer,name", [(geodiff.to_geotiff, "x.tif"), (geodiff.to_netcdf, "x.nc"),
+                                         (geodiff.to_zarr, "x.zarr")])
+def test_chunks_that_finish_after_a_failure_never_write(stack, tmp_path, writer, name):
+    """dask raises at the first failed chunk while its other threads finish theirs: the writer
+    must wait for them before it closes and removes its temporary, or they write into a closed
+    GDAL dataset (a crash) or recreate the removed netCDF file or Zarr store."""
+    import time
 
-    monkeypatch.setattr(rasterio.io.DatasetWriter, "write", slow_write)
-    broken = stack.copy(data=stack.data.map_blocks(_explode, dtype=stack.dtype))
+    broken = stack.copy(data=stack.data.map_blocks(_explode_while_others_compute, dtype=stack.dtype))
     with pytest.raises(Boom):
-        geodiff.to_geotiff(broken, tmp_path / "x.tif")
-    time.sleep(1.0)  # the other chunks come back now
-    assert late == [] and list(tmp_path.iterdir()) == []
+        writer(broken, tmp_path / name)
+    time.sleep(1.0)  # any chunk still running comes back now
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_scheduler_the_user_chose_is_kept(stack, tmp_path):
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        geodiff.to_zarr(stack, tmp_path / "s.zarr", progress=False)
+    np.testing.assert_array_equal(xr.open_zarr(tmp_path / "s.zarr")["data"].values, stack.values)
 
 
 def test_unwritable_destination_is_a_clear_error(stack, tmp_path):
