@@ -27,6 +27,7 @@ from numbers import Integral
 import torch
 from tqdm.auto import trange
 
+from .conditions import Conditions
 from .noise import draw_noise
 from .respace import SIGMA_MAX, sampled_timesteps
 from .schedule import NoiseSchedule
@@ -51,7 +52,8 @@ class Denoiser:
     recomputed from the clipped x_0 as improved DDPM does) and eps for any parameterisation."""
 
     def __init__(self, model_fn: Callable, schedule: NoiseSchedule, timestep_map: torch.Tensor, *,
-                 prediction: str = "eps", learn_sigma: bool | None = None, clip=None):
+                 prediction: str = "eps", learn_sigma: bool | None = None, clip=None,
+                 conditions: Conditions | None = None):
         if prediction not in ("eps", "x0", "v"):
             raise ValueError(f"prediction must be 'eps', 'x0' or 'v', got {prediction!r}")
         self.model_fn = model_fn
@@ -59,6 +61,7 @@ class Denoiser:
         self.timestep_map = [int(t) for t in timestep_map]
         self.prediction = prediction
         self.learn_sigma = learn_sigma
+        self.conditions = conditions or Conditions()
         if clip is None or isinstance(clip, (tuple, list)):
             self.clip = clip
         else:
@@ -67,7 +70,7 @@ class Denoiser:
     def __call__(self, x: torch.Tensor, i: int) -> Denoised:
         batch, channels = x.shape[0], x.shape[1]
         t = torch.full((batch,), self.timestep_map[i], dtype=torch.long, device=x.device)
-        out = self.model_fn(x, t)
+        out = self.model_fn(x, t, **self.conditions.network_kwargs())
         learned = self.learn_sigma if self.learn_sigma is not None else out.shape[1] == 2 * channels
         v = None
         if learned:
@@ -78,11 +81,12 @@ class Denoiser:
             raise ValueError(f"model output shape {tuple(out.shape)} does not match x {tuple(x.shape)}")
         out = out.to(x.dtype)
         x0 = self.schedule.predict_x0(x, i, out, self.prediction)
+        if self.clip is None and self.conditions.mask is None:
+            return Denoised(x0, self.schedule.predict_eps(x, i, out, self.prediction), v)
         if self.clip is not None:
             x0 = x0.clamp(*self.clip)
-            eps = self.schedule.predict_eps(x, i, x0, "x0")
-        else:
-            eps = self.schedule.predict_eps(x, i, out, self.prediction)
+        x0 = self.conditions.impose(x0)
+        eps = self.schedule.predict_eps(x, i, x0, "x0")
         return Denoised(x0, eps, v)
 
 
@@ -328,7 +332,7 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
            timestep_spacing="trailing", prediction: str = "eps", eta: float = 0.0, x_T: torch.Tensor | None = None,
            seed: int | Sequence[int] | None = 0, clip=None, progress: bool = False, learn_sigma: bool | None = None,
            noise=None, device=None, dtype: torch.dtype = torch.float32, callback: Callable | None = None,
-           variance: str = "small") -> torch.Tensor:
+           variance: str = "small", conditions: Conditions | None = None) -> torch.Tensor:
     """Draw ``shape`` = (B, C, H, W) samples from a diffusion model trained on ``schedule``.
 
     ``model_fn(x, t)`` gets a batch and a LongTensor of trained timesteps (0..T-1) and returns the
@@ -348,7 +352,10 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     only, never on the batch it is drawn in. ``noise`` is the forward-noise
     :class:`~geodiff.diffusion.noise.NoiseSpec` the model was trained with (None: white).
     ``clip`` clamps each x_0 estimate to [-clip, clip] or to a (low, high) pair.
-    ``callback(info)`` gets a dict with step, i, t, x and x0 at every step.
+    ``callback(info)`` gets a dict with step, i, t, x and x0 at every step. ``conditions``
+    (:class:`~geodiff.diffusion.conditions.Conditions`) holds known pixels to keep, a start
+    timestep (the sampler then starts from the known values noised there), labels and a
+    low-resolution image for the network; ``model_fn`` then takes ``y`` and ``cond`` keywords.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
@@ -356,7 +363,11 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     if device is None:
         device = x_T.device if x_T is not None else _model_device(model_fn)
     device = torch.device(device)
+    conditions = conditions or Conditions()
+    conditions.check(shape, schedule.timesteps)
     kept = sampled_timesteps(schedule.alphas_cumprod.tolist(), timestep_spacing, steps)
+    if conditions.start is not None:
+        kept = [t for t in kept if t <= conditions.start] or [int(conditions.start)]
     respaced, timestep_map = schedule.respace(kept)
     generator = _generators(seed, shape[0], device)
     if x_T is None:
@@ -365,7 +376,12 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
         if tuple(x_T.shape) != shape:
             raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {shape}")
         x = x_T.to(device=device, dtype=dtype)
-    denoiser = Denoiser(model_fn, respaced, timestep_map, prediction=prediction, learn_sigma=learn_sigma, clip=clip)
+    if conditions.known is not None:  # known pixels (every pixel for SDEdit) start at q(x_T | known)
+        abar = float(schedule.alphas_cumprod[kept[-1]])
+        noised = math.sqrt(abar) * conditions.known.to(device=device, dtype=dtype) + math.sqrt(1 - abar) * x
+        x = noised if conditions.start is not None else conditions.impose_on(x, noised)
+    denoiser = Denoiser(model_fn, respaced, timestep_map, prediction=prediction, learn_sigma=learn_sigma, clip=clip,
+                        conditions=conditions)
     common = {"callback": callback, "disable": not progress}
     with torch.no_grad():
         if sampler == "ddpm":

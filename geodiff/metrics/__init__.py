@@ -3,7 +3,8 @@
 Structure (:mod:`~geodiff.metrics.structure`): mean semivariograms, radially averaged power
 spectra. Distributions (:mod:`~geodiff.metrics.distribution`): per-tile std and range, pixel
 values. Features (:mod:`~geodiff.metrics.features`, :mod:`~geodiff.metrics.fid`): FID, KID and
-improved precision/recall on a feature extractor geodiff trains on the real data itself.
+improved precision/recall on a feature extractor geodiff trains on the real data itself. Scenes
+(:mod:`~geodiff.metrics.seams`): the seam statistic of tile grids.
 :func:`evaluate` runs them all with their floors (:func:`real_floor`); :func:`write_report` writes
 what a person reads.
 """
@@ -14,10 +15,11 @@ from geodiff.metrics.features import FeatureExtractor, load_extractor, train_ext
 from geodiff.metrics.fid import feature_scores, fid, kid, precision_recall
 from geodiff.metrics.floor import Floor, real_floor
 from geodiff.metrics.report import write_report
+from geodiff.metrics.seams import SeamScore, seam_statistic
 from geodiff.metrics.structure import psd_log_ratio, radial_psd, variogram_score
 
 __all__ = [
-    "Evaluation", "FeatureExtractor", "Floor", "evaluate", "feature_scores", "fid", "floors", "fraction_within", "kid",
+    "Evaluation", "FeatureExtractor", "Floor", "SeamScore", "evaluate", "feature_scores", "fid", "floors", "fraction_within", "kid",
     "load_extractor", "pixel_wasserstein", "precision_recall", "psd_log_ratio", "radial_psd", "real_floor",
-    "tile_statistics", "train_extractor", "variogram_score", "write_report",
+    "seam_statistic", "tile_statistics", "train_extractor", "variogram_score", "write_report",
 ]

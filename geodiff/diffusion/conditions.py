@@ -1,0 +1,93 @@
+"""What a sampler is told besides the noise: known pixels, a start step, labels, a low-res image.
+
+One value, :class:`Conditions`, carried from :func:`geodiff.diffusion.sample` through the model to
+scene sampling, so that outpainting, inpainting, SDEdit-style editing and conditional networks
+share one sampling path instead of a growing argument list.
+
+Known pixels act on the denoiser's x_0 estimate: wherever ``mask`` is set the estimate is
+replaced by ``known``. Every sampler here builds its next state from x_0 and the implied eps
+(eps = (x_t - alpha x_0) / sigma), so on a known pixel the state stays the forward-noised known
+value with the noise it started from, q(x_t | x_0 = known), at every step (RePaint's
+replacement, Lugmayr et al. 2022, sec. 4, done through the estimate so that multistep solvers
+see a consistent history), and the sample ends on ``known`` there exactly; the network meanwhile
+sees the noisy known pixels as context for the unknown ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Conditions"]
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """Conditioning for one call of :func:`~geodiff.diffusion.sample`.
+
+    Attributes
+    ----------
+    known : Tensor (B, C, H, W), optional
+        Clean values (x_0, in the network's normalised space) of the pixels ``mask`` marks, or
+        of every pixel for ``start``. Values outside the mask are ignored (NaN allowed there).
+    mask : Tensor broadcastable to (B, C, H, W), optional
+        True (or 1) where ``known`` holds; the sampler keeps those pixels and generates the rest.
+    start : int, optional
+        Trained timestep to start from instead of T-1 (SDEdit, Meng et al. 2022): the sampler
+        visits only its timesteps at or below ``start`` and begins from ``known`` noised to the
+        first of them. Needs ``known`` finite everywhere.
+    labels : LongTensor (B,), optional
+        Class labels, passed to the network as ``y``.
+    low_res : Tensor (B, c, h, w), optional
+        Low-resolution conditioning image, passed to the network as ``cond``.
+    """
+
+    known: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    start: int | None = None
+    labels: torch.Tensor | None = None
+    low_res: torch.Tensor | None = None
+
+    def check(self, shape: tuple[int, ...], num_timesteps: int) -> None:
+        """Raise ValueError unless the conditions fit samples of ``shape``."""
+        if self.mask is not None and self.known is None:
+            raise ValueError("a mask needs the known values it marks")
+        if self.known is not None and self.mask is None and self.start is None:
+            raise ValueError("known values need a mask (pixels to keep) or a start timestep")
+        if self.known is not None and tuple(self.known.shape) != tuple(shape):
+            raise ValueError(f"known has shape {tuple(self.known.shape)}, expected {tuple(shape)}")
+        if self.mask is not None:
+            try:
+                torch.broadcast_shapes(tuple(self.mask.shape), tuple(shape))
+            except RuntimeError:
+                raise ValueError(f"mask of shape {tuple(self.mask.shape)} does not broadcast to {tuple(shape)}") from None
+        if self.start is not None:
+            if self.known is None or not torch.isfinite(self.known).all():
+                raise ValueError("start needs known values at every pixel")
+            if not 0 <= int(self.start) < num_timesteps:
+                raise ValueError(f"start must be a trained timestep 0..{num_timesteps - 1}, got {self.start}")
+        for name in ("labels", "low_res"):
+            value = getattr(self, name)
+            if value is not None and value.shape[0] != shape[0]:
+                raise ValueError(f"{name} has {value.shape[0]} entries for a batch of {shape[0]}")
+
+    def network_kwargs(self) -> dict:
+        """Keyword arguments for the network: ``y`` and ``cond`` where given."""
+        out = {}
+        if self.labels is not None:
+            out["y"] = self.labels
+        if self.low_res is not None:
+            out["cond"] = self.low_res
+        return out
+
+    def impose(self, x0: torch.Tensor) -> torch.Tensor:
+        """``x0`` with the known pixels put back."""
+        return x0 if self.mask is None else self.impose_on(x0, self.known)
+
+    def impose_on(self, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """``x`` with ``values`` on the masked pixels (all of ``x`` without a mask)."""
+        if self.mask is None:
+            return x
+        mask = self.mask.to(device=x.device, dtype=torch.bool)
+        return torch.where(mask, values.to(device=x.device, dtype=x.dtype), x)
