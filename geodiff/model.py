@@ -139,18 +139,21 @@ class DiffusionModel:
         return tuple(self.scaler.feature_range) if self.scaler.method in ("minmax", "fixed") else None
 
     def check_sampling(self, n: int, *, sampler: str, steps: int, batch_size: int, seed: int,
-                       timestep_spacing: str = recipe.TIMESTEP_SPACING) -> None:
+                       timestep_spacing: str = recipe.TIMESTEP_SPACING, shape=None,
+                       stride=None) -> tuple[tuple[int, int], tuple[int, int]]:
         """Refuse sampling arguments this model cannot run, before any work is done.
 
         Shared by :meth:`generate`, :meth:`sample_tiles` and :func:`geodiff.sampling.sample_scene`,
-        so a lazy scene fails when it is requested, not when it is computed.
+        so a lazy scene fails when it is requested, not when it is computed. Returns the canvas
+        shape and the window stride, defaults filled in (the tile; half a tile).
 
         Raises
         ------
         geodiff.errors.GeodiffError
             ``n`` or ``batch_size`` is not a positive integer, ``steps`` is outside
-            1..``schedule.timesteps``, ``seed`` is not an integer >= 0, or ``sampler`` or
-            ``timestep_spacing`` is unknown.
+            1..``schedule.timesteps``, ``seed`` is not an integer >= 0, ``sampler`` or
+            ``timestep_spacing`` is unknown, ``shape`` is smaller than a tile or ``stride`` is
+            not between 1 pixel and a tile.
         """
         from geodiff.diffusion.respace import TIMESTEP_SPACINGS
         from geodiff.diffusion.samplers import SAMPLERS
@@ -169,10 +172,20 @@ class DiffusionModel:
         ):
             if not _is_int(value) or value < low or (high is not None and value > high):
                 raise GeodiffError(f"{name} must be {what}, got {value!r}")
+        th, tw = self.tile
+        shape = self.tile if shape is None else tuple(int(v) for v in shape)
+        stride = (max(th // 2, 1), max(tw // 2, 1)) if stride is None else _pair(stride)
+        if len(shape) != 2 or shape[0] < th or shape[1] < tw:
+            raise GeodiffError(f"a canvas of {shape} pixels is smaller than the model's {th}x{tw} tile")
+        if not (1 <= stride[0] <= th and 1 <= stride[1] <= tw):
+            raise GeodiffError(f"the window stride {stride} must lie between 1 pixel and the {th}x{tw} tile: "
+                               "a larger stride leaves pixels no window covers")
+        return shape, stride
 
     def generate(self, n: int, *, sampler: str = recipe.SAMPLER, steps: int = recipe.STEPS, seed: int = 0,
                  batch_size: int = 16, device=None, progress: bool = False, x_T=None, clip="auto",
-                 timestep_spacing: str = recipe.TIMESTEP_SPACING) -> np.ndarray:
+                 timestep_spacing: str = recipe.TIMESTEP_SPACING, shape: tuple[int, int] | None = None,
+                 stride: tuple[int, int] | None = None, conditions=None) -> np.ndarray:
         """``n`` normalised tiles ``(n, C, H, W)`` straight from the network (float32 numpy).
 
         Sample i draws its start noise and the noise of every stochastic step from its own
@@ -180,32 +193,47 @@ class DiffusionModel:
         ``n`` (sample i of n = 5 is sample i of n = 3) beyond float rounding. With ``x_T`` (a
         tensor of start noise) ``seed`` only drives the stochastic steps. ``clip="auto"`` clamps
         x_0 estimates to :attr:`clip_range`; pass a number, a pair or ``None`` to choose.
-        ``progress`` shows one bar over the network calls of all batches. ``timestep_spacing``
+        ``progress`` shows one bar over the sampler steps of all batches. ``timestep_spacing``
         picks the trained timesteps the sampler visits (see :mod:`geodiff.diffusion.respace`).
+
+        ``shape`` (pixels, at least the tile) samples canvases larger than a tile as one
+        coherent sample each: windows of the tile's size every ``stride`` pixels (default half
+        a tile) are fused at every step (:mod:`geodiff.diffusion.windows`); ``batch_size`` then
+        counts windows per network call. ``conditions``
+        (:class:`~geodiff.diffusion.conditions.Conditions`, tensors of ``n`` rows) holds known
+        pixels to keep, a start timestep, labels.
         """
         from tqdm.auto import tqdm
 
         from geodiff.diffusion import NoiseSpec, sample
+        from geodiff.diffusion.conditions import Conditions
         from geodiff.diffusion.device import pick_device
         from geodiff.diffusion.respace import sampled_timesteps
+        from geodiff.diffusion.windows import fused
 
-        self.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed,
-                            timestep_spacing=timestep_spacing)
+        shape, stride = self.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed,
+                                            timestep_spacing=timestep_spacing, shape=shape, stride=stride)
         device = pick_device(device)
         network = self.network.to(device)
-        h, w = self.tile
         clip = self.clip_range if clip == "auto" else clip
-        starts = range(0, n, batch_size)
+        conditions = conditions or Conditions()
+        if shape == self.tile:
+            model_fn, group = (lambda x, t, **kw: network(x, t, **kw)), batch_size
+        else:  # all canvases at once: the network's batches are their windows
+            model_fn, group = fused(lambda x, t, **kw: network(x, t, **kw), self.tile, stride,
+                                    batch_size=batch_size), n
+        starts = range(0, n, group)
         calls = len(sampled_timesteps(self.schedule.alphas_cumprod.tolist(), timestep_spacing, steps))
         out = []
         with tqdm(total=len(starts) * calls, desc="sampling", unit="step", disable=not progress) as bar:
             for start in starts:
-                size = min(batch_size, n - start)
+                size = min(group, n - start)
                 chunk_x_T = None if x_T is None else x_T[start:start + size].to(device)
-                x = sample(lambda x, t: network(x, t), self.schedule, (size, self.channels, h, w), sampler=sampler,
+                x = sample(model_fn, self.schedule, (size, self.channels, *shape), sampler=sampler,
                            steps=steps, timestep_spacing=timestep_spacing, prediction=self.prediction, x_T=chunk_x_T,
-                           seed=sample_seeds(seed, start, size), clip=clip, noise=NoiseSpec.from_config(self.noise), device=device,
-                           callback=lambda info: bar.update(1))
+                           seed=sample_seeds(seed, start, size), clip=clip, noise=NoiseSpec.from_config(self.noise),
+                           device=device, callback=lambda info: bar.update(1),
+                           conditions=conditions.rows(start, start + size, n))
                 out.append(x.float().cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
@@ -247,6 +275,23 @@ class DiffusionModel:
         physical.attrs["coefficients"] = drawn.to_dict()
         return physical
 
+    def sample_scene(self, n: int, *, like: xr.DataArray | xr.Dataset, coefficients: str = "draw",
+                     **options) -> xr.DataArray:
+        """``n`` synthetic scenes on the grid of ``like``, any grid the user gives.
+
+        ``like`` gives the CRS, transform, shape and coordinates, and its NaN pixels the nodata
+        mask (``mask=False`` samples everywhere); a Dataset's variables are the bands. Its values
+        are otherwise unused with the default ``coefficients="draw"`` (a smooth random field of
+        coefficients drawn from the training tiles); ``"location"`` takes their local range.
+        Every other option is :func:`geodiff.sampling.sample_scene`'s.
+        """
+        from geodiff.io import open_scene
+        from geodiff.sampling import sample_scene
+
+        if isinstance(like, xr.Dataset):
+            like = open_scene(like, chunks="auto" if like.chunks else None)
+        return sample_scene(like, self, n, coefficients=coefficients, **options)
+
     def provenance(self, **call) -> dict:
         """Attributes that say where a sample came from."""
         return {
@@ -287,6 +332,14 @@ def sample_seeds(seed: int, start: int, count: int) -> list[int]:
     depends on ``(seed, i)`` only (64-bit, from numpy's SeedSequence)."""
     return [int(np.random.SeedSequence([int(seed), i]).generate_state(1, np.uint64)[0])
             for i in range(start, start + count)]
+
+
+def _pair(value) -> tuple[int, int]:
+    """``(rows, cols)`` from an int or a pair of ints."""
+    pair = (value, value) if _is_int(value) else tuple(value)
+    if len(pair) != 2 or not all(_is_int(v) for v in pair):
+        raise GeodiffError(f"expected an integer or a pair of integers, got {value!r}")
+    return int(pair[0]), int(pair[1])
 
 
 def _is_int(value) -> bool:

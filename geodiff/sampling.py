@@ -1,8 +1,9 @@
-"""Synthetic scenes on a real scene's grid: a lazy dask array, one chunk per tile."""
+"""Synthetic scenes on a scene's grid, lazily: coherent fused blocks (the default) or independent tiles."""
 
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
 
 import dask.array as darr
@@ -13,14 +14,23 @@ from dask.highlevelgraph import HighLevelGraph
 
 from geodiff import recipe
 from geodiff.errors import GeodiffError, SceneError
-from geodiff.model import DiffusionModel
+from geodiff.io.scene import GeoreferenceWarning
+from geodiff.model import DiffusionModel, _pair
 from geodiff.scaling import Coefficients
+from geodiff.scene_blocks import (
+    BLOCK_TILES,
+    BlockJob,
+    Nodes,
+    block_graph,
+    block_sizes,
+    check_layout,
+)
 from geodiff.tiling import TileGrid
 
 # One tile at a time per process on the network: torch already uses every core (or the GPU) for
 # one batch, and dask threads running several at once oversubscribe the cores, which slows
 # torch's thread pool down by an order of magnitude. Reading and writing still overlap with it.
-_NETWORK = threading.Lock()
+network_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,7 @@ class _TileJob:
             # All-nodata tiles are never fed to the network.
             shape = (self.n, self.model.channels, h, w)
             return np.full(shape if self.model.bands else (self.n, h, w), np.nan, np.float32)
-        with _NETWORK:
+        with network_lock:
             z = self.model.generate(self.n, sampler=self.sampler, steps=self.steps, seed=seed,
                                     batch_size=self.batch_size, device=self.device,
                                     timestep_spacing=self.timestep_spacing)
@@ -59,72 +69,162 @@ class _TileJob:
         return (values if self.model.bands else values[:, 0]).astype(np.float32)
 
 
+METHODS = ("fused", "tiles")
+
+
 def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler: str = recipe.SAMPLER,
                  steps: int = recipe.STEPS, seed: int = 0, mask: bool = True, coefficients: str = "location",
                  batch_size: int = 16, device=None, timestep_spacing: str = recipe.TIMESTEP_SPACING,
-                 renormalise: bool = False) -> xr.DataArray:
-    """``n`` synthetic versions of ``scene`` on its own grid, generated tile by tile when computed.
+                 renormalise: bool = False, method: str = "fused", stride=None, block=None) -> xr.DataArray:
+    """``n`` synthetic versions of ``scene`` on its own grid, generated block by block when computed.
 
     Parameters
     ----------
     scene
-        The scene whose grid, CRS, coordinates and nodata mask the samples take.
+        The scene whose grid, CRS, coordinates and nodata mask the samples take (a template:
+        only its values' mask, and with ``coefficients="location"`` their local range, are used).
     model
         A trained model with the scene's band count and units.
     n
         Number of samples (> 0).
     sampler, steps
-        Sampler of :func:`geodiff.diffusion.sample` and its number of network evaluations
+        Sampler of :func:`geodiff.diffusion.sample` and its number of steps
         (:mod:`geodiff.recipe`'s by default).
     seed
-        Same seed, same output, whichever tiles are computed and in whatever order: sample i of
-        the tile at ``(row, col)`` depends on ``(seed, row, col, i)`` only, not on ``n`` or
+        Same seed, same output, whichever parts are computed and in whatever order. With
+        ``"fused"``, block ``(i, j)`` depends on ``(seed, its origin, sample index)`` and on
+        the blocks above and to its left; with ``"tiles"``, sample i of the tile at
+        ``(row, col)`` depends on ``(seed, row, col, i)`` only. Neither depends on ``n`` or
         ``batch_size``.
     mask
-        NaN wherever the scene is nodata (tiles with no valid pixel are not generated).
+        NaN wherever the scene is nodata (blocks or tiles with no valid pixel are not generated).
     coefficients
-        ``"location"``: each tile is rescaled with the coefficients measured on the scene's tile
-        at the same place (samples keep the scene's local range); they are measured when this
-        function is called, in one streaming pass over the scene, so that they can be recorded
-        in attrs. ``"draw"``: coefficients are drawn from the model's training tiles,
-        independently per tile and sample, and the scene is only read for its nodata mask.
+        ``"location"``: coefficients measured on the scene's tiles, measured when this
+        function is called, in one streaming pass over the scene, and recorded in attrs (samples
+        keep the scene's local range). ``"draw"``: coefficients drawn from the model's training
+        tiles, per tile and sample; the scene is then only read for its nodata mask.
     batch_size, device
-        Network batch size and device for generation.
-    timestep_spacing, renormalise
-        As for :meth:`~geodiff.model.DiffusionModel.sample_tiles`: the trained timesteps the
-        sampler visits, and whether each generated tile is stretched back onto the normalised
-        range by its own statistics before it is rescaled.
+        Network batch size (windows or tiles per call) and device.
+    timestep_spacing
+        The trained timesteps the sampler visits (see :mod:`geodiff.diffusion.respace`).
+    renormalise
+        ``"tiles"`` only: stretch each generated tile back onto the normalised range by its own
+        statistics before it is rescaled (:meth:`~geodiff.model.DiffusionModel.sample_tiles`).
+    method
+        ``"fused"``: one coherent sample per scene (:mod:`geodiff.scene_blocks`): the
+        coefficients interpolated between tile centres define one normalised space, windows
+        every ``stride`` pixels are fused at every step inside blocks of ``block`` pixels, and
+        each block continues the blocks above and to its left over a margin of half a tile.
+        ``"tiles"``: every tile sampled on its own and rescaled with its own coefficients, as
+        geodiff did before (a patchwork; kept for comparison).
+    stride, block
+        ``"fused"`` only: window stride (default half a tile) and block size in pixels (default
+        8 tiles), an int or a ``(rows, cols)`` pair.
 
     Returns
     -------
     xarray.DataArray
-        ``(sample, [band,] y, x)`` backed by dask with one chunk per tile (all samples). Attrs
-        carry units, normalisation, the coefficients used per tile and provenance; encoding
-        carries the scene's nodata so exports re-encode it.
+        ``(sample, [band,] y, x)`` backed by dask, one chunk per block (``"fused"``) or tile.
+        Attrs carry units, normalisation, the coefficients used per tile, the method and its
+        layout, and provenance; encoding carries the scene's nodata so exports re-encode it.
 
     Raises
     ------
     geodiff.errors.GeodiffError
         At the call, not when computed: arguments the model cannot sample with (see
-        :meth:`~geodiff.model.DiffusionModel.check_sampling`), a scene of other bands or units.
+        :meth:`~geodiff.model.DiffusionModel.check_sampling`), a scene of other bands or units,
+        a grid smaller than one window, a stride larger than a window, a block under two tiles or
+        too large for memory.
     """
-    model.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed,
-                         timestep_spacing=timestep_spacing)
-    if renormalise:
-        model.scaler.check_renormalisable()
+    if method not in METHODS:
+        raise GeodiffError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    _, stride = model.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed,
+                                     timestep_spacing=timestep_spacing, stride=stride)
     if coefficients not in ("location", "draw"):
         raise GeodiffError(f"coefficients must be 'location' or 'draw', got {coefficients!r}")
+    if method == "fused" and renormalise:
+        raise GeodiffError("renormalise stretches independent tiles; it applies to method='tiles' only")
+    if method == "tiles" and (block is not None):
+        raise GeodiffError("block applies to method='fused' only")
+    if renormalise:
+        model.scaler.check_renormalisable()
     model._check_compatible(scene)
+    if scene.rio.crs is None:
+        warnings.warn("the grid has no CRS: the synthetic scene is on a pixel grid", GeoreferenceWarning, stacklevel=2)
+    if mask and not bool(_valid(scene).any()):
+        raise SceneError("the grid is all nodata: nothing to sample (mask=False samples every pixel)")
     grid = TileGrid.from_scene(scene, model.tile, 0, edge="pad")
     tiles = grid.stack(scene, tiles_per_chunk=1)
     per_tile = _coefficients(model, tiles, coefficients, n, seed)
+    call = {"sampler": sampler, "steps": steps, "seed": seed, "coefficients": coefficients,
+            "timestep_spacing": timestep_spacing, "method": method}
+    if method == "fused":
+        block = (BLOCK_TILES * model.tile[0], BLOCK_TILES * model.tile[1]) if block is None else _pair(block)
+        (h, w) = grid.shape
+        check_layout((h, w), model.tile, stride, block, n, model.channels)
+        data = _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, steps,
+                            batch_size, device, timestep_spacing, call)
+        call.update(stride=list(stride), block=list(block), margin=[model.tile[0] // 2, model.tile[1] // 2],
+                    normalised_space="per-pixel coefficients interpolated bilinearly between tile centres")
+    else:
+        data = _tile_scene(scene, model, n, grid, tiles, per_tile, mask, seed, sampler, steps, batch_size,
+                           device, timestep_spacing, renormalise, call)
+        call["renormalised"] = int(renormalise)
+
+    dims = ("sample", "band", "y", "x") if model.bands else ("sample", "y", "x")
+    coords = {"sample": np.arange(n), "y": scene["y"].values, "x": scene["x"].values}
+    if model.bands:
+        coords["band"] = scene["band"].values
+    if "spatial_ref" in scene.coords:
+        coords["spatial_ref"] = scene["spatial_ref"]
+    out = xr.DataArray(data, dims=dims, coords=coords, name="synthetic")
+    out.attrs.update(model.provenance(**{k: v for k, v in call.items()}))
+    out.attrs["tile"] = list(model.tile)
+    if scene.encoding.get("source"):
+        # Provenance, and how writers know never to put the synthetic scene over the real one.
+        out.attrs["source_scene"] = str(scene.encoding["source"])
+    out.attrs["coefficients_per_tile"] = per_tile.to_dict()
+    fill = scene.encoding.get("_FillValue")
+    if fill is not None:
+        out.encoding["_FillValue"] = fill
+    return out
+
+
+def _valid(scene: xr.DataArray) -> xr.DataArray:
+    """Where the scene has data: any band finite."""
+    return np.isfinite(scene).any("band") if "band" in scene.dims else np.isfinite(scene)
+
+
+def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, steps, batch_size, device,
+                 timestep_spacing, call) -> darr.Array:
+    rows, cols = len(grid.row_starts), len(grid.col_starts)
+    ch = model.channels
+    th, tw = model.tile
+    nodes = Nodes(per_tile.loc.reshape(rows, cols, n, ch), per_tile.scale.reshape(rows, cols, n, ch),
+                  grid.row_starts + (th - 1) / 2, grid.col_starts + (tw - 1) / 2)
+    shape = grid.shape
     valid = None
     if mask:
-        valid = np.isfinite(tiles).any("band") if "band" in tiles.dims else np.isfinite(tiles)
+        valid = darr.asarray(_valid(scene).data).rechunk((block_sizes(shape[0], block[0]),
+                                                          block_sizes(shape[1], block[1])))
+    job = BlockJob(model, n, sampler, steps, batch_size, device, timestep_spacing, stride)
+    name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.to_dict(),
+                                       sorted(call.items()))
+    graph, (row_sizes, col_sizes), dependencies = block_graph(
+        job, model.scaler, nodes, shape, block, (th // 2, tw // 2), seed, valid, name, bool(model.bands))
+    chunks = ((n,), *([(ch,)] if model.bands else []), row_sizes, col_sizes)
+    hlg = HighLevelGraph.from_collections(name, graph, dependencies=dependencies)
+    return darr.Array(hlg, name, chunks, dtype=np.float32)
 
+
+def _tile_scene(scene, model, n, grid, tiles, per_tile, mask, seed, sampler, steps, batch_size, device,
+                timestep_spacing, renormalise, call) -> darr.Array:
+    valid = None
+    if mask:
+        valid = _valid(tiles)
     job = _TileJob(model, n, sampler, steps, batch_size, device, timestep_spacing, bool(renormalise))
-    name = "geodiff-sample-" + tokenize(model.model_id, scene, n, sampler, steps, seed, mask, coefficients,
-                                        timestep_spacing, bool(renormalise))
+    name = "geodiff-sample-" + tokenize(model.model_id, scene, n, seed, mask, sorted(call.items()),
+                                        bool(renormalise))
     cols = len(grid.col_starts)
     th, tw = grid.size
     (h, w), lead = grid.shape, (model.channels,) if model.bands else ()
@@ -141,26 +241,7 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         )
     chunks = ((n,), *[(c,) for c in lead], _sizes(grid.row_starts, th, h), _sizes(grid.col_starts, tw, w))
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=dependencies)
-    data = darr.Array(hlg, name, chunks, dtype=np.float32)
-
-    dims = ("sample", "band", "y", "x") if model.bands else ("sample", "y", "x")
-    coords = {"sample": np.arange(n), "y": scene["y"].values, "x": scene["x"].values}
-    if model.bands:
-        coords["band"] = scene["band"].values
-    if "spatial_ref" in scene.coords:
-        coords["spatial_ref"] = scene["spatial_ref"]
-    out = xr.DataArray(data, dims=dims, coords=coords, name="synthetic")
-    out.attrs.update(model.provenance(sampler=sampler, steps=steps, seed=seed, coefficients=coefficients,
-                                      timestep_spacing=timestep_spacing, renormalised=int(renormalise)))
-    out.attrs["tile"] = list(model.tile)
-    if scene.encoding.get("source"):
-        # Provenance, and how writers know never to put the synthetic scene over the real one.
-        out.attrs["source_scene"] = str(scene.encoding["source"])
-    out.attrs["coefficients_per_tile"] = per_tile.to_dict()
-    fill = scene.encoding.get("_FillValue")
-    if fill is not None:
-        out.encoding["_FillValue"] = fill
-    return out
+    return darr.Array(hlg, name, chunks, dtype=np.float32)
 
 
 def _sizes(starts: np.ndarray, size: int, length: int) -> tuple[int, ...]:

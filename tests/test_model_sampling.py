@@ -61,7 +61,7 @@ class CountingNetwork(torch.nn.Module):
 def test_scene_sample_is_lazy_one_chunk_per_tile_and_local(velocity, model):
     counting = CountingNetwork(model.network)
     m = dataclasses.replace(model, network=counting)
-    synth = velocity.diffusion.sample(n=2, model=m, steps=5)
+    synth = velocity.diffusion.sample(n=2, model=m, steps=5, method="tiles")
     assert counting.calls == 0
     assert synth.dims == ("sample", "y", "x") and synth.shape == (2, *velocity.shape)
     rows = -(-velocity.sizes["y"] // 16)
@@ -70,6 +70,22 @@ def test_scene_sample_is_lazy_one_chunk_per_tile_and_local(velocity, model):
     window = synth.isel(y=slice(20, 30), x=slice(36, 46)).values  # inside tile (1, 2)
     assert counting.calls == 5  # one tile: 5 steps, both samples in one batch
     assert np.isfinite(window).any()
+
+
+def test_fused_scene_is_lazy_one_chunk_per_block_and_computes_only_what_a_block_needs(velocity, model):
+    """Blocks of 2 x 2 tiles (32 px): a window inside block (0, 0) runs that block alone; one in
+    block (1, 1) runs it and the three blocks it continues."""
+    counting = CountingNetwork(model.network)
+    m = dataclasses.replace(model, network=counting)
+    synth = velocity.diffusion.sample(n=2, model=m, steps=3, block=32, batch_size=1000)
+    assert counting.calls == 0
+    rows, cols = -(-velocity.sizes["y"] // 32), -(-velocity.sizes["x"] // 32)
+    assert synth.data.numblocks == (1, rows, cols) and synth.attrs["method"] == "fused"
+    synth.isel(y=slice(2, 6), x=slice(2, 6)).values
+    assert counting.calls == 3  # one network call per step holds all windows of both samples
+    counting.calls = 0
+    synth.isel(y=slice(40, 44), x=slice(40, 44)).values
+    assert counting.calls == 3 * 4
 
 
 def test_same_seed_same_output_whatever_is_computed(velocity, model):
@@ -93,7 +109,8 @@ def test_output_keeps_grid_mask_units_and_provenance(velocity, model):
     assert synth.attrs["timestep_spacing"] == geodiff.recipe.TIMESTEP_SPACING
     assert synth.attrs["normalisation"] == "minmax"
     per_tile = synth.attrs["coefficients_per_tile"]
-    assert len(per_tile["row"]) == synth.data.numblocks[1] * synth.data.numblocks[2]
+    assert len(per_tile["row"]) == len(TileGrid.from_scene(velocity, 16, edge="pad"))
+    assert synth.attrs["method"] == "fused" and synth.attrs["stride"] == [8, 8] and synth.attrs["block"] == [128, 128]
     json.dumps(per_tile)  # serialisable as exported
 
 
@@ -113,9 +130,21 @@ def test_all_nodata_tiles_are_never_generated(model):
     scene = geodiff.open_scene(_scene_with_empty_corner(), chunks=None)
     counting = CountingNetwork(model.network)
     m = dataclasses.replace(model, network=counting, units=None)
-    synth = scene.diffusion.sample(n=1, model=m, steps=2).values
+    synth = scene.diffusion.sample(n=1, model=m, steps=2, method="tiles").values
     assert counting.calls == 2 * 3  # 4 tiles, one empty: 3 tiles x 2 steps
     assert np.isnan(synth[0, :16, :16]).all()
+
+
+def test_all_nodata_blocks_are_never_generated_and_their_neighbours_generate_the_margin(model):
+    values = np.random.default_rng(0).normal(size=(64, 64)).astype("float32")
+    values[:32, :32] = np.nan
+    scene = geodiff.open_scene(xr.DataArray(values, dims=("y", "x"), coords={"y": 1000.0 - 10 * np.arange(64),
+                                            "x": 10.0 * np.arange(64)}).rio.write_crs("EPSG:32633"), chunks=None)
+    counting = CountingNetwork(model.network)
+    m = dataclasses.replace(model, network=counting, units=None)
+    synth = scene.diffusion.sample(n=1, model=m, steps=2, block=32, batch_size=1000).values
+    assert counting.calls == 2 * 3  # 4 blocks, one empty: 3 blocks x 2 steps
+    assert np.isnan(synth[0, :32, :32]).all() and np.isfinite(synth[0, 32:, 32:]).all()
 
 
 def _scene_with_empty_corner():
@@ -158,7 +187,7 @@ def test_renormalised_tiles_span_their_drawn_coefficients(model):
 def test_scene_tiles_are_renormalised_onto_their_locations_range(velocity, model):
     """With location coefficients a renormalised tile spans exactly the scene tile's min..max."""
     synth = velocity.diffusion.sample(n=1, model=model, steps=3, seed=4, renormalise=True, mask=False,
-                                      timestep_spacing="karras")
+                                      timestep_spacing="karras", method="tiles")
     assert synth.attrs["renormalised"] == 1 and synth.attrs["timestep_spacing"] == "karras"
     per_tile = synth.attrs["coefficients_per_tile"]
     loc, scale = np.array(per_tile["loc"]).ravel(), np.array(per_tile["scale"]).ravel()
@@ -167,7 +196,7 @@ def test_scene_tiles_are_renormalised_onto_their_locations_range(velocity, model
     assert np.nanmax(first) == pytest.approx(loc[0] + scale[0], abs=1e-3)
     with pytest.raises(GeodiffError, match="per-tile"):
         global_model = dataclasses.replace(model, scaler=Scaler("minmax", per_tile=False))
-        velocity.diffusion.sample(n=1, model=global_model, steps=3, renormalise=True)
+        velocity.diffusion.sample(n=1, model=global_model, steps=3, renormalise=True, method="tiles")
 
 
 def test_save_load_round_trip_and_integrity(model, tmp_path):
@@ -223,7 +252,8 @@ def test_scene_without_crs_samples_in_pixel_coordinates(model):
                         attrs={"units": "mm/yr"})
     with pytest.warns(GeoreferenceWarning, match="no CRS"):
         scene = geodiff.open_scene(bare, chunks=None)
-    synth = scene.diffusion.sample(n=1, model=model, steps=2)
+    with pytest.warns(GeoreferenceWarning, match="pixel grid"):
+        synth = scene.diffusion.sample(n=1, model=model, steps=2)
     assert synth.rio.crs is None
     np.testing.assert_array_equal(synth.x.values, np.arange(24))
     assert np.isfinite(synth.values).all()
@@ -334,3 +364,76 @@ def test_sample_tiles_shows_one_bar_over_all_batches(model, capsys):
     model.sample_tiles(5, steps=3, batch_size=2, progress=True)
     err = capsys.readouterr().err
     assert "sampling" in err and "9/9" in err  # 3 batches x 3 network calls
+
+
+def test_fused_scenes_have_no_tile_seams_where_independent_tiles_do(velocity, model):
+    """Even an untrained network shows the patchwork of independently sampled tiles, each
+    rescaled on its own, at the tile period; fused windows in one normalised space do not."""
+    from geodiff.metrics import seam_statistic
+
+    tiles = velocity.diffusion.sample(n=2, model=model, steps=6, method="tiles", mask=False).values
+    fused = velocity.diffusion.sample(n=2, model=model, steps=6, mask=False).values
+    patchwork, coherent = seam_statistic(tiles), seam_statistic(fused)
+    assert patchwork.period % 16 == 0 and patchwork.phase == 0
+    assert coherent.statistic < patchwork.statistic - 0.05
+    assert coherent.period % 16 or coherent.phase
+
+
+def test_coefficient_field_is_bilinear_between_tile_centres_and_constant_beyond():
+    from scipy.interpolate import RegularGridInterpolator
+
+    from geodiff.scene_blocks import coefficient_field
+
+    values = np.random.default_rng(2).normal(size=(3, 4, 2))
+    centres_r, centres_c = np.array([7.5, 23.5, 39.5]), np.array([7.5, 23.5, 39.5, 55.5])
+    field = coefficient_field(values, centres_r, centres_c, np.arange(48.0), np.arange(64.0))
+    assert field.shape == (48, 64, 2)
+    rr, cc = np.meshgrid(np.clip(np.arange(48.0), 7.5, 39.5), np.clip(np.arange(64.0), 7.5, 55.5), indexing="ij")
+    for k in range(2):
+        oracle = RegularGridInterpolator((centres_r, centres_c), values[..., k])
+        np.testing.assert_allclose(field[..., k], oracle(np.stack([rr, cc], -1)), atol=1e-12)
+
+
+def test_sample_scene_on_any_grid(model):
+    from geodiff.io import GeoreferenceWarning
+
+    template = xr.DataArray(np.zeros((40, 56), np.float32), dims=("y", "x"),
+                            coords={"y": 4_000_000.0 - 30 * np.arange(40), "x": 500_000.0 + 30 * np.arange(56)})
+    template = template.rio.write_crs("EPSG:32611")
+    template[:8, :8] = np.nan
+    synth = model.sample_scene(2, like=template, steps=3, seed=1)
+    assert synth.rio.crs == template.rio.crs and synth.rio.transform() == template.rio.transform()
+    values = synth.values
+    assert np.isnan(values[:, :8, :8]).all() and np.isfinite(values[:, 8:, 8:]).all()
+    assert synth.attrs["coefficients"] == "draw"
+    with pytest.warns(GeoreferenceWarning, match="no CRS"):
+        model.sample_scene(1, like=template.drop_vars("spatial_ref"), steps=2)
+    with pytest.raises(SceneError, match="all nodata"):
+        model.sample_scene(1, like=template * np.nan, steps=2)
+    ds = xr.Dataset({"vel": template})
+    assert model.sample_scene(1, like=ds, steps=2).shape == (1, 40, 56)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"stride": 17}, "stride"),
+    ({"stride": 0}, "stride"),
+    ({"block": 16}, "at least two tiles"),
+    ({"method": "mosaic"}, "method must be"),
+    ({"renormalise": True}, "method='tiles' only"),
+    ({"method": "tiles", "block": 64}, "method='fused' only"),
+])
+def test_fused_layouts_are_checked_when_the_call_is_made(velocity, model, bad, match):
+    with pytest.raises(GeodiffError, match=match):
+        velocity.diffusion.sample(n=1, model=model, steps=2, **bad)
+
+
+def test_grids_smaller_than_a_window_and_blocks_larger_than_memory_are_refused(model, monkeypatch):
+    import geodiff.scene_blocks
+
+    small = xr.DataArray(np.zeros((12, 40), np.float32), dims=("y", "x"),
+                         coords={"y": np.arange(12.0)[::-1], "x": np.arange(40.0)}).rio.write_crs("EPSG:32633")
+    with pytest.raises(GeodiffError, match="larger than the scene"):
+        model.sample_scene(1, like=small, steps=2)
+    monkeypatch.setattr(geodiff.scene_blocks, "_available_memory", lambda: 10_000)
+    with pytest.raises(GeodiffError, match="GiB available"):
+        model.sample_scene(1, like=small.pad(y=(0, 40), constant_values=0.0).fillna(0.0), steps=2)

@@ -15,7 +15,7 @@ sees the noisy known pixels as context for the unknown ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -71,6 +71,15 @@ class Conditions:
             value = getattr(self, name)
             if value is not None and value.shape[0] != shape[0]:
                 raise ValueError(f"{name} has {value.shape[0]} entries for a batch of {shape[0]}")
+
+    def rows(self, start: int, stop: int, batch: int) -> Conditions:
+        """The conditions of samples ``start..stop`` of a batch of ``batch``: every tensor with
+        ``batch`` rows is cut, broadcast ones (one row) are kept."""
+
+        def cut(value):
+            return value[start:stop] if value is not None and value.shape[0] == batch != 1 else value
+
+        return replace(self, **{name: cut(getattr(self, name)) for name in ("known", "mask", "labels", "low_res")})
 
     def network_kwargs(self) -> dict:
         """Keyword arguments for the network: ``y`` and ``cond`` where given."""

@@ -219,6 +219,13 @@ class Scaler:
             out.attrs["units"] = resolved
         return out
 
+    def inverse_field(self, scaled: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """:meth:`inverse` with coefficients per pixel: ``loc`` and ``scale`` broadcast against
+        ``scaled`` (e.g. ``(sample, band, y, x)``), as fused scene sampling uses them."""
+        center, half = self._center_halfwidth
+        out = loc + scale * (np.asarray(scaled, np.float64) - center) / half
+        return from_db(out) if self.db else out
+
     def check_renormalisable(self) -> None:
         """Raise :class:`~geodiff.errors.GeodiffError` unless :meth:`renormalise` applies."""
         if not self.per_tile or self.method == "fixed":

@@ -1,0 +1,212 @@
+"""Coherent synthetic scenes of any size: fused windows inside blocks, blocks outpainted in a wavefront.
+
+The design (issue: a scene must be one sample, not a patchwork of tiles):
+
+- **One normalised space.** The network works on ``z = c + r (x - loc(p)) / scale(p)`` with
+  coefficients that vary smoothly per pixel p: the per-tile coefficients (measured on the scene
+  for ``"location"``, drawn from the training tiles for ``"draw"``) sit at the tile centres and
+  are interpolated bilinearly between them. Neighbouring windows therefore share one space, and
+  averaging their predictions is well posed; inside one tile the coefficients are close to the
+  constant ones the network was trained with.
+- **Blocks of fused windows.** The scene is cut into blocks of ``block`` pixels. Inside a block,
+  windows of the tile's size every ``stride`` pixels are fused at every sampler step
+  (:mod:`geodiff.diffusion.windows`, MultiDiffusion): one coherent sample per block.
+- **Outpainting between blocks.** Block ``(i, j)`` is sampled on a canvas that reaches ``margin``
+  pixels into its upper, left and upper-left neighbours, whose already generated pixels are
+  held as known pixels (:class:`~geodiff.diffusion.conditions.Conditions`), so the block
+  continues them across the boundary. Each block is one dask task after those three: the
+  graph computes in anti-diagonal wavefronts, and memory holds a few blocks and the margin
+  strips, whatever the scene's size.
+
+Deterministic: block ``(i, j)`` depends on ``(seed, block origin, sample index)`` and on its
+upper-left neighbours, so a part of the scene computed alone equals that part of the whole scene.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import dask.array as darr
+import numpy as np
+from dask.base import tokenize
+
+from geodiff.errors import GeodiffError
+from geodiff.model import DiffusionModel
+
+#: Blocks are this many tiles on a side unless told otherwise.
+BLOCK_TILES = 8
+
+
+def block_sizes(length: int, block: int) -> tuple[int, ...]:
+    """Sizes of the nearly equal blocks that split ``length`` pixels into pieces of at most ``block``."""
+    count = math.ceil(length / block)
+    base, extra = divmod(length, count)
+    return tuple(base + (1 if k < extra else 0) for k in range(count))
+
+
+def check_layout(shape: tuple[int, int], tile: tuple[int, int], stride: tuple[int, int], block: tuple[int, int],
+                 n: int, channels: int) -> None:
+    """Refuse a layout before any work: a scene smaller than a window, a block under two tiles
+    (its canvas could then be smaller than one window), a block whose canvas cannot fit in memory."""
+    if shape[0] < tile[0] or shape[1] < tile[1]:
+        raise GeodiffError(f"the {shape[0]}x{shape[1]} grid is smaller than one {tile[0]}x{tile[1]} window")
+    if block[0] < 2 * tile[0] or block[1] < 2 * tile[1]:
+        raise GeodiffError(f"a block of {block[0]}x{block[1]} pixels must be at least two tiles "
+                           f"({2 * tile[0]}x{2 * tile[1]}) on a side")
+    canvas = (min(block[0], shape[0]) + tile[0]) * (min(block[1], shape[1]) + tile[1])
+    # The canvas, its known pixels and mask, the sampler's state and a few x_0 estimates, in float32.
+    need = 8 * n * channels * canvas * 4
+    available = _available_memory()
+    if available is not None and need > available / 2:
+        raise GeodiffError(f"a block of {block[0]}x{block[1]} pixels for {n} samples needs about "
+                           f"{need / 2**30:.1f} GiB, more than half the {available / 2**30:.1f} GiB available: "
+                           "choose a smaller block or fewer samples")
+
+
+def _available_memory() -> int | None:
+    """Free physical memory in bytes, None where the system does not say (sysconf is POSIX)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _linear(nodes: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices and weight of linear interpolation between sorted ``nodes`` at ``at``, held
+    constant beyond the first and last node."""
+    if len(nodes) == 1:
+        zero = np.zeros(len(at), int)
+        return zero, zero, np.zeros(len(at))
+    at = np.clip(at, nodes[0], nodes[-1])
+    upper = np.clip(np.searchsorted(nodes, at, side="right"), 1, len(nodes) - 1)
+    lower = upper - 1
+    return lower, upper, (at - nodes[lower]) / (nodes[upper] - nodes[lower])
+
+
+def coefficient_field(values: np.ndarray, row_centres: np.ndarray, col_centres: np.ndarray,
+                      rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of per-tile ``values`` ``(tile rows, tile cols, k)`` given at the
+    tile centres onto pixels ``rows x cols``: ``(len(rows), len(cols), k)``."""
+    r0, r1, wr = _linear(row_centres, rows)
+    along = values[r0] * (1 - wr)[:, None, None] + values[r1] * wr[:, None, None]
+    c0, c1, wc = _linear(col_centres, cols)
+    return along[:, c0] * (1 - wc)[None, :, None] + along[:, c1] * wc[None, :, None]
+
+
+@dataclass(frozen=True)
+class Nodes:
+    """Per-tile coefficients at the tile centres, ``loc``/``scale`` of shape ``(rows, cols, n, C)``."""
+
+    loc: np.ndarray
+    scale: np.ndarray
+    row_centres: np.ndarray
+    col_centres: np.ndarray
+
+    def field(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
+        """``loc``, ``scale`` per pixel of the window ``rows x cols``, shaped ``(n, C, h, w)``."""
+        r = np.arange(rows.start, rows.stop, dtype=np.float64)
+        c = np.arange(cols.start, cols.stop, dtype=np.float64)
+        out = []
+        for values in (self.loc, self.scale):
+            rr, cc, n, ch = values.shape
+            flat = coefficient_field(values.reshape(rr, cc, n * ch), self.row_centres, self.col_centres, r, c)
+            out.append(flat.reshape(len(r), len(c), n, ch).transpose(2, 3, 0, 1))
+        return out[0], out[1]
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """Samples one block in normalised space, continuing its upper and left neighbours."""
+
+    model: DiffusionModel
+    n: int
+    sampler: str
+    steps: int
+    batch_size: int
+    device: object
+    timestep_spacing: str
+    stride: tuple[int, int]
+
+    def __call__(self, seed: int, size: tuple[int, int], top, left, corner, valid) -> np.ndarray:
+        from geodiff.diffusion.conditions import Conditions
+        from geodiff.sampling import network_lock
+
+        h, w = size
+        mt = 0 if top is None else top.shape[-2]
+        ml = 0 if left is None else left.shape[-1]
+        ch = self.model.channels
+        if valid is not None and not valid.any():
+            return np.full((self.n, ch, h, w), np.nan, np.float32)  # all nodata: nothing to generate
+        known = np.full((self.n, ch, mt + h, ml + w), np.nan, np.float32)
+        if top is not None:
+            known[..., :mt, ml:] = top
+        if left is not None:
+            known[..., mt:, :ml] = left
+        if corner is not None:
+            known[..., :mt, :ml] = corner
+        conditions = None
+        mask = np.isfinite(known)
+        if mask.any():  # a skipped neighbour leaves NaN: those pixels are generated, not kept
+            import torch
+
+            conditions = Conditions(known=torch.from_numpy(np.nan_to_num(known)), mask=torch.from_numpy(mask))
+        with network_lock:
+            z = self.model.generate(self.n, sampler=self.sampler, steps=self.steps, seed=seed,
+                                    batch_size=self.batch_size, device=self.device, shape=known.shape[-2:],
+                                    stride=self.stride, timestep_spacing=self.timestep_spacing,
+                                    conditions=conditions)
+        return z[..., mt:, ml:]
+
+
+def to_physical(z: np.ndarray, scaler, nodes: Nodes, rows: slice, cols: slice, valid, bands: bool) -> np.ndarray:
+    """A block back in physical units with the per-pixel coefficients, NaN outside ``valid``."""
+    loc, scale = nodes.field(rows, cols)
+    values = scaler.inverse_field(z, loc, scale)
+    if valid is not None:
+        values = np.where(valid, values, np.nan)
+    return (values if bands else values[:, 0]).astype(np.float32)
+
+
+def _run(job: BlockJob, *args) -> np.ndarray:
+    return job(*args)
+
+
+def _strip(z: np.ndarray, rows: int | None, cols: int | None) -> np.ndarray:
+    """The last ``rows`` rows and/or ``cols`` columns of a block: the margin its neighbours keep."""
+    return z[..., -rows if rows else 0:, -cols if cols else 0:]
+
+
+def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], block: tuple[int, int],
+                margin: tuple[int, int], seed: int, valid: darr.Array | None, name: str,
+                bands: bool) -> tuple[dict, tuple, list]:
+    """The dask graph of a fused scene: ``(graph, chunks, dependencies)`` for ``darr.Array``.
+
+    Output chunks are the blocks, with keys ``(name, 0, [0,] i, j)``. The model and the
+    coefficient nodes are one graph key each, not copied into every task.
+    """
+    rows, cols = block_sizes(shape[0], block[0]), block_sizes(shape[1], block[1])
+    r_off, c_off = np.cumsum((0, *rows)), np.cumsum((0, *cols))
+    token = tokenize(name)
+    job_key, nodes_key, z_name, strip_name = f"{name}-job", f"{name}-nodes", f"{name}-z-{token}", f"{name}-strip"
+    graph: dict = {job_key: job, nodes_key: nodes}
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            r0, c0 = int(r_off[i]), int(c_off[j])
+            block_seed = int(np.random.SeedSequence([int(seed), r0, c0]).generate_state(1)[0])
+            top = (strip_name, "bottom", i - 1, j) if i else None
+            left = (strip_name, "right", i, j - 1) if j else None
+            corner = (strip_name, "corner", i - 1, j - 1) if i and j else None
+            valid_key = (valid.name, i, j) if valid is not None else None
+            graph[(z_name, i, j)] = (_run, job_key, block_seed, (rows[i], cols[j]), top, left, corner, valid_key)
+            if i + 1 < len(rows):
+                graph[(strip_name, "bottom", i, j)] = (_strip, (z_name, i, j), margin[0], None)
+            if j + 1 < len(cols):
+                graph[(strip_name, "right", i, j)] = (_strip, (z_name, i, j), None, margin[1])
+            if i + 1 < len(rows) and j + 1 < len(cols):
+                graph[(strip_name, "corner", i, j)] = (_strip, (z_name, i, j), margin[0], margin[1])
+            box = (slice(r0, r0 + rows[i]), slice(c0, c0 + cols[j]))
+            key = (name, 0, 0, i, j) if bands else (name, 0, i, j)
+            graph[key] = (to_physical, (z_name, i, j), scaler, nodes_key, *box, valid_key, bands)
+    return graph, (rows, cols), [valid] if valid is not None else []
