@@ -81,10 +81,10 @@ def test_fused_scene_is_lazy_one_chunk_per_block_and_computes_only_what_a_block_
     assert counting.calls == 0
     rows, cols = -(-velocity.sizes["y"] // 32), -(-velocity.sizes["x"] // 32)
     assert synth.data.numblocks == (1, rows, cols) and synth.attrs["method"] == "fused"
-    synth.isel(y=slice(2, 6), x=slice(2, 6)).values
+    synth.isel(y=slice(2, 6), x=slice(2, 6)).compute()
     assert counting.calls == 3  # one network call per step holds all windows of both samples
     counting.calls = 0
-    synth.isel(y=slice(40, 44), x=slice(40, 44)).values
+    synth.isel(y=slice(40, 44), x=slice(40, 44)).compute()
     assert counting.calls == 3 * 4
 
 
