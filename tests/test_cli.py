@@ -45,6 +45,12 @@ def test_train_sample_info_round_trip(mexico_city_a, tmp_path):
     real = rioxarray.open_rasterio(scene, masked=True)
     assert synth.shape == (2, *real.shape[1:]) and synth.rio.crs == real.rio.crs
     np.testing.assert_array_equal(np.isnan(synth.values[1]), np.isnan(real.values[0]))
+    patchwork = tmp_path / "tiles.zarr"
+    assert main(["sample", str(model), "--like", str(scene), "-n", "1", "--steps", "2", "--method", "tiles",
+                 "--out", str(patchwork)]) == 0
+    assert xr.open_zarr(patchwork)["synthetic"].attrs["method"] == "tiles"
+    odd = run("sample", str(model), "--like", str(scene), "--stride", "40", "--out", str(tmp_path / "o.tif"))
+    assert odd.returncode != 0 and "stride" in odd.stderr and len(odd.stderr.strip().splitlines()) == 1
     tiles = tmp_path / "tiles.nc"
     assert main(["sample", str(model), "-n", "3", "--steps", "2", "--out", str(tiles)]) == 0
     assert xr.open_dataset(tiles)["data"].shape == (3, 16, 16)

@@ -7,6 +7,7 @@ import argparse
 from geodiff import recipe
 from geodiff.errors import GeodiffError
 from geodiff.io import to_geotiff, to_netcdf, to_zarr
+from geodiff.sampling import METHODS
 
 _WRITERS = {".tif": to_geotiff, ".tiff": to_geotiff, ".nc": to_netcdf, ".zarr": to_zarr}
 # Spelled out rather than imported: the engine's modules import torch, which the CLI loads only
@@ -31,8 +32,14 @@ def register(subparsers) -> None:
                    help=f"network evaluations per sample (default {recipe.STEPS})")
     p.add_argument("--timestep-spacing", default=recipe.TIMESTEP_SPACING, choices=list(TIMESTEP_SPACINGS),
                    help=f"which trained timesteps the sampler visits (default {recipe.TIMESTEP_SPACING})")
+    p.add_argument("--method", default="fused", choices=list(METHODS),
+                   help="with --like: one coherent sample per scene from fused windows (default), or "
+                        "independent tiles (a patchwork, for comparison)")
+    p.add_argument("--stride", type=int, help="with --method fused: window stride in pixels (default half a tile)")
+    p.add_argument("--block", type=int, help="with --method fused: block size in pixels (default 8 tiles)")
     p.add_argument("--renormalise", action="store_true",
-                   help="stretch each generated tile onto the normalised range before rescaling it")
+                   help="with --method tiles or without --like: stretch each generated tile onto the "
+                        "normalised range before rescaling it")
     p.add_argument("--coefficients", default="location", choices=["location", "draw"],
                    help="rescale scene tiles with the scene's local range, or draws from the training tiles")
     p.add_argument("--no-mask", action="store_true", help="do not copy the scene's nodata mask")
@@ -58,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         synth = sample_scene(scene, model, args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
                              mask=not args.no_mask, coefficients=args.coefficients,
                              batch_size=args.batch_size, device=args.device,
-                             timestep_spacing=args.timestep_spacing, renormalise=args.renormalise)
+                             timestep_spacing=args.timestep_spacing, renormalise=args.renormalise,
+                             method=args.method, stride=args.stride, block=args.block)
     else:
         synth = model.sample_tiles(args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
                                    batch_size=args.batch_size, device=args.device,
