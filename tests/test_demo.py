@@ -30,7 +30,7 @@ def test_demo_writes_every_output(tmp_path):
     assert variogram.attrs["lag_units"] == "metre"  # tiles carry the scene's metric coordinates
     assert variogram.attrs["n_synthetic"] == config.tiles
     assert 0.0 <= float(variogram["fraction_in_band"]) <= 1.0
-    for png in (paths["tiles_png"], paths["variogram_png"]):
+    for png in (paths["tiles_png"], paths["scene_png"], paths["variogram_png"]):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (paths["model"] / "model.safetensors").is_file()
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")) == []

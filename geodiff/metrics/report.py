@@ -95,6 +95,27 @@ def tiles_figure(real: np.ndarray, synthetic: np.ndarray, *, units: str = "", se
     return fig
 
 
+def scenes_figure(real: np.ndarray, synthetic: np.ndarray, *, units: str = "", cmap: str = "viridis",
+                  titles: list[str] | None = None, title: str | None = None):
+    """A real scene beside synthetic ones, ``(H, W)`` and ``(n, H, W)`` arrays on one colour
+    scale (2nd to 98th percentile of all); ``titles`` one per panel."""
+    import matplotlib.pyplot as plt
+
+    panels = [real, *synthetic]
+    lo, hi = np.nanpercentile(np.concatenate([p.ravel() for p in panels]), [2, 98])
+    h, w = real.shape
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) * w / max(h, w) + 1.0, 3.6), squeeze=False)
+    for k, (ax, panel) in enumerate(zip(axes[0], panels)):
+        im = ax.imshow(panel, vmin=lo, vmax=hi, cmap=cmap)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(titles[k] if titles else ("real" if k == 0 else f"synthetic {k - 1}"), fontsize=9)
+    fig.colorbar(im, ax=axes, shrink=0.8, label=units)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def _variogram_figure(real: np.ndarray, synthetic: np.ndarray, units: str):
     import warnings
 
