@@ -78,3 +78,16 @@ def test_low_res_conditioning_is_refused_on_a_canvas():
     with pytest.raises(ValueError, match="low-resolution"):
         fused(lambda x, t, cond=None: x, (8, 8), (4, 4))(torch.zeros(1, 1, 16, 16), torch.tensor([3]),
                                                           cond=torch.zeros(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmsolver++", "unipc", "heun"])
+def test_every_sampler_runs_on_a_canvas_with_learned_variance(sampler):
+    """A network with a learned-variance channel: both halves are fused, and the samplers use them."""
+    schedule = NoiseSchedule("cosine", timesteps=100)
+
+    def learned(x, t):
+        return torch.cat([torch.tanh(x + torch.roll(x, 1, -2)), torch.tanh(x).mul(0.5)], dim=1)
+
+    out = sample(fused(learned, (16, 16), (8, 8)), schedule, (2, 1, 40, 24), sampler, steps=8, seed=0,
+                 dtype=torch.float64, learn_sigma=True)
+    assert out.shape == (2, 1, 40, 24) and torch.isfinite(out).all()
