@@ -155,7 +155,10 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         raise SceneError("the grid is all nodata: nothing to sample (mask=False samples every pixel)")
     grid = TileGrid.from_scene(scene, model.tile, 0, edge="pad")
     tiles = grid.stack(scene, tiles_per_chunk=1)
-    per_tile = _coefficients(model, tiles, coefficients, n, seed)
+    if method == "fused" and coefficients == "draw":
+        per_tile = _coefficient_field_draw(model, tiles, n, seed)
+    else:
+        per_tile = _coefficients(model, tiles, coefficients, n, seed)
     call = {"sampler": sampler, "steps": steps, "seed": seed, "coefficients": coefficients,
             "timestep_spacing": timestep_spacing, "method": method}
     if method == "fused":
@@ -246,6 +249,46 @@ def _tile_scene(scene, model, n, grid, tiles, per_tile, mask, seed, sampler, ste
 
 def _sizes(starts: np.ndarray, size: int, length: int) -> tuple[int, ...]:
     return tuple(int(min(size, length - s)) for s in starts)
+
+
+#: Correlation length, in tiles, of the random field that draws fused scenes' coefficients.
+DRAW_CORRELATION_TILES = 3.0
+
+
+def _coefficient_field_draw(model: DiffusionModel, tiles: xr.DataArray, n: int, seed: int) -> Coefficients:
+    """Coefficient sets per tile and sample from a smooth random field with the training tiles'
+    distribution at every tile.
+
+    Independent draws per tile, interpolated between tile centres, would narrow the range of
+    coefficients between the centres (the mean of four draws) in a pattern with the tile's period.
+    Instead a Gaussian random field per sample (exponential covariance, length
+    :data:`DRAW_CORRELATION_TILES` tiles) is mapped through its normal CDF onto the training sets
+    ordered by their first band's ``loc``: every tile takes a whole training set (``loc`` and
+    ``scale`` stay jointly consistent), with the empirical marginal, and neighbouring tiles take
+    neighbouring sets.
+    """
+    from scipy.special import ndtr
+
+    from geodiff.geostats import Exponential, gaussian_random_field
+
+    grid_rows, grid_cols = len(np.unique(tiles["row"].values)), len(np.unique(tiles["col"].values))
+    c = model.coefficients
+    ok = np.flatnonzero(np.isfinite(c.loc).all(1) & np.isfinite(c.scale).all(1))
+    ordered = ok[np.argsort(c.loc[ok, 0], kind="stable")]
+    # One field per sample, from (seed, sample index): sample i does not depend on n. Drawn on at
+    # least 16 x 16 nodes and cropped, as the circulant embedding needs room for the covariance.
+    shape = (max(grid_rows, 16), max(grid_cols, 16))
+    u = np.stack([gaussian_random_field(shape, Exponential(1.0, DRAW_CORRELATION_TILES),
+                                        seed=np.random.default_rng([int(seed), i]))[:grid_rows, :grid_cols]
+                  for i in range(n)])
+    index = ordered[np.minimum((ndtr(u) * len(ordered)).astype(int), len(ordered) - 1)]  # (n, rows, cols)
+    sets = index.reshape(n, -1).T  # (tiles, n), row-major tiles as the grid stacks them
+    count = sets.shape[0]
+    return Coefficients(model.scaler.method, c.loc[sets].reshape(count, -1), c.scale[sets].reshape(count, -1),
+                        tiles["row"].values, tiles["col"].values, model.bands, model.units, model.scaler.db,
+                        meta={"samples": n, "layout": "loc/scale per tile: samples x bands, row-major",
+                              "draw": f"Gaussian random field, exponential covariance of {DRAW_CORRELATION_TILES} tiles, "
+                                      "through its CDF onto training sets ordered by loc"})
 
 
 def _coefficients(model: DiffusionModel, tiles: xr.DataArray, how: str, n: int, seed: int) -> Coefficients:

@@ -437,3 +437,26 @@ def test_grids_smaller_than_a_window_and_blocks_larger_than_memory_are_refused(m
     monkeypatch.setattr(geodiff.scene_blocks, "_available_memory", lambda: 10_000)
     with pytest.raises(GeodiffError, match="GiB available"):
         model.sample_scene(1, like=small.pad(y=(0, 40), constant_values=0.0).fillna(0.0), steps=2)
+
+
+def test_fused_draw_coefficients_are_a_smooth_field_of_training_sets(model):
+    """Each tile takes a whole training set, with the training sets' marginal, and neighbouring
+    tiles take similar ones (exponential correlation of 3 tiles: about 0.7 between neighbours)."""
+    from scipy.stats import kstest, spearmanr
+
+    from geodiff.sampling import _coefficient_field_draw
+
+    grid = xr.DataArray(np.zeros((640, 640), np.float32), dims=("y", "x"),
+                        coords={"y": np.arange(640.0)[::-1], "x": np.arange(640.0)})
+    tiles = TileGrid.from_scene(grid, 16, edge="pad").stack(grid)
+    field = _coefficient_field_draw(model, tiles, 4, seed=3)
+    loc = field.loc.reshape(40, 40, 4)
+    train = model.coefficients
+    pairs = set(zip(train.loc[:, 0].tolist(), train.scale[:, 0].tolist()))
+    assert set(zip(field.loc.ravel().tolist(), field.scale.ravel().tolist())) <= pairs
+    assert kstest(loc.ravel(), train.loc[:, 0]).statistic < 0.2
+    rho = spearmanr(loc[:, :-1].ravel(), loc[:, 1:].ravel()).statistic
+    far = spearmanr(loc[:, :-20].ravel(), loc[:, 20:].ravel()).statistic
+    assert rho > 0.5 and abs(far) < 0.2
+    again = _coefficient_field_draw(model, tiles, 2, seed=3)
+    np.testing.assert_array_equal(again.loc.reshape(40, 40, 2), loc[..., :2])  # sample i does not depend on n
