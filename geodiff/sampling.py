@@ -102,7 +102,9 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         ``"location"``: coefficients measured on the scene's tiles, measured when this
         function is called, in one streaming pass over the scene, and recorded in attrs (samples
         keep the scene's local range). ``"draw"``: coefficients drawn from the model's training
-        tiles, per tile and sample; the scene is then only read for its nodata mask.
+        tiles, per tile and sample; the scene is then only read for its nodata mask. Fused
+        scenes draw them as a smooth random field, a whole training set per tile
+        (:func:`_coefficient_field_draw`); independent tiles draw them independently.
     batch_size, device
         Network batch size (windows or tiles per call) and device.
     timestep_spacing
