@@ -436,7 +436,7 @@ def zarr_template(obj: xr.DataArray, store, *, name: str | None = None, nodata: 
 
 
 def _zarr_dataset(da: xr.DataArray, name: str) -> xr.Dataset:
-    variable = da.copy(deep=False)
+    variable = _regular(da.copy(deep=False))
     variable.attrs = {k: v for k, v in json.loads(json.dumps(da.attrs, default=_json_default)).items()
                       if k != "_FillValue"}
     variable.encoding = {}
@@ -447,7 +447,7 @@ def _zarr_dataset(da: xr.DataArray, name: str) -> xr.Dataset:
 
 def _zarr_encoding(da: xr.DataArray, name: str, nodata) -> dict:
     fill = _fill_value(da, nodata)
-    encoding = {"chunks": _chunks(da)}
+    encoding = {"chunks": _chunks(_regular(da))}
     if np.issubdtype(da.dtype, np.floating) or not np.isnan(fill):
         encoding["_FillValue"] = fill
     return {name: encoding}
@@ -495,6 +495,17 @@ def _resize_samples(group, count: int) -> None:
         shape = list(array.shape)
         shape[axis] = count
         array.resize(tuple(shape))
+
+
+def _regular(da: xr.DataArray) -> xr.DataArray:
+    """``da`` with regular dask chunks (all equal but a smaller last one), rechunked to its
+    largest chunk where they are not (fused scenes' nearly equal blocks): each Zarr chunk must
+    then come from one dask chunk, or parallel writes would share Zarr chunks."""
+    if not da.chunks:
+        return da
+    irregular = {dim: max(c) for dim, c in zip(da.dims, da.chunks)
+                 if len(set(c[:-1])) > 1 or (len(c) > 1 and c[-1] > c[0])}
+    return da.chunk(irregular) if irregular else da
 
 
 def _chunks(da: xr.DataArray) -> tuple[int, ...]:

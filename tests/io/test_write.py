@@ -197,3 +197,12 @@ def test_samples_times_bands_become_described_geotiff_bands(tmp_path):
     with rasterio.open(path) as src:
         assert src.descriptions == ("sample=0 VV", "sample=0 VH", "sample=1 VV", "sample=1 VH")
         np.testing.assert_array_equal(src.read(3), values[1, 0])
+
+
+def test_zarr_takes_irregular_dask_chunks(stack, tmp_path):
+    """Nearly equal blocks (fused scenes: 234, 233, 233) are rechunked so no Zarr chunk is shared."""
+    irregular = stack.chunk({"y": (22, 21, 17), "x": (34, 33, 33)})
+    store = geodiff.to_zarr(irregular, tmp_path / "i.zarr", progress=False)
+    back = xr.open_zarr(store)["data"]
+    assert back.encoding["chunks"] == (1, 22, 34)
+    np.testing.assert_array_equal(back.values, stack.values)
