@@ -185,7 +185,7 @@ class DiffusionModel:
     def generate(self, n: int, *, sampler: str = recipe.SAMPLER, steps: int = recipe.STEPS, seed: int = 0,
                  batch_size: int = 16, device=None, progress: bool = False, x_T=None, clip="auto",
                  timestep_spacing: str = recipe.TIMESTEP_SPACING, shape: tuple[int, int] | None = None,
-                 stride: tuple[int, int] | None = None, conditions=None) -> np.ndarray:
+                 stride: tuple[int, int] | None = None, conditions=None, record: list | None = None) -> np.ndarray:
         """``n`` normalised tiles ``(n, C, H, W)`` straight from the network (float32 numpy).
 
         Sample i draws its start noise and the noise of every stochastic step from its own
@@ -201,7 +201,9 @@ class DiffusionModel:
         a tile) are fused at every step (:mod:`geodiff.diffusion.windows`); ``batch_size`` then
         counts windows per network call. ``conditions``
         (:class:`~geodiff.diffusion.conditions.Conditions`, tensors of ``n`` rows) holds known
-        pixels to keep, a start timestep, labels.
+        pixels to keep, a start timestep, labels, the states of a recorded trajectory; ``record``
+        (a list) receives the network's input at every call, for canvases only (all samples go
+        through one sampler run).
         """
         from tqdm.auto import tqdm
 
@@ -222,6 +224,8 @@ class DiffusionModel:
         else:  # all canvases at once: the network's batches are their windows
             model_fn, group = fused(lambda x, t, **kw: network(x, t, **kw), self.tile, stride,
                                     batch_size=batch_size), n
+        if record is not None and shape == self.tile:
+            raise GeodiffError("record is for canvases (shape larger than the tile), sampled in one run")
         starts = range(0, n, group)
         calls = len(sampled_timesteps(self.schedule.alphas_cumprod.tolist(), timestep_spacing, steps))
         out = []
@@ -233,7 +237,7 @@ class DiffusionModel:
                            steps=steps, timestep_spacing=timestep_spacing, prediction=self.prediction, x_T=chunk_x_T,
                            seed=sample_seeds(seed, start, size), clip=clip, noise=NoiseSpec.from_config(self.noise),
                            device=device, callback=lambda info: bar.update(1),
-                           conditions=conditions.rows(start, start + size, n))
+                           conditions=conditions.rows(start, start + size, n), record=record)
                 out.append(x.float().cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 

@@ -166,7 +166,7 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
     if method == "fused":
         block = (BLOCK_TILES * model.tile[0], BLOCK_TILES * model.tile[1]) if block is None else _pair(block)
         (h, w) = grid.shape
-        check_layout((h, w), model.tile, stride, block, n, model.channels)
+        check_layout((h, w), model.tile, stride, block, n, model.channels, steps)
         data = _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, steps,
                             batch_size, device, timestep_spacing, call)
         call.update(stride=list(stride), block=list(block), margin=[model.tile[0] // 2, model.tile[1] // 2],

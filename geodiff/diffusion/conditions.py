@@ -5,7 +5,12 @@ scene sampling, so that outpainting, inpainting, SDEdit-style editing and condit
 share one sampling path instead of a growing argument list.
 
 Known pixels act on the denoiser's x_0 estimate: wherever ``mask`` is set the estimate is
-replaced by ``known``. Every sampler here builds its next state from x_0 and the implied eps
+replaced by ``known``. With ``states`` (the network inputs an earlier sample went through,
+recorded by :func:`~geodiff.diffusion.sample`'s ``record``), the network also sees, on the
+mask, the very states that sample had at each call: the known pixels then follow their own
+reverse trajectory rather than a fresh forward noising, and the generated pixels next to them
+see what the known ones saw while they were made (outpainting a block from its neighbours).
+Otherwise: Every sampler here builds its next state from x_0 and the implied eps
 (eps = (x_t - alpha x_0) / sigma), so on a known pixel the state stays the forward-noised known
 value with the noise it started from, q(x_t | x_0 = known), at every step (RePaint's
 replacement, Lugmayr et al. 2022, sec. 4, done through the estimate so that multistep solvers
@@ -15,6 +20,7 @@ sees the noisy known pixels as context for the unknown ones.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -41,6 +47,13 @@ class Conditions:
         Class labels, passed to the network as ``y``.
     low_res : Tensor (B, c, h, w), optional
         Low-resolution conditioning image, passed to the network as ``cond``.
+    states : sequence of Tensor (B, C, H, W), optional
+        One state per network call, in call order: what the network sees at that call wherever
+        the state is finite (NaN elsewhere: the sampler's own state). Record them with the same
+        sampler, steps and spacing.
+    state_weight : Tensor broadcastable to (B, C, H, W), optional
+        How much of the recorded state the network sees, per pixel (1: all of it; the rest is the
+        sampler's own state).
     """
 
     known: torch.Tensor | None = None
@@ -48,6 +61,8 @@ class Conditions:
     start: int | None = None
     labels: torch.Tensor | None = None
     low_res: torch.Tensor | None = None
+    states: Sequence[torch.Tensor] | None = None
+    state_weight: torch.Tensor | None = None
 
     def check(self, shape: tuple[int, ...], num_timesteps: int) -> None:
         """Raise ValueError unless the conditions fit samples of ``shape``."""
@@ -79,7 +94,9 @@ class Conditions:
         def cut(value):
             return value[start:stop] if value is not None and value.shape[0] == batch != 1 else value
 
-        return replace(self, **{name: cut(getattr(self, name)) for name in ("known", "mask", "labels", "low_res")})
+        cut_states = None if self.states is None else [cut(state) for state in self.states]
+        return replace(self, states=cut_states, state_weight=cut(self.state_weight),
+                       **{name: cut(getattr(self, name)) for name in ("known", "mask", "labels", "low_res")})
 
     def network_kwargs(self) -> dict:
         """Keyword arguments for the network: ``y`` and ``cond`` where given."""
@@ -93,6 +110,18 @@ class Conditions:
     def impose(self, x0: torch.Tensor) -> torch.Tensor:
         """``x0`` with the known pixels put back."""
         return x0 if self.mask is None else self.impose_on(x0, self.known)
+
+    def state_at(self, call: int, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with the recorded state of network call ``call`` wherever that is finite."""
+        if call >= len(self.states):
+            raise ValueError(f"states hold {len(self.states)} network calls and the sampler makes more: "
+                             "record them with the same sampler, steps and spacing")
+        state = self.states[call].to(device=x.device, dtype=x.dtype)
+        finite = torch.isfinite(state)
+        if self.state_weight is None:
+            return torch.where(finite, state, x)
+        weight = self.state_weight.to(device=x.device, dtype=x.dtype)
+        return torch.where(finite, x + weight * (state.nan_to_num() - x), x)
 
     def impose_on(self, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """``x`` with ``values`` on the masked pixels (all of ``x`` without a mask)."""

@@ -53,7 +53,7 @@ class Denoiser:
 
     def __init__(self, model_fn: Callable, schedule: NoiseSchedule, timestep_map: torch.Tensor, *,
                  prediction: str = "eps", learn_sigma: bool | None = None, clip=None,
-                 conditions: Conditions | None = None):
+                 conditions: Conditions | None = None, record: list | None = None):
         if prediction not in ("eps", "x0", "v"):
             raise ValueError(f"prediction must be 'eps', 'x0' or 'v', got {prediction!r}")
         self.model_fn = model_fn
@@ -62,6 +62,7 @@ class Denoiser:
         self.prediction = prediction
         self.learn_sigma = learn_sigma
         self.conditions = conditions or Conditions()
+        self.record, self.calls = record, 0
         if clip is None or isinstance(clip, (tuple, list)):
             self.clip = clip
         else:
@@ -69,6 +70,11 @@ class Denoiser:
 
     def __call__(self, x: torch.Tensor, i: int) -> Denoised:
         batch, channels = x.shape[0], x.shape[1]
+        if self.conditions.states is not None:
+            x = self.conditions.state_at(self.calls, x)
+        if self.record is not None:
+            self.record.append(x)
+        self.calls += 1
         t = torch.full((batch,), self.timestep_map[i], dtype=torch.long, device=x.device)
         out = self.model_fn(x, t, **self.conditions.network_kwargs())
         learned = self.learn_sigma if self.learn_sigma is not None else out.shape[1] == 2 * channels
@@ -332,7 +338,8 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
            timestep_spacing="trailing", prediction: str = "eps", eta: float = 0.0, x_T: torch.Tensor | None = None,
            seed: int | Sequence[int] | None = 0, clip=None, progress: bool = False, learn_sigma: bool | None = None,
            noise=None, device=None, dtype: torch.dtype = torch.float32, callback: Callable | None = None,
-           variance: str = "small", conditions: Conditions | None = None) -> torch.Tensor:
+           variance: str = "small", conditions: Conditions | None = None,
+           record: list | None = None) -> torch.Tensor:
     """Draw ``shape`` = (B, C, H, W) samples from a diffusion model trained on ``schedule``.
 
     ``model_fn(x, t)`` gets a batch and a LongTensor of trained timesteps (0..T-1) and returns the
@@ -356,6 +363,8 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     (:class:`~geodiff.diffusion.conditions.Conditions`) holds known pixels to keep, a start
     timestep (the sampler then starts from the known values noised there), labels and a
     low-resolution image for the network; ``model_fn`` then takes ``y`` and ``cond`` keywords.
+    ``record``, a list, receives the network's input at every call (the trajectory that
+    ``Conditions.states`` replays).
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
@@ -381,7 +390,7 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
         noised = math.sqrt(abar) * conditions.known.to(device=device, dtype=dtype) + math.sqrt(1 - abar) * x
         x = noised if conditions.start is not None else conditions.impose_on(x, noised)
     denoiser = Denoiser(model_fn, respaced, timestep_map, prediction=prediction, learn_sigma=learn_sigma, clip=clip,
-                        conditions=conditions)
+                        conditions=conditions, record=record)
     common = {"callback": callback, "disable": not progress}
     with torch.no_grad():
         if sampler == "ddpm":
