@@ -181,6 +181,10 @@ class BlockJob:
         empty = np.full((0,), np.nan, np.float32)
         if valid is not None and not valid.any():  # all nodata: nothing to generate
             return Block(np.full((self.n, ch, h, w), np.nan, np.float32), empty, 0, 0)
+        # A skipped (all-nodata) neighbour hands on nothing: its side is free pixels, generated.
+        top, left, corner = (s if s is not None and s.states.ndim > 1 else None for s in (top, left, corner))
+        if top is None or left is None:  # the corner sits between the two margins
+            corner = None
         pad = self.stride
         mt = pad[0] if top is None else top.values.shape[-2]
         ml = pad[1] if left is None else left.values.shape[-1]
@@ -190,9 +194,9 @@ class BlockJob:
         given = [(s, kept, band, fade) for s, kept, band, fade in (
             (top, np.s_[..., :mt, ml:ml + w], np.s_[..., mt:mt + pad[0], ml:ml + w], fade_rows),
             (left, np.s_[..., mt:mt + h, :ml], np.s_[..., mt:mt + h, ml:ml + pad[1]], fade_cols),
-            (corner, np.s_[..., :mt, :ml], None, None)) if s is not None and s.states.ndim > 1]
+            (corner, np.s_[..., :mt, :ml], None, None)) if s is not None]
         conditions = None
-        if given:  # a skipped (all-nodata) neighbour hands on nothing: its pixels are generated
+        if given:
             import torch
 
             calls = given[0][0].states.shape[0]

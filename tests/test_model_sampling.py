@@ -460,3 +460,12 @@ def test_fused_draw_coefficients_are_a_smooth_field_of_training_sets(model):
     assert rho > 0.5 and abs(far) < 0.2
     again = _coefficient_field_draw(model, tiles, 2, seed=3)
     np.testing.assert_array_equal(again.loc.reshape(40, 40, 2), loc[..., :2])  # sample i does not depend on n
+
+
+@pytest.mark.parametrize("stride", [4, 12])
+def test_fused_scenes_take_any_stride_and_stay_deterministic(velocity, model, stride):
+    a = velocity.diffusion.sample(n=1, model=model, steps=2, seed=2, block=48, stride=stride)
+    whole = a.values
+    part = a.isel(y=slice(40, 100), x=slice(90, 150)).values
+    np.testing.assert_array_equal(part, whole[:, 40:100, 90:150])
+    assert np.isfinite(whole[0][np.isfinite(velocity.values)]).all() and a.attrs["stride"] == [stride, stride]
