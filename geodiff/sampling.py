@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import warnings
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from geodiff.scaling import Coefficients
 from geodiff.scene_blocks import (
     BLOCK_TILES,
     BlockJob,
+    Generation,
     Nodes,
     block_graph,
     block_sizes,
@@ -27,23 +27,12 @@ from geodiff.scene_blocks import (
 )
 from geodiff.tiling import TileGrid
 
-# One tile at a time per process on the network: torch already uses every core (or the GPU) for
-# one batch, and dask threads running several at once oversubscribe the cores, which slows
-# torch's thread pool down by an order of magnitude. Reading and writing still overlap with it.
-network_lock = threading.Lock()
-
 
 @dataclass(frozen=True)
 class _TileJob:
     """Generates every sample of one tile; picklable, so dask.distributed workers can run it."""
 
-    model: DiffusionModel
-    n: int
-    sampler: str
-    steps: int
-    batch_size: int
-    device: object
-    timestep_spacing: str
+    generation: Generation
     renormalise: bool
 
     def __call__(self, seed: int, loc: np.ndarray, scale: np.ndarray, crop: tuple[int, int],
@@ -51,22 +40,19 @@ class _TileJob:
         h, w = crop
         if valid is not None:
             valid = valid[0, :h, :w]  # the tile's mask, cut to the part inside the scene
+        model, n = self.generation.model, self.generation.n
         if valid is not None and not valid.any():
             # All-nodata tiles are never fed to the network.
-            shape = (self.n, self.model.channels, h, w)
-            return np.full(shape if self.model.bands else (self.n, h, w), np.nan, np.float32)
-        with network_lock:
-            z = self.model.generate(self.n, sampler=self.sampler, steps=self.steps, seed=seed,
-                                    batch_size=self.batch_size, device=self.device,
-                                    timestep_spacing=self.timestep_spacing)
+            shape = (n, model.channels, h, w)
+            return np.full(shape if model.bands else (n, h, w), np.nan, np.float32)
+        z = self.generation(seed)
         if self.renormalise:
-            z = self.model.scaler.renormalise(z)
-        coefficients = Coefficients(self.model.scaler.method, loc.reshape(self.n, -1), scale.reshape(self.n, -1),
-                                    units=self.model.units)
-        values = self.model.scaler.inverse(z, coefficients)[..., :h, :w]
+            z = model.scaler.renormalise(z)
+        coefficients = Coefficients(model.scaler.method, loc.reshape(n, -1), scale.reshape(n, -1), units=model.units)
+        values = model.scaler.inverse(z, coefficients)[..., :h, :w]
         if valid is not None:
             values = np.where(valid, values, np.nan)
-        return (values if self.model.bands else values[:, 0]).astype(np.float32)
+        return (values if model.bands else values[:, 0]).astype(np.float32)
 
 
 METHODS = ("fused", "tiles")
@@ -212,7 +198,7 @@ def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sam
     if mask:
         valid = darr.asarray(_valid(scene).data).rechunk((block_sizes(shape[0], block[0]),
                                                           block_sizes(shape[1], block[1])))
-    job = BlockJob(model, n, sampler, steps, batch_size, device, timestep_spacing, stride)
+    job = BlockJob(Generation(model, n, sampler, steps, batch_size, device, timestep_spacing), stride)
     name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.to_dict(),
                                        sorted(call.items()))
     graph, (row_sizes, col_sizes), dependencies = block_graph(
@@ -227,7 +213,7 @@ def _tile_scene(scene, model, n, grid, tiles, per_tile, mask, seed, sampler, ste
     valid = None
     if mask:
         valid = _valid(tiles)
-    job = _TileJob(model, n, sampler, steps, batch_size, device, timestep_spacing, bool(renormalise))
+    job = _TileJob(Generation(model, n, sampler, steps, batch_size, device, timestep_spacing), bool(renormalise))
     name = "geodiff-sample-" + tokenize(model.model_id, scene, n, seed, mask, sorted(call.items()),
                                         bool(renormalise))
     cols = len(grid.col_starts)

@@ -34,17 +34,43 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
 
 import dask.array as darr
 import numpy as np
-from dask.base import tokenize
 
 from geodiff.errors import GeodiffError
 from geodiff.model import DiffusionModel
 
 #: Blocks are this many tiles on a side unless told otherwise.
 BLOCK_TILES = 8
+
+# One block or tile at a time per process on the network: torch already uses every core (or the
+# GPU) for one batch, and dask threads running several at once oversubscribe the cores, which
+# slows torch's thread pool down by an order of magnitude. Reading and writing still overlap.
+network_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What every block or tile task of one scene asks the network for, besides its own
+    seed, canvas and conditions: picklable, so dask.distributed workers can run it."""
+
+    model: DiffusionModel
+    n: int
+    sampler: str
+    steps: int
+    batch_size: int
+    device: object
+    timestep_spacing: str
+
+    def __call__(self, seed: int, **canvas) -> np.ndarray:
+        """:meth:`DiffusionModel.generate` of ``n`` samples, one task on the network at a time."""
+        with network_lock:
+            return self.model.generate(self.n, sampler=self.sampler, steps=self.steps, seed=seed,
+                                       batch_size=self.batch_size, device=self.device,
+                                       timestep_spacing=self.timestep_spacing, **canvas)
 
 
 def block_sizes(length: int, block: int) -> tuple[int, ...]:
@@ -140,10 +166,11 @@ class Strip:
 @dataclass(frozen=True)
 class Block:
     """A sampled block: ``z`` ``(n, C, h, w)`` in normalised space, the network's input on its
-    whole canvas at every call, and where the block sits in that canvas (``top``, ``left``)."""
+    whole canvas at every call (None when it was not generated), and where the block sits in
+    that canvas (``top``, ``left``)."""
 
     z: np.ndarray
-    trace: np.ndarray
+    trace: np.ndarray | None
     top: int
     left: int
 
@@ -162,33 +189,23 @@ class BlockJob:
     so that the block starts out from what its neighbours' pixels were made next to.
     """
 
-    model: DiffusionModel
-    n: int
-    sampler: str
-    steps: int
-    batch_size: int
-    device: object
-    timestep_spacing: str
+    generation: Generation
     stride: tuple[int, int]
 
     def __call__(self, seed: int, size: tuple[int, int], top: Strip | None, left: Strip | None,
                  corner: Strip | None, valid) -> Block:
         from geodiff.diffusion.conditions import Conditions
-        from geodiff.sampling import network_lock
 
         h, w = size
-        ch = self.model.channels
-        empty = np.full((0,), np.nan, np.float32)
-        if valid is not None and not valid.any():  # all nodata: nothing to generate
-            return Block(np.full((self.n, ch, h, w), np.nan, np.float32), empty, 0, 0)
-        # A skipped (all-nodata) neighbour hands on nothing: its side is free pixels, generated.
-        top, left, corner = (s if s is not None and s.states.ndim > 1 else None for s in (top, left, corner))
+        n, ch = self.generation.n, self.generation.model.channels
+        if valid is not None and not valid.any():  # all nodata: nothing to generate, nothing to hand on
+            return Block(np.full((n, ch, h, w), np.nan, np.float32), None, 0, 0)
         if top is None or left is None:  # the corner sits between the two margins
             corner = None
         pad = self.stride
         mt = pad[0] if top is None else top.values.shape[-2]
         ml = pad[1] if left is None else left.values.shape[-1]
-        known = np.full((self.n, ch, mt + h + pad[0], ml + w + pad[1]), np.nan, np.float32)
+        known = np.full((n, ch, mt + h + pad[0], ml + w + pad[1]), np.nan, np.float32)
         fade_rows = np.linspace(1, 0, pad[0] + 2, dtype=np.float32)[1:-1, None]
         fade_cols = np.linspace(1, 0, pad[1] + 2, dtype=np.float32)[None, 1:-1]
         given = [(s, kept, band, fade) for s, kept, band, fade in (
@@ -212,11 +229,7 @@ class BlockJob:
                                     mask=torch.from_numpy(np.isfinite(known)), states=list(torch.from_numpy(states)),
                                     state_weight=torch.from_numpy(weight))
         trace: list = []
-        with network_lock:
-            z = self.model.generate(self.n, sampler=self.sampler, steps=self.steps, seed=seed,
-                                    batch_size=self.batch_size, device=self.device, shape=known.shape[-2:],
-                                    stride=self.stride, timestep_spacing=self.timestep_spacing,
-                                    conditions=conditions, record=trace)
+        z = self.generation(seed, shape=known.shape[-2:], stride=self.stride, conditions=conditions, record=trace)
         return Block(z[..., mt:mt + h, ml:ml + w], np.stack([x.float().cpu().numpy() for x in trace]), mt, ml)
 
 
@@ -233,11 +246,12 @@ def _run(job: BlockJob, *args) -> Block:
     return job(*args)
 
 
-def _strip(block: Block, rows: int | None, cols: int | None) -> Strip:
+def _strip(block: Block, rows: int | None, cols: int | None) -> Strip | None:
     """The last ``rows`` rows (bottom), ``cols`` columns (right) or both (corner) of a block,
-    with their states and, for bottom and right, the states of the look-ahead beyond them."""
-    if block.trace.ndim < 2:  # a skipped block
-        return Strip(block.z, block.trace, None)
+    with their states and, for bottom and right, the states of the look-ahead beyond them;
+    None for a block that was not generated (all nodata): its neighbours generate that side."""
+    if block.trace is None:
+        return None
     h, w = block.z.shape[-2:]
     t, l = block.top, block.left
     if rows and cols:
@@ -259,8 +273,7 @@ def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], blo
     """
     rows, cols = block_sizes(shape[0], block[0]), block_sizes(shape[1], block[1])
     r_off, c_off = np.cumsum((0, *rows)), np.cumsum((0, *cols))
-    token = tokenize(name)
-    job_key, nodes_key, z_name, strip_name = f"{name}-job", f"{name}-nodes", f"{name}-z-{token}", f"{name}-strip"
+    job_key, nodes_key, z_name, strip_name = f"{name}-job", f"{name}-nodes", f"{name}-z", f"{name}-strip"
     graph: dict = {job_key: job, nodes_key: nodes}
     for i in range(len(rows)):
         for j in range(len(cols)):
