@@ -139,7 +139,8 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
     model._check_compatible(scene)
     if scene.rio.crs is None:
         warnings.warn("the grid has no CRS: the synthetic scene is on a pixel grid", GeoreferenceWarning, stacklevel=2)
-    if mask and not bool(_valid(scene).any()):
+    if mask and coefficients == "draw" and not bool(_valid(scene).any()):
+        # "location" finds out in its own pass over the scene, below.
         raise SceneError("the grid is all nodata: nothing to sample (mask=False samples every pixel)")
     grid = TileGrid.from_scene(scene, model.tile, 0, edge="pad")
     tiles = grid.stack(scene, tiles_per_chunk=1)
@@ -152,7 +153,7 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
     if method == "fused":
         block = (BLOCK_TILES * model.tile[0], BLOCK_TILES * model.tile[1]) if block is None else _pair(block)
         (h, w) = grid.shape
-        check_layout((h, w), model.tile, stride, block, n, model.channels, steps)
+        check_layout((h, w), model.tile, block, n, model.channels, steps)
         data = _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, steps,
                             batch_size, device, timestep_spacing, call)
         call.update(stride=list(stride), block=list(block), margin=[model.tile[0] // 2, model.tile[1] // 2],
@@ -169,7 +170,7 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
     if "spatial_ref" in scene.coords:
         coords["spatial_ref"] = scene["spatial_ref"]
     out = xr.DataArray(data, dims=dims, coords=coords, name="synthetic")
-    out.attrs.update(model.provenance(**{k: v for k, v in call.items()}))
+    out.attrs.update(model.provenance(**call))
     out.attrs["tile"] = list(model.tile)
     if scene.encoding.get("source"):
         # Provenance, and how writers know never to put the synthetic scene over the real one.
@@ -199,7 +200,7 @@ def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sam
         valid = darr.asarray(_valid(scene).data).rechunk((block_sizes(shape[0], block[0]),
                                                           block_sizes(shape[1], block[1])))
     job = BlockJob(Generation(model, n, sampler, steps, batch_size, device, timestep_spacing), stride)
-    name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.to_dict(),
+    name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.loc, per_tile.scale,
                                        sorted(call.items()))
     graph, (row_sizes, col_sizes), dependencies = block_graph(
         job, model.scaler, nodes, shape, block, (th // 2, tw // 2), seed, valid, name, bool(model.bands))

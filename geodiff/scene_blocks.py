@@ -80,15 +80,15 @@ def block_sizes(length: int, block: int) -> tuple[int, ...]:
     return tuple(base + (1 if k < extra else 0) for k in range(count))
 
 
-def check_layout(shape: tuple[int, int], tile: tuple[int, int], stride: tuple[int, int], block: tuple[int, int],
-                 n: int, channels: int, steps: int) -> None:
-    """Refuse a layout before any work: a scene smaller than a window, a block under two tiles
-    (its canvas could then be smaller than one window), a block whose canvas cannot fit in memory."""
-    if shape[0] < tile[0] or shape[1] < tile[1]:
-        raise GeodiffError(f"the {shape[0]}x{shape[1]} grid is smaller than one {tile[0]}x{tile[1]} window")
+def check_layout(shape: tuple[int, int], tile: tuple[int, int], block: tuple[int, int], n: int, channels: int,
+                 steps: int) -> None:
+    """Refuse a layout before any work: a block under two tiles (its canvas could then be
+    smaller than one window), a block whose canvas cannot fit in memory. A grid smaller than one
+    window is refused by the tile grid before."""
     if block[0] < 2 * tile[0] or block[1] < 2 * tile[1]:
         raise GeodiffError(f"a block of {block[0]}x{block[1]} pixels must be at least two tiles "
                            f"({2 * tile[0]}x{2 * tile[1]}) on a side")
+    # A margin and a look-ahead, each at most a tile, on either side.
     canvas = (min(block[0], shape[0]) + 2 * tile[0]) * (min(block[1], shape[1]) + 2 * tile[1])
     # The canvas, its known pixels and mask, the sampler's state and a few x_0 estimates, and the
     # recorded trajectory (up to two network calls per step), in float32.

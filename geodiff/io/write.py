@@ -27,7 +27,7 @@ import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import dask
@@ -72,9 +72,7 @@ def _fill_value(da: xr.DataArray, nodata) -> float:
 def _computing(progress: bool, target: Path) -> Iterator[None]:
     """Where a writer computes its dask data: a progress bar, and dask's threads drained before
     the writer goes on (see :func:`_drained_threads`)."""
-    with ExitStack() as stack:
-        stack.enter_context(_drained_threads())
-        stack.enter_context(dask_progress(progress, f"writing {Path(target).name}"))
+    with _drained_threads(), dask_progress(progress, f"writing {Path(target).name}"):
         yield
 
 
@@ -393,7 +391,7 @@ def to_zarr(obj: xr.DataArray, store, *, name: str | None = None, append: bool =
     when complete; appends and region writes modify the store in place, appends re-consolidating
     its metadata, region writes leaving it as :func:`zarr_template` consolidated it.
     """
-    da = _check(obj)
+    da = _regular(_check(obj))
     store = Path(store)
     name = name or da.name or "data"
     ds = _zarr_dataset(da, name)
@@ -425,7 +423,7 @@ def zarr_template(obj: xr.DataArray, store, *, name: str | None = None, nodata: 
     ready for parallel :func:`to_zarr` region writes; chunks never written read as ``nodata``
     (as for :func:`to_zarr`). Its metadata is consolidated once, here: region writes do not
     change it."""
-    da = _check(obj)
+    da = _regular(_check(obj))
     store = Path(store)
     name = name or da.name or "data"
     ds = _zarr_dataset(da, name)
@@ -436,7 +434,7 @@ def zarr_template(obj: xr.DataArray, store, *, name: str | None = None, nodata: 
 
 
 def _zarr_dataset(da: xr.DataArray, name: str) -> xr.Dataset:
-    variable = _regular(da.copy(deep=False))
+    variable = da.copy(deep=False)
     variable.attrs = {k: v for k, v in json.loads(json.dumps(da.attrs, default=_json_default)).items()
                       if k != "_FillValue"}
     variable.encoding = {}
@@ -447,7 +445,7 @@ def _zarr_dataset(da: xr.DataArray, name: str) -> xr.Dataset:
 
 def _zarr_encoding(da: xr.DataArray, name: str, nodata) -> dict:
     fill = _fill_value(da, nodata)
-    encoding = {"chunks": _chunks(_regular(da))}
+    encoding = {"chunks": _chunks(da)}
     if np.issubdtype(da.dtype, np.floating) or not np.isnan(fill):
         encoding["_FillValue"] = fill
     return {name: encoding}
