@@ -220,10 +220,9 @@ class DiffusionModel:
         clip = self.clip_range if clip == "auto" else clip
         conditions = conditions or Conditions()
         if shape == self.tile:
-            model_fn, group = (lambda x, t, **kw: network(x, t, **kw)), batch_size
+            model_fn, group = network, batch_size
         else:  # all canvases at once: the network's batches are their windows
-            model_fn, group = fused(lambda x, t, **kw: network(x, t, **kw), self.tile, stride,
-                                    batch_size=batch_size), n
+            model_fn, group = fused(network, self.tile, stride, batch_size=batch_size), n
         if record is not None and shape == self.tile:
             raise GeodiffError("record is for canvases (shape larger than the tile), sampled in one run")
         starts = range(0, n, group)

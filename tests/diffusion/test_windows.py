@@ -82,12 +82,20 @@ def test_low_res_conditioning_is_refused_on_a_canvas():
 
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmsolver++", "unipc", "heun"])
 def test_every_sampler_runs_on_a_canvas_with_learned_variance(sampler):
-    """A network with a learned-variance channel: both halves are fused, and the samplers use them."""
+    """Both halves of a learned-variance network are fused: DDPM's steps take their noise scale
+    from the fused v (its two ends, the small and the large variance, differ), the deterministic
+    samplers ignore v."""
     schedule = NoiseSchedule("cosine", timesteps=100)
 
-    def learned(x, t):
-        return torch.cat([torch.tanh(x + torch.roll(x, 1, -2)), torch.tanh(x).mul(0.5)], dim=1)
+    def learned(v):
+        def model_fn(x, t):
+            return torch.cat([torch.tanh(x + torch.roll(x, 1, -2)), torch.full_like(x, v)], dim=1)
+        return model_fn
 
-    out = sample(fused(learned, (16, 16), (8, 8)), schedule, (2, 1, 40, 24), sampler, steps=8, seed=0,
-                 dtype=torch.float64, learn_sigma=True)
-    assert out.shape == (2, 1, 40, 24) and torch.isfinite(out).all()
+    runs = [sample(fused(learned(v), (16, 16), (8, 8)), schedule, (2, 1, 40, 24), sampler, steps=8, seed=0,
+                   dtype=torch.float64, learn_sigma=True) for v in (-1.0, 1.0)]
+    assert runs[0].shape == (2, 1, 40, 24) and torch.isfinite(runs[0]).all()
+    if sampler == "ddpm":
+        assert (runs[0] - runs[1]).abs().max() > 1e-3
+    else:
+        torch.testing.assert_close(runs[0], runs[1])
