@@ -20,8 +20,9 @@ The design (issue: a scene must be one sample, not a patchwork of tiles):
   network's input on its canvas at every call, and its successors replay it: the margins in
   full, the look-ahead (their own first rows and columns) with a weight fading from 1 to 0
   over a stride, so that a block starts out from what its neighbours' pixels were made next to.
-  Measured on the demo model (25 steps, z space): the neighbour difference across a block
-  boundary is 2.9 times the median with known final values alone (RePaint's replacement without
+  Measured during development on the demo model (25 steps, z space, two blocks sampled
+  directly; docs/benchmarks.md): the neighbour difference across a block boundary is 2.9 times
+  the median with known final values alone (RePaint's replacement without
   resampling), 2.25 with the look-ahead canvas, 1.10 with the replayed trajectories. Each block
   is one dask task after those three: the graph computes in anti-diagonal wavefronts, and
   memory holds a few blocks and the margin strips, whatever the scene's size.
