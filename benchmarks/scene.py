@@ -8,6 +8,8 @@ trains them), then two synthetic scenes on the real scene's grid with each metho
 pixels, where the seam statistic sees them), all with location coefficients and the default
 sampler. Printed per
 method: the seam statistic (:func:`geodiff.metrics.seam_statistic`) beside the real scene's, the
+step where dask chunks (blocks, or tiles) meet (mean neighbour difference across their
+boundaries over the median one), the
 scene-scale semivariogram RMS log-ratio against the real scene (lags out to four tiles), seconds
 per megapixel, and network evaluations per pixel (window pixels evaluated / scene pixels), with
 the ratios fused / tiles.
@@ -104,8 +106,11 @@ def compare_methods(name: str, scene: xr.DataArray, model, seed: int) -> dict:
             warnings.simplefilter("ignore", geostats.SpacingWarning)
             variogram = geostats.compare(scene, synth, max_lag=max_lag)
         pixels = SAMPLES * scene.size
+        chunks = synth.chunks[-2:]
         row["methods"][label] = {
             "seam": seam_statistic(synth).statistic,
+            "chunk_boundary_step": chunk_boundary_step(synth.values, chunks),
+            "real_chunk_boundary_step": chunk_boundary_step(scene.values[None], chunks),
             "variogram_rms_log_ratio": float(variogram["rms_log_ratio"]),
             "seconds_per_megapixel": seconds / (pixels / 1e6),
             "evaluations_per_pixel": counting.tiles * model.tile[0] * model.tile[1] / pixels,
@@ -113,12 +118,27 @@ def compare_methods(name: str, scene: xr.DataArray, model, seed: int) -> dict:
     return row
 
 
+def chunk_boundary_step(values: np.ndarray, chunks: tuple) -> float:
+    """Mean |neighbour difference| across the dask chunk boundaries (blocks, or tiles) over the
+    median across any pair of rows or columns: 1 is no step where blocks meet."""
+    steps, inside = [], []
+    for axis, sizes in ((-2, chunks[0]), (-1, chunks[1])):
+        d = np.nanmean(np.abs(np.diff(values, axis=axis)), axis=tuple(a for a in range(values.ndim) if a != values.ndim + axis))
+        edges = np.cumsum(sizes)[:-1] - 1  # difference index k: between pixels k and k + 1
+        steps.append(d[edges])
+        inside.append(d)
+    if not sum(len(s) for s in steps):
+        return float("nan")
+    return float(np.nanmean(np.concatenate(steps)) / np.nanmedian(np.concatenate(inside)))
+
+
 def _print_products(rows: list[dict]) -> None:
-    print(f"\n{'product':8s} {'method':8s} {'seam (real)':>14s} {'variogram RMS':>14s} {'s/Mpx':>8s} {'evals/px':>9s}")
+    print(f"\n{'product':8s} {'method':8s} {'seam (real)':>14s} {'chunk step (real)':>17s} {'variogram RMS':>14s} "
+          f"{'s/Mpx':>8s} {'evals/px':>9s}")
     for row in rows:
         for method, m in row["methods"].items():
             print(f"{row['product']:8s} {method:8s} {m['seam']:7.3f} ({row['real_seam']:.3f}) "
-                  f"{m['variogram_rms_log_ratio']:14.3f} {m['seconds_per_megapixel']:8.1f} {m['evaluations_per_pixel']:9.1f}")
+                  f"{m['chunk_boundary_step']:5.2f} ({m['real_chunk_boundary_step']:.2f}) {m['variogram_rms_log_ratio']:14.3f} {m['seconds_per_megapixel']:8.1f} {m['evaluations_per_pixel']:9.1f}")
         t, f, b = row["methods"]["tiles"], row["methods"]["fused"], row["methods"]["fused-b2"]
         print(f"{row['product']:8s} ratios: seam fused/real {f['seam'] / row['real_seam']:.3f}, fused-b2/real "
               f"{b['seam'] / row['real_seam']:.3f}, tiles/real "
