@@ -100,13 +100,14 @@ def compare_methods(name: str, scene: xr.DataArray, model, seed: int) -> dict:
         counting = Counting(model.network)
         counted = dataclasses.replace(model, network=counting)
         start = time.monotonic()
-        synth = scene.diffusion.sample(n=SAMPLES, model=counted, seed=seed, **options).compute()
+        lazy = scene.diffusion.sample(n=SAMPLES, model=counted, seed=seed, **options)
+        synth = lazy.compute()
         seconds = time.monotonic() - start
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", geostats.SpacingWarning)
             variogram = geostats.compare(scene, synth, max_lag=max_lag)
         pixels = SAMPLES * scene.size
-        chunks = synth.chunks[-2:]
+        chunks = lazy.chunks[-2:]
         row["methods"][label] = {
             "seam": seam_statistic(synth).statistic,
             "chunk_boundary_step": chunk_boundary_step(synth.values, chunks),
