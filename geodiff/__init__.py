@@ -12,16 +12,21 @@ from geodiff import accessor as _accessor  # noqa: F401  (registers .diffusion)
 from geodiff._version import __version__
 from geodiff.io import open_scene, open_stack, to_geotiff, to_netcdf, to_zarr
 from geodiff.model import DiffusionModel, load_model
+from geodiff.training import fit
 
 _SUBPACKAGES = ("io", "tiling", "scaling", "diffusion", "geostats", "insar", "synth", "metrics")
 
 __all__ = [
-    "DiffusionModel", "__version__", "diffusion", "geostats", "insar", "io", "load_model", "metrics", "open_scene",
-    "open_stack", "scaling", "synth", "tiling", "to_geotiff", "to_netcdf", "to_zarr",
+    "DiffusionModel", "TileDataset", "__version__", "diffusion", "fit", "geostats", "insar", "io", "load_model",
+    "metrics", "open_scene", "open_stack", "scaling", "synth", "tiling", "to_geotiff", "to_netcdf", "to_zarr",
 ]
 
 
 def __getattr__(name: str):
     if name in _SUBPACKAGES:
         return importlib.import_module(f"geodiff.{name}")
+    if name == "TileDataset":  # imports torch: on first use only
+        from geodiff.tile_dataset import TileDataset
+
+        return TileDataset
     raise AttributeError(f"module 'geodiff' has no attribute {name!r}")

@@ -13,8 +13,14 @@ from geodiff.errors import GeodiffError
 
 @xr.register_dataarray_accessor("diffusion")
 class DiffusionAccessor:
-    """``da.diffusion.fit(...)`` trains on the scene's tiles; ``da.diffusion.sample(n)`` generates
-    synthetic scenes on its grid. The accessor remembers only the last fitted model."""
+    """``da.diffusion.fit(...)`` trains on the scene's tiles and returns the model;
+    ``da.diffusion.sample(n, model=model)`` generates synthetic scenes on its grid.
+
+    xarray caches an accessor per object, so the last model fitted through it is kept as a
+    convenience for the same object only (``da.diffusion.sample(n)`` right after
+    ``da.diffusion.fit``); any derived object (``da.isel(...)``, ``da.copy()``, ``da + 0``) has
+    a fresh accessor and needs ``model=``.
+    """
 
     def __init__(self, obj):
         self._obj = obj
@@ -29,10 +35,10 @@ class DiffusionAccessor:
         return self._obj
 
     def fit(self, tile=64, epochs=50, **options):
-        """Train a model on this scene's tiles; see :func:`geodiff.training.fit_scene`."""
-        from geodiff.training import fit_scene
+        """Train a model on this scene's tiles and return it; see :func:`geodiff.training.fit`."""
+        from geodiff.training import fit
 
-        self._model = fit_scene(self._scene(), tile, epochs, **options)
+        self._model = fit(self._scene(), tile, epochs, **options)
         return self._model
 
     def sample(self, n: int, model=None, **options):
@@ -41,8 +47,9 @@ class DiffusionAccessor:
 
         model = model or self._model
         if model is None:
-            raise GeodiffError("no model to sample from: call .diffusion.fit(...) on this object first, "
-                               "or pass model= (e.g. geodiff.load_model(path))")
+            raise GeodiffError("no model to sample from: pass the model fit returned, "
+                               "da.diffusion.sample(n, model=model) (or geodiff.load_model(path)); an "
+                               "object derived from the fitted one (isel, copy, arithmetic) does not carry it")
         return sample_scene(self._scene(), model, n, **options)
 
 

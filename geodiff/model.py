@@ -25,7 +25,7 @@ _WEIGHTS, _CONFIG = "model.safetensors", "model.json"
 class DiffusionModel:
     """A trained diffusion model of radar tiles, with everything needed to sample physical data.
 
-    Build one with ``da.diffusion.fit(...)`` (or :func:`geodiff.training.fit_scene`), reload one
+    Build one with ``da.diffusion.fit(...)`` (or :func:`geodiff.training.fit`), reload one
     with :func:`load_model`.
 
     Attributes

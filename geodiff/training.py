@@ -16,7 +16,7 @@ from geodiff.errors import GeodiffError, TilingError
 from geodiff.files import check_destination
 from geodiff.model import DiffusionModel, _is_int
 from geodiff.scaling import Scaler
-from geodiff.tiling import TileGrid, fill_gaps, nodata_filter, patch_filter, select
+from geodiff.tiling import TileGrid, nodata_filter, patch_filter, select
 
 
 def training_tiles(scene: xr.DataArray, tile, *, overlap=0, max_nodata: float = 0.5,
@@ -38,8 +38,14 @@ def training_tiles(scene: xr.DataArray, tile, *, overlap=0, max_nodata: float = 
     return tiles
 
 
-def _check_training_args(*, epochs, steps, batch_size, lr, max_nodata, seed, max_seconds) -> None:
-    """Refuse a training request that cannot run (or would save an untrained model) before any work."""
+def check_training_args(*, epochs, steps, batch_size, lr, max_nodata, seed, max_seconds, val_fraction=0.0) -> None:
+    """Refuse a training request that cannot run (or would save an untrained model) before any work.
+
+    Raises
+    ------
+    geodiff.errors.GeodiffError
+        The first argument out of range, with what it must be.
+    """
     checks = [
         (steps is not None or epochs is not None, "give the length of training: epochs=... or steps=..."),
         (steps is None or (_is_int(steps) and steps >= 1), f"steps must be an integer >= 1, got {steps!r}"),
@@ -52,6 +58,7 @@ def _check_training_args(*, epochs, steps, batch_size, lr, max_nodata, seed, max
         (_is_int(seed) and seed >= 0, f"seed must be an integer >= 0, got {seed!r}"),
         (max_seconds is None or (_is_real(max_seconds) and max_seconds > 0),
          f"max_seconds must be a time budget > 0 in seconds (or None), got {max_seconds!r}"),
+        (_is_real(val_fraction) and 0 <= val_fraction < 1, f"val_fraction must lie in [0, 1), got {val_fraction!r}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -62,8 +69,8 @@ def _is_real(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def fit_scene(
-    scene: xr.DataArray,
+def fit(
+    scenes,
     tile: int | tuple[int, int] = 64,
     epochs: float | None = 50,
     *,
@@ -71,9 +78,18 @@ def fit_scene(
     overlap: int = 0,
     max_nodata: float = 0.5,
     patch: tuple[float, float] | None = None,
+    scales: tuple[int, ...] = (1,),
     max_tiles: int | None = None,
     fill: str = "nearest",
     scaler: Scaler | str = "minmax",
+    augment=None,
+    labels=None,
+    label_column: str = "label",
+    label_rule: str = "majority",
+    band_files=None,
+    val_fraction: float = 0.0,
+    split: str = "auto",
+    num_workers: int = 0,
     preset: str = "small",
     network: dict | None = None,
     schedule: str = recipe.SCHEDULE,
@@ -89,26 +105,47 @@ def fit_scene(
     progress: bool = True,
     **train_options,
 ) -> DiffusionModel:
-    """Train a diffusion model on the tiles of a scene.
+    """Train a diffusion model on the tiles of one scene or of a collection of scenes.
+
+    Tiles are indexed in one pass over the scenes and streamed from them per batch (see
+    :class:`geodiff.tile_dataset.TileDataset`), so a collection may be far larger than memory.
 
     Parameters
     ----------
-    scene
-        ``(y, x)`` or ``(band, y, x)`` DataArray, NaN as nodata (see :func:`geodiff.open_scene`).
+    scenes
+        A ``([band,] y, x)`` DataArray (NaN as nodata, see :func:`geodiff.open_scene`); a list of
+        DataArrays or paths, each with its own CRS and grid; a glob (``"dir/*.tif"``); a
+        ``(time, y, x)`` stack whose leading dimension holds more scenes; a Dataset whose
+        variables are bands; or a :class:`~geodiff.tile_dataset.TileDataset` built already.
     tile
         Tile size in pixels; each side must be divisible by ``2**(levels - 1)`` of the network
         (8 for the presets).
     epochs, steps
         Training length as passes over the tiles, or as optimizer steps (``steps`` wins).
-    overlap, max_nodata, patch, max_tiles
+    overlap, max_nodata, patch, scales, max_tiles
         Tiling: overlap between training tiles (more, correlated tiles), the nodata filter, the
-        optional GANInSAR patch filter ``(theta, a)`` in scene units, and a cap on tile count.
+        optional GANInSAR patch filter ``(theta, a)`` in scene units, GANInSAR's multi-scale
+        patches (factors of block averaging), and a cap on the training tiles (a random subset).
     fill
         How nodata gaps inside kept tiles are filled before training (``"nearest"``,
         ``"laplace"``, ``"zero"``): a network never sees NaN.
     scaler
         A :class:`~geodiff.scaling.Scaler` or a method name; per-tile min-max to [-1, 1] by
         default (the seed paper's choice).
+    augment
+        A :class:`~geodiff.tile_dataset.Augment` (flips, quarter turns, value shift), drawn per
+        step; none by default.
+    labels, label_column, label_rule
+        Tile labels carried in the index and the dataset: ``"attrs"``, ``"json"`` (BigEarthNet's
+        sidecar) or a GeoDataFrame of labelled polygons; see :mod:`geodiff.labels`.
+    band_files
+        Band names (``("VV", "VH")``): files differing only by them are the bands of one scene.
+    val_fraction, split
+        Tiles held out for the validation loss, about ``val_fraction`` of them, by whole scene
+        (``split="scene"``) or by spatial block of four tiles a side (``"block"``; training tiles
+        overlapping a validation tile are dropped), ``"auto"``: by scene when there are several.
+    num_workers
+        DataLoader worker processes reading tiles ahead of the training loop.
     preset, network
         UNet size preset (``"tiny"``, ``"small"``, ``"base"``) and constructor overrides.
     schedule, timesteps, learn_sigma, prediction, noise
@@ -127,56 +164,70 @@ def fit_scene(
     device
         ``None`` picks CUDA, then MPS, then CPU.
     seed
-        Seeds tile subsampling, the initial weights and every random draw of training (the
-        caller's global torch RNG is left untouched): same seed, same model id on one device.
+        Seeds tile subsampling, the split, the initial weights and every random draw of training
+        (the caller's global torch RNG is left untouched): same seed, same model id on one device.
     progress
-        Show a progress bar.
+        Show progress bars (indexing, training).
+
+    Returns
+    -------
+    DiffusionModel
+        Its summary records the scenes (ids and files), the tiles per scene and the split.
 
     Raises
     ------
     geodiff.errors.GeodiffError
-        A training length, ``batch_size``, ``lr``, ``max_seconds``, ``max_nodata`` or ``seed``
-        out of range, or an unknown training option, before any tile is read.
+        A training length, ``batch_size``, ``lr``, ``max_seconds``, ``max_nodata``,
+        ``val_fraction`` or ``seed`` out of range, or an unknown training option, before any tile
+        is read; scenes that cannot be trained on together (see
+        :func:`geodiff.tile_index.index_tiles`), before any training step.
     """
-    import torch
 
     from geodiff.diffusion import NoiseSchedule
     from geodiff.diffusion.checkpoint import versions
     from geodiff.diffusion.trainer import TrainConfig, Trainer, init_seed
     from geodiff.diffusion.unet import UNet
+    from geodiff.tile_dataset import TileDataset
+    from geodiff.tile_index import split_tiles
 
-    _check_training_args(epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, max_nodata=max_nodata,
-                         seed=seed, max_seconds=max_seconds)
+    check_training_args(epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, max_nodata=max_nodata,
+                        seed=seed, max_seconds=max_seconds, val_fraction=val_fraction)
     unknown = set(train_options) - {f.name for f in fields(TrainConfig)}
     if unknown:
         raise GeodiffError(f"unknown training option(s) {sorted(unknown)}")
     if train_options.get("checkpoint_dir"):
         check_destination(train_options["checkpoint_dir"], parents=True)  # before the tiles are read
-    scaler = Scaler(scaler) if isinstance(scaler, str) else scaler
-    # Training tiles become a tensor anyway: read them once, then fit and scale in memory.
-    tiles = training_tiles(scene, tile, overlap=overlap, max_nodata=max_nodata, patch=patch,
-                           max_tiles=max_tiles, seed=seed).compute()
-    coefficients = scaler.fit(tiles)
-    scaled, _ = fill_gaps(scaler.transform(tiles, coefficients), fill)
-    data = scaled.transpose("tile", ..., "y", "x").values
-    data = torch.from_numpy(np.ascontiguousarray(data if data.ndim == 4 else data[:, None], dtype=np.float32))
-    channels = data.shape[1]
-    th, tw = data.shape[-2:]
+    if isinstance(scenes, TileDataset):
+        dataset = scenes
+    else:
+        dataset = TileDataset.from_scenes(
+            scenes, tile, overlap=overlap, max_nodata=max_nodata, patch=patch, scales=scales, scaler=scaler,
+            fill=fill, augment=augment, labels=labels, label_column=label_column, label_rule=label_rule,
+            band_files=band_files, progress=progress)
+    dataset.index["split"] = split_tiles(dataset.index, val_fraction, split, seed=seed, max_tiles=max_tiles)
+    train = dataset.subset(dataset.index["split"].to_numpy() == "train")
+    val = dataset.subset(dataset.index["split"].to_numpy() == "val") if val_fraction else None
+    channels, (th, tw) = train._loc.shape[1], train.tile
 
     net = UNet.from_preset(preset, channels, learn_sigma=learn_sigma, **{"seed": init_seed(seed), **(network or {})})
     if th % net.divisor or tw % net.divisor:
         raise TilingError(f"tile {th}x{tw} is not divisible by {net.divisor} as the {preset!r} network needs; "
                           f"use a tile size that is a multiple of {net.divisor}")
-    config = TrainConfig(epochs=None if steps else epochs, steps=steps, batch_size=min(batch_size, len(data)),
+    config = TrainConfig(epochs=None if steps else epochs, steps=steps, batch_size=min(batch_size, len(train)),
                          lr=lr, max_seconds=max_seconds, prediction=prediction, learn_sigma=learn_sigma,
-                         noise=noise, seed=seed, progress=progress, **train_options)
+                         noise=noise, seed=seed, progress=progress, num_workers=num_workers, **train_options)
     trainer = Trainer(net, NoiseSchedule(schedule, timesteps), config, device=device)
     start = time.monotonic()
-    history = trainer.fit(data)
+    history = trainer.fit(train, val_data=val)
     losses = [r["loss"] for r in history if "loss" in r]
+    coefficients = train.coefficients()
     summary = {
-        "tiles": len(data),
-        "tile_origins": {"row": tiles["row"].values.tolist(), "col": tiles["col"].values.tolist()},
+        "tiles": len(train),
+        "tile_origins": {"row": coefficients.row.tolist(), "col": coefficients.col.tolist()},
+        "scenes": _scenes_summary(dataset),
+        "skipped_scenes": [{"id": i, "why": why} for i, why in dataset.skipped],
+        "split": {"by": _split_kind(dataset, split) if val_fraction else None, "val_fraction": val_fraction,
+                  "val_tiles": 0 if val is None else len(val)},
         "epochs": epochs if not steps else None,
         "steps": trainer.step,
         "batch_size": config.batch_size,
@@ -184,20 +235,54 @@ def fit_scene(
         "final_loss": losses[-1] if losses else None,
         "seconds": round(time.monotonic() - start, 2),
         "device": str(trainer.device),
-        "source": str(scene.encoding.get("source", "")),
+        "source": _source(scenes, dataset),
         "train_config": config.to_dict(),
     }
+    crs = _single_crs(dataset)
     return DiffusionModel(
         network=trainer.ema_model().eval(),
         schedule=trainer.schedule,
-        scaler=scaler,
+        scaler=dataset.scaler,
         coefficients=coefficients,
         tile=(int(th), int(tw)),
         bands=coefficients.bands,
-        units=scene.attrs.get("units"),
-        crs=scene.rio.crs.to_wkt() if scene.rio.crs is not None else None,
+        units=dataset.units,
+        crs=crs,
         prediction=prediction,
         noise=config.noise.to_config(),
         summary=summary,
         versions={**versions(), "geodiff": __version__},
     )
+
+
+def _scenes_summary(dataset) -> list[dict]:
+    counts = dataset.index.groupby("scene")["split"].value_counts().unstack(fill_value=0)
+    out = []
+    for scene_id, member in dataset.members.items():
+        if scene_id not in counts.index:
+            continue
+        row = counts.loc[scene_id]
+        out.append({"id": scene_id, "sources": list(member.sources),
+                    **{f"{k}_tiles": int(row.get(k, 0)) for k in ("train", "val")}})
+    return out
+
+
+def _split_kind(dataset, split: str) -> str:
+    return ("scene" if dataset.index["scene"].nunique() > 1 else "block") if split == "auto" else split
+
+
+def _source(scenes, dataset) -> str:
+    if isinstance(scenes, xr.DataArray):
+        return str(scenes.encoding.get("source", ""))
+    sources = [s for m in dataset.members.values() for s in m.sources]
+    return sources[0] if len(sources) == 1 else ""
+
+
+def _single_crs(dataset) -> str | None:
+    """The scenes' CRS as WKT when they share one (a collection across UTM zones has none)."""
+    crss = set(dataset.index["crs"])
+    if len(crss) != 1 or None in crss:
+        return None
+    from rasterio.crs import CRS
+
+    return CRS.from_user_input(crss.pop()).to_wkt()

@@ -235,12 +235,13 @@ def test_appends_change_only_geodiff_stores_unless_told(scene, tmp_path):
 
 
 def test_fit_checks_its_checkpoint_dir_before_reading_tiles(scene, tmp_path, monkeypatch):
+    import geodiff.tile_dataset
     import geodiff.training
 
     def no_reading(*args, **kwargs):
         raise AssertionError("tiles were read before the checkpoint folder was checked")
 
-    monkeypatch.setattr(geodiff.training, "training_tiles", no_reading)
+    monkeypatch.setattr(geodiff.tile_dataset, "index_tiles", no_reading)
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     with pytest.raises(OutputError):

@@ -1,4 +1,4 @@
-"""fit_scene: same seed, same model (in one process and across processes, whatever the caller's
+"""fit: same seed, same model (in one process and across processes, whatever the caller's
 global RNG), arguments refused before any work, and the time budget ending training."""
 
 import subprocess
@@ -28,25 +28,25 @@ def _scene() -> xr.DataArray:
 _CHILD = """
 import sys, torch
 torch.set_num_threads(int(sys.argv[1]))
-from geodiff.training import fit_scene
+from geodiff.training import fit
 from tests.test_training_determinism import FIT, _scene
-print(fit_scene(_scene(), seed=3, **FIT).model_id)
+print(fit(_scene(), seed=3, **FIT).model_id)
 """
 
 
 def test_same_seed_same_model_in_and_across_processes():
-    from geodiff.training import fit_scene
+    from geodiff.training import fit
 
     torch.manual_seed(1)
     state = torch.get_rng_state()
-    first = fit_scene(_scene(), seed=3, **FIT)
+    first = fit(_scene(), seed=3, **FIT)
     assert torch.equal(torch.get_rng_state(), state)  # the caller's global RNG is left alone
     torch.manual_seed(2)  # a different global state must not matter
-    again = fit_scene(_scene(), seed=3, **FIT)
+    again = fit(_scene(), seed=3, **FIT)
     assert again.model_id == first.model_id
     for name, weight in first.network.state_dict().items():
         assert torch.equal(again.network.state_dict()[name], weight), name
-    assert fit_scene(_scene(), seed=4, **FIT).model_id != first.model_id
+    assert fit(_scene(), seed=4, **FIT).model_id != first.model_id
     child = subprocess.run([sys.executable, "-c", _CHILD, str(torch.get_num_threads())], capture_output=True,
                            text=True, check=True, cwd=Path(__file__).resolve().parents[1])
     assert child.stdout.split()[-1] == first.model_id
@@ -66,21 +66,22 @@ def test_same_seed_same_model_in_and_across_processes():
     ({"max_seconds": 0}, "max_seconds"),
 ])
 def test_bad_training_arguments_are_refused_before_any_work(monkeypatch, bad, match):
+    import geodiff.tile_dataset
     import geodiff.training
 
     def no_work(*args, **kwargs):
         raise AssertionError("tiles were read before the arguments were checked")
 
-    monkeypatch.setattr(geodiff.training, "training_tiles", no_work)
+    monkeypatch.setattr(geodiff.tile_dataset, "index_tiles", no_work)
     with pytest.raises(GeodiffError, match=match):
-        geodiff.training.fit_scene(_scene(), **{**FIT, **bad})
+        geodiff.training.fit(_scene(), **{**FIT, **bad})
 
 
 def test_time_budget_ends_training_and_is_recorded():
-    from geodiff.training import fit_scene
+    from geodiff.training import fit
 
     # Any step lasts longer than a microsecond, so the budget ends training after the first one.
-    model = fit_scene(_scene(), seed=0, **{**FIT, "steps": 1000}, max_seconds=1e-6)
+    model = fit(_scene(), seed=0, **{**FIT, "steps": 1000}, max_seconds=1e-6)
     assert model.summary["steps"] == 1
     assert model.summary["train_config"]["max_seconds"] == 1e-6
     assert model.summary["final_loss"] is not None

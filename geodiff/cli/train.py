@@ -1,4 +1,4 @@
-"""``geodiff train SCENE --out MODEL``: fit a diffusion model on a scene's tiles."""
+"""``geodiff train SCENE [SCENE ...] --out MODEL``: fit a diffusion model on the tiles of scenes."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train a diffusion model on a scene",
-                              description="Train a diffusion model on the tiles of a GeoTIFF/NetCDF/Zarr scene.")
-    p.add_argument("scene", help="GeoTIFF, NetCDF or Zarr scene")
+    p = subparsers.add_parser("train", help="train a diffusion model on one scene or a collection",
+                              description="Train a diffusion model on the tiles of GeoTIFF/NetCDF/Zarr scenes: "
+                                          "files or quoted globs ('dir/*.tif'), each with its own grid and CRS.")
+    p.add_argument("scene", nargs="+", help="GeoTIFF, NetCDF or Zarr scenes, or quoted glob patterns")
     p.add_argument("--out", "-o", required=True, help="folder to save the model in")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace --out even if it is a folder geodiff did not write")
+                   help="replace --out (and --index) even if geodiff did not write them")
     p.add_argument("--tile", type=int, default=64, help="tile size in pixels (default 64)")
     p.add_argument("--epochs", type=float, default=50, help="passes over the tiles (default 50)")
     p.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
@@ -19,10 +20,16 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default="small", choices=["tiny", "small", "base"], help="network size")
     p.add_argument("--scaling", default="minmax", choices=["minmax", "robust", "standard"])
     p.add_argument("--db", action="store_true", help="train on 10 log10 of linear backscatter")
-    p.add_argument("--band", action="append", help="band to use (repeat for several)")
-    p.add_argument("--nodata", type=float, help="nodata value overriding the file's")
-    p.add_argument("--units", help="physical units overriding the file's")
+    p.add_argument("--band", action="append", help="band of each file to use (repeat for several)")
+    p.add_argument("--band-files", nargs="+", metavar="NAME",
+                   help="band names (e.g. VV VH): files differing only by them are the bands of one scene")
+    p.add_argument("--nodata", type=float, help="nodata value overriding the files'")
+    p.add_argument("--units", help="physical units overriding the files'")
     p.add_argument("--max-nodata", type=float, default=0.5, help="drop tiles with more nodata (default 0.5)")
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="tiles held out for the validation loss, by scene (or spatial block for one scene)")
+    p.add_argument("--index", help="write the tile index here as GeoParquet (one row per tile, with its split)")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader processes reading tiles ahead")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--device", help="cuda, mps or cpu (default: best available)")
@@ -31,16 +38,29 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import geodiff
-    from geodiff.files import check_destination
+    from geodiff.files import atomic_file, check_destination
     from geodiff.scaling import Scaler
-    from geodiff.training import fit_scene
+    from geodiff.tile_dataset import TileDataset
+    from geodiff.training import check_training_args, fit
 
-    check_destination(args.out, overwrite=args.overwrite, inputs=[args.scene], parents=True)
-    scene = geodiff.open_scene(args.scene, band=args.band, nodata=args.nodata, units=args.units)
-    model = fit_scene(scene, args.tile, args.epochs, steps=args.steps, max_seconds=args.max_seconds,
-                      preset=args.preset, scaler=Scaler(args.scaling, db=args.db), max_nodata=args.max_nodata,
-                      batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed)
+    check_destination(args.out, overwrite=args.overwrite, inputs=args.scene, parents=True)
+    if args.index:
+        check_destination(args.index, overwrite=args.overwrite, inputs=args.scene, parents=True)
+    options = {"steps": args.steps, "max_seconds": args.max_seconds, "preset": args.preset,
+               "max_nodata": args.max_nodata, "batch_size": args.batch_size, "lr": args.lr,
+               "device": args.device, "seed": args.seed, "val_fraction": args.val_fraction,
+               "num_workers": args.num_workers}
+    check_training_args(epochs=args.epochs, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                        max_nodata=args.max_nodata, seed=args.seed, max_seconds=args.max_seconds,
+                        val_fraction=args.val_fraction)
+    dataset = TileDataset.from_scenes(args.scene, args.tile, max_nodata=args.max_nodata,
+                                      scaler=Scaler(args.scaling, db=args.db), band_files=args.band_files,
+                                      band=args.band, nodata=args.nodata, units=args.units)
+    model = fit(dataset, args.tile, args.epochs, **options)
+    if args.index:
+        with atomic_file(args.index, overwrite=args.overwrite) as tmp:
+            dataset.index.to_parquet(tmp)
+        print(f"tile index ({len(dataset.index)} tiles) written to {args.index}")
     model.save(args.out, overwrite=args.overwrite)
     print(model)
     print(f"saved to {args.out}")

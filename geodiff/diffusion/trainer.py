@@ -2,7 +2,12 @@
 
 Every random draw of training (batch indices, timesteps, forward noise, class dropout) comes from
 generators seeded by ``TrainConfig.seed``, and dropout runs on a forked global RNG whose state the
-trainer owns; saving and resuming therefore continues a run bit for bit on the same device.
+trainer owns; saving and resuming therefore continues a run bit for bit on the same device. The
+tiles of step ``k`` are drawn from a generator seeded by ``(seed, k)`` alone, so DataLoader
+workers can read ahead and a resumed run reads the same tiles.
+
+Training data is a tensor or any map-style Dataset with ``__getitems__`` (a batch of positions to
+a ``(batch, C, H, W)`` tensor), e.g. :class:`geodiff.tile_dataset.TileDataset`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -107,6 +113,9 @@ class TrainConfig:
         Steps between calls of the preview callback (0: only at the end).
     progress : bool
         Show a tqdm bar with loss and images/s.
+    num_workers : int
+        DataLoader worker processes that read the batches of a Dataset ahead of the loop (0: read
+        in the training process). Tensors are always indexed in place.
     """
 
     lr: float = 1e-4
@@ -138,6 +147,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     preview_every: int = 0
     progress: bool = True
+    num_workers: int = 0
 
     def __post_init__(self):
         self.noise = as_noise_spec(self.noise)
@@ -159,6 +169,7 @@ class TrainConfig:
             (self.epochs is None or self.epochs > 0, "epochs must be > 0"),
             (self.max_seconds is None or self.max_seconds > 0, "max_seconds must be > 0 or None"),
             (self.seed >= 0, "seed must be >= 0"),
+            (self.num_workers >= 0, "num_workers must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -330,6 +341,8 @@ class Trainer:
     # -- training ------------------------------------------------------------------------------
 
     def _prepare(self, data, labels, cond, name: str):
+        if isinstance(data, torch.utils.data.Dataset):
+            return self._prepare_dataset(data, labels, cond, name)
         x = _as_tensor(data)
         if x is None:
             return None
@@ -349,10 +362,24 @@ class Trainer:
                 raise GeodiffError(f"{what} has {other.shape[0]} entries for {x.shape[0]} tiles")
         return x, y, c
 
+    def _prepare_dataset(self, data, labels, cond, name: str):
+        if not hasattr(data, "__getitems__"):
+            raise GeodiffError(f"{name} is a Dataset without __getitems__ (positions -> a batch tensor)")
+        if len(data) == 0:
+            raise GeodiffError(f"{name} holds no tile")
+        y, c = _as_tensor(labels, torch.long), _as_tensor(cond)
+        for other, what in ((y, "labels"), (c, "cond")):
+            if other is not None and other.shape[0] != len(data):
+                raise GeodiffError(f"{what} has {other.shape[0]} entries for {len(data)} tiles")
+        return data, y, c
+
     def _split(self, train, val):
         if val is not None or self.config.val_fraction == 0:
             return train, val
-        n = train[0].shape[0]
+        if not isinstance(train[0], torch.Tensor):
+            raise GeodiffError("val_fraction splits tensors; for a Dataset pass val_data (geodiff.fit "
+                               "holds out whole scenes or spatial blocks)")
+        n = len(train[0])
         n_val = round(n * self.config.val_fraction)
         if n_val == 0 or n_val == n:
             raise GeodiffError(
@@ -422,7 +449,7 @@ class Trainer:
         train = self._prepare(data, labels, cond, "data")
         val = self._prepare(val_data, val_labels, val_cond, "val_data")
         train, val = self._split(train, val)
-        total = self.total_steps(train[0].shape[0], steps)
+        total = self.total_steps(len(train[0]), steps)
         if (
             train[1] is not None
             and self.config.class_dropout
@@ -445,11 +472,12 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         window_steps, window_start = 0, time.perf_counter()
         started, first_step = _clock(), self.step
+        batches = self._batches(train[0], total)
         with torch.random.fork_rng(devices=self._rng_devices()):
             self._set_global_rng_state(self._dropout_rng)
             try:
                 while self.step < total:
-                    record = self._train_step(train)
+                    record = self._train_step(train, batches)
                     for k, v in record.items():
                         sums[k] = sums.get(k, 0.0) + v
                     window_steps += 1
@@ -505,7 +533,31 @@ class Trainer:
                 self._dropout_rng = self._global_rng_state()
                 if bar is not None:
                     bar.close()
+                del batches  # stops DataLoader workers
         return self.history
+
+    def batch_items(self, n: int, step: int, micro: int = 0, data=None) -> list:
+        """The tiles (positions into ``n``) of micro-batch ``micro`` of optimizer step ``step``,
+        with ``data.draws``' augmentation when ``data`` has one: a function of the seed and the
+        step alone."""
+        cfg = self.config
+        key = np.random.SeedSequence([cfg.seed, _DATA_STREAM, step, micro]).generate_state(2, np.uint32)
+        g = torch.Generator().manual_seed(int(key[0]) << 32 | int(key[1]))
+        positions = torch.randint(n, (cfg.batch_size,), generator=g).tolist()
+        draws = getattr(data, "draws", None)
+        return draws(positions, g) if draws is not None else positions
+
+    def _batches(self, data, total: int):
+        """``(positions, tiles)`` for every micro-batch from the current step to ``total``."""
+        cfg = self.config
+        plan = _StepBatches(self, data, self.step, total)
+        fetch = _Fetch(data)
+        if cfg.num_workers and not isinstance(data, torch.Tensor):
+            loader = torch.utils.data.DataLoader(
+                fetch, batch_sampler=plan, num_workers=cfg.num_workers, collate_fn=_identity,
+                prefetch_factor=4, pin_memory=self.device.type == "cuda")
+            return iter(loader)
+        return (fetch.__getitems__(items) for items in plan)
 
     def _reachable_steps(self, total: int, spent: float, done: int) -> int:
         """The step cap, or the step the time budget ends on at the rate so far (``done`` steps
@@ -517,14 +569,15 @@ class Trainer:
         warm = self.config.warmup_steps
         return self.config.lr * (min(1.0, (self.step + 1) / warm) if warm else 1.0)
 
-    def _train_step(self, train) -> dict[str, torch.Tensor]:
-        cfg, (x_all, y_all, c_all) = self.config, train
+    def _train_step(self, train, batches) -> dict[str, torch.Tensor]:
+        cfg, (_, y_all, c_all) = self.config, train
+        dtype = next(self.model.parameters()).dtype
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         totals: dict[str, torch.Tensor] = {}
         for _ in range(cfg.grad_accum):
-            idx = torch.randint(x_all.shape[0], (cfg.batch_size,), generator=self._gen_data)
-            x0 = x_all[idx].to(self.device, non_blocking=True)
+            idx, x0 = next(batches)
+            x0 = x0.to(self.device, dtype, non_blocking=True)
             y = None if y_all is None else y_all[idx]
             if y is not None and cfg.class_dropout:
                 drop = torch.rand(cfg.batch_size, generator=self._gen_data) < cfg.class_dropout
@@ -568,9 +621,10 @@ class Trainer:
         g = torch.Generator(self.device).manual_seed(self.config.seed * 8 + _VAL_STREAM)
         bs = batch_size or self.config.batch_size
         loss_sum, mse_sum = 0.0, 0.0
-        for start in range(0, x.shape[0], bs):
-            sl = slice(start, start + bs)
-            x0 = x[sl].to(self.device)
+        for start in range(0, len(x), bs):
+            sl = slice(start, min(start + bs, len(x)))
+            x0 = (x[sl] if isinstance(x, torch.Tensor) else x.__getitems__(list(range(sl.start, sl.stop))))
+            x0 = x0.to(self.device, next(self.model.parameters()).dtype)
             t = torch.randint(len(self.schedule), (x0.shape[0],), generator=g, device=self.device)
             noise = draw_noise(
                 self.config.noise, x0.shape, generator=g, device=self.device, dtype=x0.dtype
@@ -585,7 +639,7 @@ class Trainer:
             loss_sum += float(losses["loss"].sum())
             mse_sum += float(losses["mse"].sum())
         self.model.train()
-        return {"val_loss": loss_sum / x.shape[0], "val_mse": mse_sum / x.shape[0]}
+        return {"val_loss": loss_sum / len(x), "val_mse": mse_sum / len(x)}
 
     def ema_model(self) -> nn.Module:
         """A copy of the model holding the EMA weights, in eval mode, ready for sampling.
@@ -688,3 +742,39 @@ class Trainer:
                 f"{path} lacks a usable model, schedule or training config ({err})"
             ) from err
         return cls(model, schedule, config, device=device)._restore(ck)
+
+
+class _StepBatches:
+    """The batch sampler of a run: the items of every micro-batch from ``start`` to ``total``."""
+
+    def __init__(self, trainer: Trainer, data, start: int, total: int):
+        self.trainer, self.data, self.start, self.total = trainer, data, start, total
+
+    def __iter__(self):
+        n, accum = len(self.data), self.trainer.config.grad_accum
+        for step in range(self.start, self.total):
+            for micro in range(accum):
+                yield self.trainer.batch_items(n, step, micro, self.data)
+
+    def __len__(self) -> int:
+        return (self.total - self.start) * self.trainer.config.grad_accum
+
+
+class _Fetch(torch.utils.data.Dataset):
+    """Reads a batch and returns it with its positions."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitems__(self, items) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = torch.tensor([i if isinstance(i, int) else i[0] for i in items])
+        if isinstance(self.data, torch.Tensor):
+            return positions, self.data[positions]
+        return positions, self.data.__getitems__(items)
+
+
+def _identity(batch):
+    return batch

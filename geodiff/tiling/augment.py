@@ -29,16 +29,25 @@ def multiscale(scene: xr.DataArray, size: int | tuple[int, int], factor: int, ov
     block mean, done once on the scene (lazily) rather than per window. Returns the grid over the
     coarsened scene (its transform has ``factor``-times larger pixels) and the tile stack.
     """
+    coarse = coarsened(scene, factor)
+    grid = TileGrid.from_scene(coarse, size, overlap, edge)
+    return grid, grid.stack(coarse)
+
+
+def coarsened(scene: xr.DataArray, factor: int) -> xr.DataArray:
+    """The scene block-averaged by ``factor`` (NaN-aware; a partial last block is dropped), with
+    ``factor``-times larger pixels in its transform."""
     if factor < 1:
         raise TilingError(f"factor must be a positive integer, got {factor}")
+    if factor == 1:
+        return scene
     coarse = scene.coarsen(y=factor, x=factor, boundary="trim").mean()  # NaN-aware for floats
     coarse = coarse.assign_attrs(scene.attrs)
     if scene.rio.crs is not None:
         coarse = coarse.rio.write_crs(scene.rio.crs).rio.write_transform(
             scene.rio.transform(recalc=True) @ Affine.scale(factor)
         )
-    grid = TileGrid.from_scene(coarse, size, overlap, edge)
-    return grid, grid.stack(coarse)
+    return coarse
 
 
 def dihedral(tiles: xr.DataArray, *, flips: bool = False, rot90: bool = False, seed=None) -> xr.DataArray:

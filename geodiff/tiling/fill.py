@@ -33,20 +33,26 @@ def fill_gaps(tiles: xr.DataArray, method: FillMethod = "nearest") -> tuple[xr.D
         The filled values (same dtype) and a boolean mask that is true where data was valid.
         Slices with no valid pixel at all raise :class:`SceneError`; filter them out first.
     """
-    funcs = {"nearest": _fill_nearest, "laplace": _fill_laplace, "zero": _fill_zero}
-    if method not in funcs:
-        raise ValueError(f"method must be one of {sorted(funcs)}, got {method!r}")
+    _check_method(method)
     valid = np.isfinite(tiles)
     filled = xr.apply_ufunc(
-        _fill_slices, tiles,
-        kwargs={"func": funcs[method]},
+        fill_planes, tiles,
+        kwargs={"method": method},
         input_core_dims=[["y", "x"]], output_core_dims=[["y", "x"]],
         dask="parallelized", output_dtypes=[tiles.dtype],
     )
     return filled.transpose(*tiles.dims), valid
 
 
-def _fill_slices(values: np.ndarray, func) -> np.ndarray:
+def _check_method(method: str) -> None:
+    if method not in _FUNCS:
+        raise ValueError(f"method must be one of {sorted(_FUNCS)}, got {method!r}")
+
+
+def fill_planes(values: np.ndarray, method: FillMethod = "nearest") -> np.ndarray:
+    """:func:`fill_gaps` on a numpy array: every 2-D slice over its last two axes, filled (a copy)."""
+    _check_method(method)
+    func = _FUNCS[method]
     out = np.array(values, copy=True)
     flat = out.reshape(-1, *out.shape[-2:])
     for plane in flat:
@@ -100,3 +106,6 @@ def _fill_laplace(plane: np.ndarray, gaps: np.ndarray) -> np.ndarray:
     out = plane.astype(np.float64).ravel()
     out[unknown] = spla.spsolve(a.tocsc(), rhs)
     return out.reshape(h, w).astype(plane.dtype)
+
+
+_FUNCS = {"nearest": _fill_nearest, "laplace": _fill_laplace, "zero": _fill_zero}

@@ -1,0 +1,273 @@
+"""A map-style torch Dataset of training tiles that streams them from lazy scenes.
+
+The bridge between the xarray side (scenes, the tile index) and the torch layer, which never
+sees xarray: item ``i`` is index row ``i`` read from its scene, scaled with its coefficients,
+gap-filled and augmented, as a ``(band, y, x)`` float32 tensor. Scenes are opened in the process
+that reads them and their dask chunks kept in a small least-recently-used cache, so the training
+set can be far larger than memory and DataLoader worker processes each read their own.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import xarray as xr
+
+from geodiff.collection import Member, collect
+from geodiff.errors import GeodiffError
+from geodiff.labels import label_source, multi_hot, vocabulary
+from geodiff.scaling import Coefficients, Scaler
+from geodiff.tile_index import Indexed, Tiling, index_tiles
+from geodiff.tiling.augment import coarsened
+from geodiff.tiling.fill import FillMethod, fill_planes
+from geodiff.tiling.grid import _pair
+
+#: Bytes of scene chunks each reading process keeps.
+CACHE_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random per-tile augmentation, drawn per training step (so runs are reproducible).
+
+    Attributes
+    ----------
+    flips, rot90
+        Random horizontal flips and quarter turns (off by default: SAR geometry is anisotropic,
+        see :func:`geodiff.tiling.dihedral`).
+    shift
+        GANInSAR's random value shift ``(low, high)`` in scene units, added to a tile before it is
+        scaled. A fixed or global scaler sees it; per-tile scaling takes it out again (the tile's
+        own statistics move with it).
+    """
+
+    flips: bool = False
+    rot90: bool = False
+    shift: tuple[float, float] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.flips or self.rot90 or self.shift is not None
+
+
+class TileDataset(torch.utils.data.Dataset):
+    """Training tiles of a collection of scenes, read per item from the lazy scenes.
+
+    Build it with :meth:`from_scenes`; :meth:`subset` keeps some of its rows (a split, an area).
+
+    Attributes
+    ----------
+    index : geopandas.GeoDataFrame
+        One row per tile (see :mod:`geodiff.tile_index`); item ``i`` is row ``i``.
+    members
+        The scenes, by id.
+    scaler, fill, augment
+        How every tile is scaled, gap-filled and augmented.
+    classes
+        The label vocabulary (sorted class names), empty without labels.
+    bands, units
+        Band names (None for single-band scenes) and the scenes' units.
+    skipped
+        ``(scene id, why)`` of the scenes that gave no tile.
+    """
+
+    def __init__(self, index, members: dict[str, Member], *, scaler: Scaler, tile, fill: FillMethod = "nearest",
+                 augment: Augment | None = None, bands=None, units=None, skipped=(), cache_bytes: int = CACHE_BYTES):
+        self.index = index.reset_index(drop=True)
+        self.members = members
+        self.scaler, self.fill, self.augment = scaler, fill, augment or Augment()
+        self.tile = _pair(tile)
+        self.bands, self.units, self.skipped = bands, units, list(skipped)
+        self.classes = vocabulary(self.index["labels"])
+        self.cache_bytes = cache_bytes
+        suffixes = [""] if not bands else [f"_{b}" for b in bands]
+        self._loc = np.stack([self.index[f"loc{s}"].to_numpy(np.float64) for s in suffixes], 1)
+        self._scale = np.stack([self.index[f"scale{s}"].to_numpy(np.float64) for s in suffixes], 1)
+        self._scene = self.index["scene"].to_numpy()
+        self._window = self.index[["row", "col", "factor"]].to_numpy(np.int64)
+        if self.augment.rot90 and self.tile[0] != self.tile[1]:
+            raise GeodiffError(f"rot90 needs square tiles, got {self.tile[0]}x{self.tile[1]}")
+        self._cache = _ChunkCache(cache_bytes)
+
+    @classmethod
+    def from_scenes(cls, scenes, tile=64, *, overlap: int = 0, max_nodata: float = 0.5,
+                    patch: tuple[float, float] | None = None, scales=(1,), scaler: Scaler | str = "minmax",
+                    fill: FillMethod = "nearest", augment: Augment | None = None, labels=None,
+                    label_column: str = "label", label_rule: str = "majority", band_files=None, band=None,
+                    nodata: float | None = None, units: str | None = None, progress: bool = True) -> TileDataset:
+        """Collect the scenes (see :func:`geodiff.collection.collect`), index their tiles in one
+        pass and stream them.
+
+        Parameters
+        ----------
+        scenes, band_files, band, nodata, units
+            As for :func:`geodiff.collection.collect`.
+        tile, overlap, max_nodata, patch, scales
+            As for :class:`geodiff.tile_index.Tiling` (``tile`` in pixels).
+        scaler, fill, augment
+            Per-tile scaling (a :class:`~geodiff.scaling.Scaler` or a method name), gap filling,
+            augmentation.
+        labels, label_column, label_rule
+            Tile labels: ``"attrs"``, ``"json"`` or a GeoDataFrame of polygons with classes in
+            ``label_column``, rasterised per tile by ``label_rule`` (``"majority"``,
+            ``"fraction"``); see :mod:`geodiff.labels`.
+        """
+        scaler = Scaler(scaler) if isinstance(scaler, str) else scaler
+        members = collect(scenes, band_files=band_files, band=band, nodata=nodata, units=units)
+        tiling = Tiling(_pair(tile), overlap, max_nodata, patch, tuple(scales))
+        found = index_tiles(members, tiling, scaler, labels=label_source(labels, column=label_column, rule=label_rule),
+                            progress=progress)
+        return cls._from_indexed(found, members, scaler, tiling.tile, fill, augment)
+
+    @classmethod
+    def _from_indexed(cls, found: Indexed, members, scaler, tile, fill, augment) -> TileDataset:
+        return cls(found.index, {m.id: m for m in members}, scaler=scaler, tile=tile, fill=fill, augment=augment,
+                   bands=found.bands, units=found.units, skipped=found.skipped)
+
+    def subset(self, rows) -> TileDataset:
+        """The dataset over index rows ``rows`` (positions or a boolean mask), e.g. a split or the
+        tiles of an area (``ds.subset(ds.index.intersects(aoi))``)."""
+        rows = np.asarray(rows)
+        picked = self.index.iloc[np.flatnonzero(rows) if rows.dtype == bool else rows]
+        return TileDataset(picked, self.members, scaler=self.scaler, tile=self.tile, fill=self.fill,
+                           augment=self.augment, bands=self.bands, units=self.units, skipped=self.skipped,
+                           cache_bytes=self.cache_bytes)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __repr__(self) -> str:
+        scenes = self.index["scene"].nunique()
+        return (f"TileDataset({len(self)} tiles of {self.tile[0]}x{self.tile[1]} px from {scenes} scene(s), "
+                f"bands={self.bands}, units={self.units!r}, classes={len(self.classes)})")
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_cache"] = None  # each process reads its own chunks
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._cache = _ChunkCache(self.cache_bytes)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, items) -> torch.Tensor:
+        """A batch: ``items`` are row positions, or ``(position, draw)`` pairs where ``draw`` is a
+        ``(flip, turns, shift)`` augmentation (as :meth:`draws` makes them)."""
+        out = np.empty((len(items), self._loc.shape[1], *self.tile), np.float32)
+        for k, item in enumerate(items):
+            i, draw = (item, None) if np.isscalar(item) else item
+            out[k] = self._tile(int(i), draw)
+        return torch.from_numpy(out)
+
+    def _tile(self, i: int, draw) -> np.ndarray:
+        values = self.raw(i)
+        loc, scale = self._loc[i], self._scale[i]
+        flip, turns, shift = draw if draw is not None else (False, 0, 0.0)
+        if shift:
+            values = values + values.dtype.type(shift)
+            if self.scaler.per_tile and self.scaler.method != "fixed":
+                loc = loc + shift  # the tile's own statistics move with it
+        scaled = self.scaler._scale_block(values, loc, scale)
+        filled = fill_planes(scaled, self.fill)
+        if flip:
+            filled = np.flip(filled, -1)
+        return np.rot90(filled, turns, axes=(-2, -1)) if turns else filled
+
+    def raw(self, i: int) -> np.ndarray:
+        """Row ``i``'s tile in scene units, NaN as nodata, ``(band, y, x)``, unscaled."""
+        row, col, factor = (int(v) for v in self._window[i])
+        scene_id = self._scene[i]
+        source = self._cache.source(scene_id, factor, lambda: coarsened(self.members[scene_id].open(), factor))
+        r, c = row // factor, col // factor
+        return self._cache.window(scene_id, factor, source, r, c, *self.tile)
+
+    def draws(self, positions, generator: torch.Generator) -> list:
+        """``positions`` with random augmentations from ``generator`` (positions alone when the
+        augmentation is off)."""
+        a = self.augment
+        if not a.active:
+            return list(positions)
+        n = len(positions)
+        flip = (torch.rand(n, generator=generator) < 0.5).tolist() if a.flips else [False] * n
+        turns = torch.randint(4, (n,), generator=generator).tolist() if a.rot90 else [0] * n
+        if a.shift is not None:
+            low, high = a.shift
+            shift = (low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)).tolist()
+        else:
+            shift = [0.0] * n
+        return [(int(p), (f, t, s)) for p, f, t, s in zip(positions, flip, turns, shift)]
+
+    def labels(self) -> torch.Tensor | None:
+        """``(n, classes)`` multi-hot labels of every tile, or None without labels."""
+        if not self.classes:
+            return None
+        return torch.from_numpy(np.stack([multi_hot(v or [], self.classes) for v in self.index["labels"]]))
+
+    def to_tensor(self) -> torch.Tensor:
+        """Every tile, unaugmented, as one ``(n, band, y, x)`` tensor (for data that fits in memory)."""
+        return self.__getitems__(list(range(len(self))))
+
+    # -- what a model keeps ------------------------------------------------------------------------
+
+    def coefficients(self) -> Coefficients:
+        """The tiles' scaling coefficients with their scene-pixel origins (and scene ids in
+        ``meta["scene"]``), as a fitted model keeps them."""
+        return Coefficients(self.scaler.method, self._loc, self._scale, self._window[:, 0], self._window[:, 1],
+                            self.bands, self.units, self.scaler.db, {"scene": self._scene.tolist()})
+
+    def tiles_per_scene(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.index["scene"].value_counts(sort=False).items()}
+
+
+class _ChunkCache:
+    """Scenes opened once per process and their dask chunks, least recently used first out."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._sources: OrderedDict = OrderedDict()
+        self._chunks: OrderedDict = OrderedDict()
+        self._bytes = 0
+
+    def source(self, scene_id: str, factor: int, opener) -> xr.DataArray:
+        key = (scene_id, factor)
+        if key not in self._sources:
+            self._sources[key] = opener()
+            if len(self._sources) > 64:
+                self._sources.popitem(last=False)
+        self._sources.move_to_end(key)
+        return self._sources[key]
+
+    def window(self, scene_id: str, factor: int, source: xr.DataArray, row: int, col: int, h: int, w: int):
+        if source.chunks is None:
+            return np.asarray(source.data[:, row:row + h, col:col + w])
+        out = np.empty((source.sizes["band"], h, w), source.dtype)
+        y_bounds = np.cumsum((0, *source.chunks[1]))
+        x_bounds = np.cumsum((0, *source.chunks[2]))
+        for bi in range(np.searchsorted(y_bounds, row, "right") - 1, np.searchsorted(y_bounds, row + h)):
+            for bj in range(np.searchsorted(x_bounds, col, "right") - 1, np.searchsorted(x_bounds, col + w)):
+                block = self._chunk((scene_id, factor, bi, bj), source, bi, bj)
+                r0, r1 = max(row, y_bounds[bi]), min(row + h, y_bounds[bi + 1])
+                c0, c1 = max(col, x_bounds[bj]), min(col + w, x_bounds[bj + 1])
+                out[:, r0 - row:r1 - row, c0 - col:c1 - col] = block[:, r0 - y_bounds[bi]:r1 - y_bounds[bi],
+                                                                     c0 - x_bounds[bj]:c1 - x_bounds[bj]]
+        return out
+
+    def _chunk(self, key, source: xr.DataArray, bi: int, bj: int) -> np.ndarray:
+        if key in self._chunks:
+            self._chunks.move_to_end(key)
+            return self._chunks[key]
+        block = np.asarray(source.data.blocks[:, bi, bj].compute(scheduler="synchronous"))
+        self._chunks[key] = block
+        self._bytes += block.nbytes
+        while self._bytes > self.max_bytes and len(self._chunks) > 1:
+            _, old = self._chunks.popitem(last=False)
+            self._bytes -= old.nbytes
+        return block
