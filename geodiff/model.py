@@ -111,7 +111,10 @@ class DiffusionModel:
              f"{self.schedule.timesteps} steps, {self.noise.get('kind', 'white')} noise"),
             (f"  scaling   : {self.scaler.method}{' (dB)' if self.scaler.db else ''}, "
              f"{'per tile' if self.scaler.per_tile else 'global'}, {len(self.coefficients)} coefficient sets"),
-            f"  trained on: {s.get('tiles', '?')} tiles, {s.get('steps', '?')} steps"
+            f"  trained on: {s.get('tiles', '?')} tiles"
+            + (f" of {len(s['scenes'])} scenes" if len(s.get("scenes") or ()) > 1 else "")
+            + (f" ({s['split']['val_tiles']} held out by {s['split']['by']})" if (s.get("split") or {}).get("by") else "")
+            + f", {s.get('steps', '?')} steps"
             + (f", final loss {loss:.4g}" if isinstance(loss, (int, float)) else ""),
         ]
         return "\n".join(lines)

@@ -185,9 +185,8 @@ class TileDataset(torch.utils.data.Dataset):
         """Row ``i``'s tile in scene units, NaN as nodata, ``(band, y, x)``, unscaled."""
         row, col, factor = (int(v) for v in self._window[i])
         scene_id = self._scene[i]
-        source = self._cache.source(scene_id, factor, lambda: coarsened(self.members[scene_id].open(), factor))
-        r, c = row // factor, col // factor
-        return self._cache.window(scene_id, factor, source, r, c, *self.tile)
+        opener = lambda: coarsened(self.members[scene_id].open(), factor)  # noqa: E731
+        return self._cache.window((scene_id, factor), opener, row // factor, col // factor, *self.tile)
 
     def draws(self, positions, generator: torch.Generator) -> list:
         """``positions`` with random augmentations from ``generator`` (positions alone when the
@@ -228,44 +227,59 @@ class TileDataset(torch.utils.data.Dataset):
 
 
 class _ChunkCache:
-    """Scenes opened once per process and their dask chunks, least recently used first out."""
+    """Scenes' dask chunks read once per process, least recently used first out.
+
+    A scene is opened only to read a chunk that is not cached (opening costs tens of ms, a
+    cached chunk nothing); its chunk layout is kept for good, so a warm cache opens no file.
+    """
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self._sources: OrderedDict = OrderedDict()
+        self._open: OrderedDict = OrderedDict()  # a few opened scenes, for runs of misses
+        self._layout: dict = {}
         self._chunks: OrderedDict = OrderedDict()
         self._bytes = 0
 
-    def source(self, scene_id: str, factor: int, opener) -> xr.DataArray:
-        key = (scene_id, factor)
-        if key not in self._sources:
-            self._sources[key] = opener()
-            if len(self._sources) > 64:
-                self._sources.popitem(last=False)
-        self._sources.move_to_end(key)
-        return self._sources[key]
+    def _source(self, key, opener) -> xr.DataArray:
+        if key not in self._open:
+            source = opener()
+            self._open[key] = source
+            if len(self._open) > 16:
+                self._open.popitem(last=False)
+            bounds = (None, None) if source.chunks is None else \
+                (np.cumsum((0, *source.chunks[1])), np.cumsum((0, *source.chunks[2])))
+            self._layout[key] = bounds
+        self._open.move_to_end(key)
+        return self._open[key]
 
-    def window(self, scene_id: str, factor: int, source: xr.DataArray, row: int, col: int, h: int, w: int):
-        if source.chunks is None:
-            return np.asarray(source.data[:, row:row + h, col:col + w])
-        out = np.empty((source.sizes["band"], h, w), source.dtype)
-        y_bounds = np.cumsum((0, *source.chunks[1]))
-        x_bounds = np.cumsum((0, *source.chunks[2]))
+    def window(self, key, opener, row: int, col: int, h: int, w: int) -> np.ndarray:
+        """Rows ``row:row+h`` and columns ``col:col+w`` of the scene ``opener`` opens, all bands."""
+        if key not in self._layout:
+            self._source(key, opener)
+        y_bounds, x_bounds = self._layout[key]
+        if y_bounds is None:  # an in-memory scene
+            return np.asarray(self._source(key, opener).data[:, row:row + h, col:col + w])
+        parts = {}
         for bi in range(np.searchsorted(y_bounds, row, "right") - 1, np.searchsorted(y_bounds, row + h)):
             for bj in range(np.searchsorted(x_bounds, col, "right") - 1, np.searchsorted(x_bounds, col + w)):
-                block = self._chunk((scene_id, factor, bi, bj), source, bi, bj)
-                r0, r1 = max(row, y_bounds[bi]), min(row + h, y_bounds[bi + 1])
-                c0, c1 = max(col, x_bounds[bj]), min(col + w, x_bounds[bj + 1])
-                out[:, r0 - row:r1 - row, c0 - col:c1 - col] = block[:, r0 - y_bounds[bi]:r1 - y_bounds[bi],
-                                                                     c0 - x_bounds[bj]:c1 - x_bounds[bj]]
+                parts[bi, bj] = self._chunk(key, opener, bi, bj)
+        first = next(iter(parts.values()))
+        out = np.empty((first.shape[0], h, w), first.dtype)
+        for (bi, bj), block in parts.items():
+            r0, r1 = max(row, y_bounds[bi]), min(row + h, y_bounds[bi + 1])
+            c0, c1 = max(col, x_bounds[bj]), min(col + w, x_bounds[bj + 1])
+            out[:, r0 - row:r1 - row, c0 - col:c1 - col] = block[:, r0 - y_bounds[bi]:r1 - y_bounds[bi],
+                                                                 c0 - x_bounds[bj]:c1 - x_bounds[bj]]
         return out
 
-    def _chunk(self, key, source: xr.DataArray, bi: int, bj: int) -> np.ndarray:
-        if key in self._chunks:
-            self._chunks.move_to_end(key)
-            return self._chunks[key]
+    def _chunk(self, key, opener, bi: int, bj: int) -> np.ndarray:
+        ck = (*key, bi, bj)
+        if ck in self._chunks:
+            self._chunks.move_to_end(ck)
+            return self._chunks[ck]
+        source = self._source(key, opener)
         block = np.asarray(source.data.blocks[:, bi, bj].compute(scheduler="synchronous"))
-        self._chunks[key] = block
+        self._chunks[ck] = block
         self._bytes += block.nbytes
         while self._bytes > self.max_bytes and len(self._chunks) > 1:
             _, old = self._chunks.popitem(last=False)

@@ -256,6 +256,11 @@ def test_bigearthnet_multi_label_json_sidecars():
         assert list(labels) == sorted(json.loads(sidecar.read_text())["labels"])
     assert ds.labels().shape == (len(ds), len(ds.classes)) and (ds.labels().sum(1) >= 1).all()
     assert len(set(ds.index["crs"])) > 1  # several UTM zones in one collection
+    model = geodiff.fit(ds, steps=1, batch_size=4, **TINY)
+    assert model.crs is None and len(model.summary["scenes"]) == len(patches)
+    assert model.coefficients.meta["scene"] == list(ds.index["scene"])
+    synth = model.sample_scene(1, like=ds.members[ds.index["scene"][0]].open(), steps=2)
+    assert synth.rio.crs == ds.members[ds.index["scene"][0]].open().rio.crs
 
 
 # -- training from the stream ------------------------------------------------------------------
@@ -335,3 +340,18 @@ def test_cli_trains_on_several_files_and_writes_the_tile_index(tmp_path, capsys)
     assert model.summary["tiles"] == int((index["split"] == "train").sum())
     assert main(["train", str(tmp_path / "none-*.tif"), "--out", str(tmp_path / "m2")]) == 2
     assert "matches no file" in capsys.readouterr().err
+
+
+def test_a_warm_cache_reads_no_file_and_a_small_cache_stays_within_its_budget(tmp_path, monkeypatch):
+    paths = [geodiff.to_geotiff(_scene(i), tmp_path / f"s{i}.tif")[0] for i in range(3)]
+    ds = TileDataset.from_scenes([str(p) for p in paths], tile=16, progress=False)
+    first = ds.to_tensor()
+    opened = []
+    monkeypatch.setattr(geodiff.collection._Opener, "__call__", lambda self: opened.append(self) or 1 / 0)
+    torch.testing.assert_close(ds.to_tensor(), first, rtol=0, atol=0)
+    assert not opened
+    monkeypatch.undo()
+    tiny = TileDataset.from_scenes([str(p) for p in paths], tile=16, progress=False)
+    tiny._cache.max_bytes = 48 * 64 * 4  # one scene's chunk
+    torch.testing.assert_close(tiny.to_tensor(), first, rtol=0, atol=0)
+    assert tiny._cache._bytes <= tiny._cache.max_bytes and len(tiny._cache._chunks) == 1
