@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -185,7 +186,7 @@ class TileDataset(torch.utils.data.Dataset):
         """Row ``i``'s tile in scene units, NaN as nodata, ``(band, y, x)``, unscaled."""
         row, col, factor = (int(v) for v in self._window[i])
         scene_id = self._scene[i]
-        opener = lambda: coarsened(self.members[scene_id].open(), factor)  # noqa: E731
+        opener = partial(_open_coarsened, self.members[scene_id], factor)
         return self._cache.window((scene_id, factor), opener, row // factor, col // factor, *self.tile)
 
     def draws(self, positions, generator: torch.Generator) -> list:
@@ -224,6 +225,10 @@ class TileDataset(torch.utils.data.Dataset):
 
     def tiles_per_scene(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.index["scene"].value_counts(sort=False).items()}
+
+
+def _open_coarsened(member: Member, factor: int) -> xr.DataArray:
+    return coarsened(member.open(), factor)
 
 
 class _ChunkCache:
