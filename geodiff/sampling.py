@@ -136,6 +136,10 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         raise GeodiffError("block applies to method='fused' only")
     if renormalise:
         model.scaler.check_renormalisable()
+    stacked = [d for d in scene.dims if d not in ("band", "y", "x")]
+    if stacked:
+        raise SceneError(f"a synthetic scene is sampled on one grid, (y, x) or (band, y, x); this one also has "
+                         f"{stacked}: sample on one slice, e.g. da.isel({stacked[0]}=0)")
     model._check_compatible(scene)
     if scene.rio.crs is None:
         warnings.warn("the grid has no CRS: the synthetic scene is on a pixel grid", GeoreferenceWarning, stacklevel=2)

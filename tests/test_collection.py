@@ -306,8 +306,12 @@ def test_opera_630_files_as_dual_polarisation_scenes():
 def test_mexico_city_stack_trains_as_thirty_scenes():
     folder = require_data("insar", "mexico_city_cropA")
     stack = geodiff.open_stack(sorted(folder.glob("*_unw.tif")), nodata=0, units="rad")
-    model = geodiff.fit(stack, tile=16, steps=2, **TINY)
+    model = stack.diffusion.fit(tile=16, steps=2, **TINY)  # the accessor on a stack is the same fit
     assert len(model.summary["scenes"]) == stack.sizes["time"] == 30
+    with pytest.raises(GeodiffError, match="one grid"):
+        stack.diffusion.sample(1, model=model)
+    one = stack.isel(time=0)
+    assert stack.isel(time=0).diffusion.sample(1, model=model, steps=2).shape == (1, *one.shape)
     assert model.network.config["in_channels"] == 1 and model.units == "rad"
 
 
