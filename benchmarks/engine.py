@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from geodiff.diffusion import NoiseSchedule, sample
-from geodiff.diffusion.trainer import TrainConfig, Trainer
+from geodiff.diffusion.train import TrainConfig, Trainer
 from geodiff.diffusion.unet import UNet
 
 SIZE, CHANNELS, BATCH = 64, 1, 16

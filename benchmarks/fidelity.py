@@ -51,7 +51,7 @@ from geodiff import geostats
 from geodiff.diffusion import NoiseSchedule
 from geodiff.diffusion.respace import sampled_timesteps
 from geodiff.diffusion.samplers import network_evaluations
-from geodiff.diffusion.trainer import TrainConfig, Trainer, init_seed
+from geodiff.diffusion.train import TrainConfig, Trainer, init_seed
 from geodiff.diffusion.unet import UNet
 from geodiff.metrics import evaluate, floors, train_extractor
 from geodiff.model import DiffusionModel, load_model

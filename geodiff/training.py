@@ -185,7 +185,7 @@ def fit(
 
     from geodiff.diffusion import NoiseSchedule
     from geodiff.diffusion.checkpoint import versions
-    from geodiff.diffusion.trainer import TrainConfig, Trainer, init_seed
+    from geodiff.diffusion.train import TrainConfig, Trainer, init_seed
     from geodiff.diffusion.unet import UNet
     from geodiff.tile_dataset import TileDataset
     from geodiff.tile_index import split_tiles

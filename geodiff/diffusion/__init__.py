@@ -14,7 +14,7 @@ from .resample import LossSecondMomentResampler, UniformSampler, create_resample
 from .respace import space_timesteps
 from .samplers import SAMPLERS, sample
 from .schedule import NoiseSchedule
-from .trainer import TrainConfig, Trainer
+from .train import TrainConfig, Trainer
 from .unet import UNet
 
 __all__ = [

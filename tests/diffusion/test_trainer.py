@@ -10,7 +10,7 @@ from geodiff.diffusion.checkpoint import load_checkpoint
 from geodiff.diffusion.device import pick_device
 from geodiff.diffusion.noise import NoiseSpec
 from geodiff.diffusion.schedule import NoiseSchedule
-from geodiff.diffusion.trainer import TrainConfig, Trainer
+from geodiff.diffusion.train import TrainConfig, Trainer
 from geodiff.diffusion.unet import UNet
 from geodiff.errors import CheckpointError, GeodiffError
 from tests.conftest import require_data
@@ -265,7 +265,7 @@ def test_time_budget_stops_training_and_the_bar_aims_at_it(monkeypatch, capsys):
     step ends past the budget, and the bar counts to the 11 steps the budget allows, not to 1000."""
     import itertools
 
-    import geodiff.diffusion.trainer as trainer_module
+    import geodiff.diffusion.train.hooks as trainer_module
 
     ticks = itertools.count()
     monkeypatch.setattr(trainer_module, "_clock", lambda: float(next(ticks)))
@@ -279,3 +279,30 @@ def test_time_budget_stops_training_and_the_bar_aims_at_it(monkeypatch, capsys):
     assert "11/11" in err and "/1000" not in err
     with pytest.raises(GeodiffError, match="max_seconds"):
         TrainConfig(steps=5, max_seconds=0)
+
+
+def test_hooks_see_every_step_and_can_stop_the_run_and_restore_takes_a_model_factory(tmp_path):
+    from geodiff.diffusion.train import Hook
+
+    class StopAtThree(Hook):
+        def __init__(self):
+            self.seen = []
+
+        def after_step(self, trainer, event):
+            self.seen.append((event.step, trainer.step))
+            event.stop = event.step == 3
+
+    hook = StopAtThree()
+    config = TrainConfig(steps=10, batch_size=2, log_every=1, seed=0, progress=False,
+                         checkpoint_dir=str(tmp_path / "ck"))
+    trainer = Trainer(UNet.from_preset("tiny", 1, seed=0), NoiseSchedule("cosine", timesteps=50), config, device="cpu")
+    trainer.fit(torch.zeros(4, 1, 8, 8), hooks=[hook])
+    assert hook.seen == [(1, 1), (2, 2), (3, 3)] and trainer.step == 3
+    built = []
+
+    def factory(model_config):
+        built.append(model_config)
+        return UNet.from_config(model_config)
+
+    again = Trainer.from_checkpoint(tmp_path / "ck", device="cpu", model_factory=factory)
+    assert again.step == 3 and built == [trainer.model.config]  # the checkpoint was written when the hook stopped

@@ -1,0 +1,133 @@
+"""What the training loop reads: tensors or map-style Datasets, checked, split, and batched by step.
+
+A Dataset needs ``__len__`` and ``__getitems__`` (a list of positions, or of ``(position, draw)``
+items with an augmentation draw, to a ``(batch, C, H, W)`` tensor), as
+:class:`geodiff.tile_dataset.TileDataset` has.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from geodiff.errors import GeodiffError
+
+from .rng import SPLIT, step_generator, stream_seed
+
+
+def as_tensor(data, dtype=None) -> torch.Tensor | None:
+    if data is None:
+        return None
+    t = torch.as_tensor(data)
+    return t if dtype is None else t.to(dtype)
+
+
+def prepare(data, labels, cond, name: str, dtype: torch.dtype):
+    """``(data, labels, cond)`` checked: a float ``(N, C, H, W)`` finite tensor or a Dataset, with
+    labels and conditioning of matching length; None for no data."""
+    if isinstance(data, torch.utils.data.Dataset):
+        if not hasattr(data, "__getitems__"):
+            raise GeodiffError(f"{name} is a Dataset without __getitems__ (positions -> a batch tensor)")
+        if len(data) == 0:
+            raise GeodiffError(f"{name} holds no tile")
+        x = data
+    else:
+        x = as_tensor(data)
+        if x is None:
+            return None
+        if not x.is_floating_point() or x.ndim != 4:
+            raise GeodiffError(f"{name} must be a float tensor (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
+        x = x.to(dtype)
+        if not torch.isfinite(x).all():
+            raise GeodiffError(f"{name} contains NaN or inf; fill or drop nodata pixels before training")
+    y = as_tensor(labels, torch.long)
+    c = as_tensor(cond, dtype if isinstance(x, torch.Tensor) else None)
+    for other, what in ((y, "labels"), (c, "cond")):
+        if other is not None and other.shape[0] != len(x):
+            raise GeodiffError(f"{what} has {other.shape[0]} entries for {len(x)} tiles")
+    return x, y, c
+
+
+def split(train, val, fraction: float, seed: int):
+    """Hold out ``fraction`` of the tiles of a tensor at random when no validation data is given."""
+    if val is not None or fraction == 0:
+        return train, val
+    if not isinstance(train[0], torch.Tensor):
+        raise GeodiffError("val_fraction splits tensors; for a Dataset pass val_data (geodiff.fit "
+                           "holds out whole scenes or spatial blocks)")
+    n = len(train[0])
+    n_val = round(n * fraction)
+    if n_val == 0 or n_val == n:
+        raise GeodiffError(
+            f"val_fraction={fraction} of {n} tiles leaves an empty training or validation set; "
+            "change val_fraction or pass val_data"
+        )
+    g = torch.Generator().manual_seed(stream_seed(seed, SPLIT))
+    perm = torch.randperm(n, generator=g)
+    pick = lambda idx: tuple(None if a is None else a[idx] for a in train)
+    return pick(perm[n_val:]), pick(perm[:n_val])
+
+
+def batch_items(n: int, batch_size: int, seed: int, step: int, micro: int = 0, data=None) -> list:
+    """The tiles (positions into ``n``) of micro-batch ``micro`` of step ``step``, with
+    ``data.draws``' augmentation when ``data`` has one."""
+    g = step_generator(seed, step, micro)
+    positions = torch.randint(n, (batch_size,), generator=g).tolist()
+    draws = getattr(data, "draws", None)
+    return draws(positions, g) if draws is not None else positions
+
+
+def rows(data, start: int, stop: int) -> torch.Tensor:
+    """Tiles ``start:stop`` of a tensor or a Dataset, in order."""
+    if isinstance(data, torch.Tensor):
+        return data[start:stop]
+    return data.__getitems__(list(range(start, stop)))
+
+
+class StepBatches:
+    """The batch sampler of a run: the items of every micro-batch from step ``start`` to ``total``."""
+
+    def __init__(self, data, batch_size: int, grad_accum: int, seed: int, start: int, total: int):
+        self.data, self.batch_size, self.grad_accum, self.seed = data, batch_size, grad_accum, seed
+        self.start, self.total = start, total
+
+    def __iter__(self):
+        n = len(self.data)
+        for step in range(self.start, self.total):
+            for micro in range(self.grad_accum):
+                yield batch_items(n, self.batch_size, self.seed, step, micro, self.data)
+
+    def __len__(self) -> int:
+        return (self.total - self.start) * self.grad_accum
+
+
+class Fetch(torch.utils.data.Dataset):
+    """Reads a batch and returns it with its positions."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitems__(self, items) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = torch.tensor([i if isinstance(i, int) else i[0] for i in items])
+        if isinstance(self.data, torch.Tensor):
+            return positions, self.data[positions]
+        return positions, self.data.__getitems__(items)
+
+
+def batches(data, batch_size: int, grad_accum: int, seed: int, start: int, total: int, *, workers: int = 0,
+            pin_memory: bool = False):
+    """``(positions, tiles)`` for every micro-batch from step ``start`` to ``total``: read in this
+    process, or by ``workers`` DataLoader processes for a Dataset."""
+    plan = StepBatches(data, batch_size, grad_accum, seed, start, total)
+    fetch = Fetch(data)
+    if workers and not isinstance(data, torch.Tensor):
+        loader = torch.utils.data.DataLoader(fetch, batch_sampler=plan, num_workers=workers, collate_fn=_identity,
+                                             prefetch_factor=4, pin_memory=pin_memory)
+        return iter(loader)
+    return (fetch.__getitems__(items) for items in plan)
+
+
+def _identity(batch):
+    return batch
