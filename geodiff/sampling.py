@@ -299,11 +299,8 @@ def _coefficients(model: DiffusionModel, tiles: xr.DataArray, how: str, n: int, 
             raise SceneError("the scene is all nodata: there is nothing to take coefficients from")
         if empty.any():
             # Tiles without data borrow the nearest measured tile's coefficients.
-            ok = np.flatnonzero(~empty)
-            rows, cols = tiles["row"].values, tiles["col"].values
-            d2 = (rows[empty][:, None] - rows[ok][None]) ** 2 + (cols[empty][:, None] - cols[ok][None]) ** 2
-            nearest = ok[np.argmin(d2, axis=1)]
-            measured.loc[empty], measured.scale[empty] = measured.loc[nearest], measured.scale[nearest]
+            nearest = measured.nearest(measured.row[empty], measured.col[empty])
+            measured.loc[empty], measured.scale[empty] = nearest.loc, nearest.scale
         loc = np.repeat(measured.loc[:, None], n, axis=1)
         scale = np.repeat(measured.scale[:, None], n, axis=1)
     return Coefficients(model.scaler.method, loc.reshape(count, -1), scale.reshape(count, -1),

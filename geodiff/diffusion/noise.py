@@ -37,8 +37,12 @@ import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
+import numpy as np
 import torch
 from scipy.fft import next_fast_len
+
+from geodiff.errors import EmbeddingError
+from geodiff.geostats.fields import circulant_eigenvalues
 
 __all__ = ["NoiseSpec", "as_noise_spec", "draw_noise"]
 
@@ -91,37 +95,37 @@ def as_noise_spec(spec) -> NoiseSpec:
     raise TypeError(f"expected a NoiseSpec, a kind name or a config dict, got {type(spec).__name__}")
 
 
-def _exponential_eigenvalues(height: int, width: int, length: float, device) -> torch.Tensor:
+def _exponential_eigenvalues(height: int, width: int, length: float) -> np.ndarray:
     """Eigenvalues of the circulant embedding of exp(-r/L) on the smallest grid, among 2, 3, 4,
     6 and 8 times the tile, where they are all >= 0 (exact simulation); if none is, the largest
     grid with its negative eigenvalues set to 0."""
+    def covariance(r):
+        return np.exp(-r / length)
+
     for factor in (2, 3, 4, 6, 8):
         # real=True: the smallest 2^a 3^b 5^c size, which every FFT backend handles fastest
-        M, N = next_fast_len(factor * height, real=True), next_fast_len(factor * width, real=True)
-        i = torch.arange(M, dtype=torch.float64, device=device)
-        j = torch.arange(N, dtype=torch.float64, device=device)
-        di = torch.minimum(i, M - i)[:, None]  # wrapped lags on the periodic grid
-        dj = torch.minimum(j, N - j)[None, :]
-        lam = torch.fft.fft2(torch.exp(-torch.sqrt(di**2 + dj**2) / length)).real
-        if lam.min() >= -1e-9 * lam.max():
-            break
-    return lam.clamp(min=0.0)
+        grid = (next_fast_len(factor * height, real=True), next_fast_len(factor * width, real=True))
+        try:
+            return circulant_eigenvalues(covariance, grid)
+        except EmbeddingError:
+            continue
+    return circulant_eigenvalues(covariance, grid, clip=True)
 
 
-def _power_eigenvalues(height: int, width: int, exponent: float, length: float | None, device,
-                       aliases: int = 4) -> torch.Tensor:
+def _power_eigenvalues(height: int, width: int, exponent: float, length: float | None,
+                       aliases: int = 4) -> np.ndarray:
     """The power-law spectrum on a periodic grid twice the tile (always >= 0), folded over the
     aliases f + k, |k_i| <= ``aliases``, so that the field's covariance at integer lags is the
     continuous model's (the lattice spectrum is the sum of the continuous one over its aliases)."""
     M, N = next_fast_len(2 * height, real=True), next_fast_len(2 * width, real=True)
-    fi = torch.fft.fftfreq(M, device=device, dtype=torch.float64)[:, None]
-    fj = torch.fft.fftfreq(N, device=device, dtype=torch.float64)[None, :]
-    lam = torch.zeros(M, N, dtype=torch.float64, device=device)
+    fi = np.fft.fftfreq(M)[:, None]
+    fj = np.fft.fftfreq(N)[None, :]
+    lam = np.zeros((M, N))
     for ky in range(-aliases, aliases + 1):
         for kx in range(-aliases, aliases + 1):
             f2 = (fi + ky) ** 2 + (fj + kx) ** 2
             if length is None:  # pure power law; its infinite mean (f = 0) is removed below
-                lam += f2.clamp(min=1e-300) ** (-exponent / 2)
+                lam += np.maximum(f2, 1e-300) ** (-exponent / 2)
             else:
                 lam += (1.0 + (2 * math.pi * length) ** 2 * f2) ** (-exponent / 2)
     if length is None:
@@ -133,12 +137,12 @@ def _power_eigenvalues(height: int, width: int, exponent: float, length: float |
 def _amplitude(spec: NoiseSpec, height: int, width: int, device: str) -> torch.Tensor:
     """sqrt(lambda / (M N)) on the M x N periodic grid, float64, where lambda are the eigenvalues
     of the circulant covariance, scaled so that the variance per pixel, sum(lambda) / (M N), is 1."""
-    dev = torch.device(device)
     if spec.kind == "exponential":
-        lam = _exponential_eigenvalues(height, width, spec.length, dev)
+        lam = _exponential_eigenvalues(height, width, spec.length)
     else:
-        lam = _power_eigenvalues(height, width, spec.exponent, spec.length, dev)
-    return torch.sqrt(lam / lam.sum())
+        lam = _power_eigenvalues(height, width, spec.exponent, spec.length)
+    # The spectra are numpy (one implementation with geodiff.geostats); the draws are on the device.
+    return torch.as_tensor(np.sqrt(lam / lam.sum()), device=torch.device(device))
 
 
 def draw_noise(spec, shape, *, generator=None, device=None, dtype=None) -> torch.Tensor:

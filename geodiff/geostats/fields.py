@@ -59,6 +59,59 @@ def _wrapped_lags(n: int, d: float) -> np.ndarray:
     return np.minimum(i, n - i) * d
 
 
+def circulant_eigenvalues(covariance: Callable[[np.ndarray], np.ndarray], grid: tuple[int, int],
+                          spacing: tuple[float, float] = (1.0, 1.0), *, clip: bool = False) -> np.ndarray:
+    """Eigenvalues of the circulant embedding of a stationary covariance on a periodic grid.
+
+    The covariance ``C(h)`` is laid on the ``grid`` (its wrapped lags, in the unit of
+    ``spacing``); its 2-D FFT is the spectrum of the block-circulant covariance matrix, whose
+    square root scales white noise into the field (Dietrich & Newsam 1997). This one numpy
+    implementation serves :func:`gaussian_random_field` and the correlated forward noise of
+    :mod:`geodiff.diffusion.noise`.
+
+    Parameters
+    ----------
+    covariance
+        ``C(h)`` of lag distance, vectorised.
+    grid
+        ``(my, mx)`` cells of the periodic grid (at least twice the field for an exact crop).
+    spacing
+        Cell size ``(dy, dx)``.
+    clip
+        Set negative eigenvalues to 0 (an approximate field) instead of raising.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(my, mx)`` float64 eigenvalues, all >= 0.
+
+    Raises
+    ------
+    EmbeddingError
+        An eigenvalue is negative beyond round-off (the embedding is not non-negative
+        definite) and ``clip`` is False.
+    GeodiffError
+        The covariance is not finite, or has no positive variance on the grid.
+    """
+    my, mx = grid
+    hy = _wrapped_lags(my, spacing[0])[:, None]
+    hx = _wrapped_lags(mx, spacing[1])[None, :]
+    c = np.asarray(covariance(np.hypot(hy, hx)), dtype=np.float64)
+    if c.shape != (my, mx) or not np.all(np.isfinite(c)):
+        raise GeodiffError(
+            "the covariance must return finite values of the same shape as its lag array; "
+            "models without a sill (power law) cannot be embedded: use power_law_field instead"
+        )
+    lam = scipy.fft.fft2(c, workers=-1).real
+    top = lam.max()
+    if top <= 0:
+        raise GeodiffError("the covariance has no positive variance on this grid; check the model's sill")
+    if lam.min() < -_NEG_RTOL * top and not clip:
+        raise EmbeddingError(f"circulant embedding of size {my} x {mx} is not non-negative definite "
+                             f"(smallest eigenvalue {lam.min():.3g} vs largest {top:.3g})")
+    return np.clip(lam, 0.0, None)
+
+
 def gaussian_random_field(
     shape: tuple[int, int],
     model: Any,
@@ -114,31 +167,14 @@ def gaussian_random_field(
         raise GeodiffError(
             f"padding must be at least 2 (the minimal circulant embedding), got {padding}"
         )
-    cov = _covariance_function(model)
     my = scipy.fft.next_fast_len(max(int(np.ceil(padding * ny)), 2))
     mx = scipy.fft.next_fast_len(max(int(np.ceil(padding * nx)), 2))
-    hy = _wrapped_lags(my, dy)[:, None]
-    hx = _wrapped_lags(mx, dx)[None, :]
-    c = np.asarray(cov(np.hypot(hy, hx)), dtype=np.float64)
-    if c.shape != (my, mx) or not np.all(np.isfinite(c)):
-        raise GeodiffError(
-            "the covariance must return finite values of the same shape as its lag array; "
-            "models without a sill (power law) cannot be embedded: use power_law_field instead"
-        )
-    lam = scipy.fft.fft2(c, workers=-1).real
-    top = lam.max()
-    if top <= 0:
-        raise GeodiffError(
-            "the covariance has no positive variance on this grid; check the model's sill"
-        )
-    if lam.min() < -_NEG_RTOL * top:
-        raise EmbeddingError(
-            f"circulant embedding of size {my} x {mx} is not non-negative definite "
-            f"(smallest eigenvalue {lam.min():.3g} vs largest {top:.3g}); enlarge padding "
-            f"(now {padding}), e.g. padding={2 * padding:g}, or use a covariance that decays "
-            "within the padded grid"
-        )
-    amp = np.sqrt(np.clip(lam, 0.0, None) / (my * mx))
+    try:
+        lam = circulant_eigenvalues(_covariance_function(model), (my, mx), (dy, dx))
+    except EmbeddingError as err:
+        raise EmbeddingError(f"{err}; enlarge padding (now {padding}), e.g. padding={2 * padding:g}, or use a "
+                             "covariance that decays within the padded grid") from None
+    amp = np.sqrt(lam / (my * mx))
     rng = np.random.default_rng(seed)
     pairs = (n + 1) // 2
     # Pair by pair, so the first realisations do not depend on how many are drawn.

@@ -15,7 +15,7 @@ from geodiff.insar.constants import (
     SENTINEL1_WAVELENGTH,
 )
 from geodiff.insar.geometry import los_vector
-from geodiff.insar.phase import displacement_to_phase, wrap
+from geodiff.insar.phase import displacement_to_phase
 from geodiff.synth.config import Atmosphere, Mogi, Okada, Shapes, Sill, Source
 from geodiff.synth.decorrelation import phase_noise
 from geodiff.synth.decorrelation import unwrapping_errors as _unwrapping_errors
@@ -23,7 +23,7 @@ from geodiff.synth.frame import local_frame
 from geodiff.synth.grid import template
 from geodiff.synth.ramps import random_ramp
 from geodiff.synth.rng import generator
-from geodiff.synth.scene import labelled_dataset, los_deformation, turbulent_mm
+from geodiff.synth.scene import assemble, los_deformation, turbulent_mm
 
 __all__ = ["KINDS", "dataset", "random_source"]
 
@@ -144,7 +144,6 @@ def dataset(
     defo = np.empty((n, *grid))
     for i, kind in enumerate(labels):
         defo[i] = los_deformation(frame, [random_source(kind, like, rng)], look, rng)
-    phase = displacement_to_phase(defo, wavelength)
     atmo = np.zeros((n, *grid))
     if atmosphere is not None:
         atmo = displacement_to_phase(turbulent_mm(atmosphere, grid, frame, rng, size=n) / 1000.0, wavelength)
@@ -157,19 +156,8 @@ def dataset(
         noise = phase_noise(np.broadcast_to(coh[:, None, None], (n, *grid)), looks, seed=rng)
     if unwrapping_errors:
         noise += _unwrapping_errors(grid, n_regions=int(unwrapping_errors), size=n, seed=rng)
-    unwrapped = phase + atmo + ramps + noise
-    values = {
-        "deformation": defo,
-        "atmosphere": atmo,
-        "ramp": ramps,
-        "noise": noise,
-        "unwrapped": unwrapped,
-        "wrapped": wrap(unwrapped),
-        "coherence": np.broadcast_to(coh[:, None, None], (n, *grid)),
-    }
     coords = {**like.coords, "sample": np.arange(n), "source": ("sample", np.array(labels, dtype=object))}
-    return labelled_dataset(
-        values, like, dims=("sample", *like.dims), coords=coords, wavelength=wavelength, heading=heading,
-        looks=looks, dtype=dtype,
-    )
+    return assemble(defo, atmo, ramps, noise, np.broadcast_to(coh[:, None, None], (n, *grid)), like,
+                    dims=("sample", *like.dims), coords=coords, wavelength=wavelength, heading=heading, looks=looks,
+                    dtype=dtype)
 

@@ -24,7 +24,8 @@ from geodiff.synth.frame import LocalFrame, local_frame
 from geodiff.synth.ramps import random_ramp
 from geodiff.synth.rng import generator
 
-__all__ = ["VARIABLE_ATTRS", "deformation", "interferogram", "labelled_dataset", "los_deformation", "turbulent_mm"]
+__all__ = ["VARIABLE_ATTRS", "assemble", "deformation", "interferogram", "labelled_dataset", "los_deformation",
+           "turbulent_mm"]
 
 VARIABLE_ATTRS = {
     # name: (long_name, units) of each variable of a synthetic interferogram
@@ -229,17 +230,25 @@ def interferogram(
     if unwrapping_errors:
         noise = noise + _unwrapping_errors(shape, n_regions=int(unwrapping_errors), seed=rng)
 
-    unwrapped = displacement_to_phase(defo, wavelength) + atmo + ramp_phase + noise
+    return assemble(defo, atmo, ramp_phase, noise, coh, like, dims=like.dims, coords=like.coords,
+                    wavelength=wavelength, heading=heading, looks=looks)
+
+
+def assemble(deformation, atmosphere, ramp, noise, coherence, like: xr.DataArray, *, dims, coords, wavelength: float,
+             heading: float, looks: int, dtype: type = np.float64) -> xr.Dataset:
+    """An interferogram from its components: ``unwrapped = -4 pi / wavelength * deformation +
+    atmosphere + ramp + noise`` (deformation in m, the rest in rad), ``wrapped`` its wrap, every
+    component kept as the label of the noisy phase (:func:`labelled_dataset`)."""
+    unwrapped = displacement_to_phase(deformation, wavelength) + atmosphere + ramp + noise
     values = {
-        "deformation": defo,
-        "atmosphere": atmo,
-        "ramp": ramp_phase,
+        "deformation": deformation,
+        "atmosphere": atmosphere,
+        "ramp": ramp,
         "noise": noise,
         "unwrapped": unwrapped,
         "wrapped": wrap(unwrapped),
-        "coherence": coh,
+        "coherence": coherence,
     }
-    return labelled_dataset(
-        values, like, dims=like.dims, coords=like.coords, wavelength=wavelength, heading=heading, looks=looks
-    )
+    return labelled_dataset(values, like, dims=dims, coords=coords, wavelength=wavelength, heading=heading,
+                            looks=looks, dtype=dtype)
 
