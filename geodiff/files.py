@@ -292,3 +292,21 @@ def atomic_file(path, *, overwrite: bool = False) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+
+
+def check_format(doc, source: Path, fmt: str, version: int, what: str) -> None:
+    """Raise :class:`~geodiff.errors.CheckpointError` unless ``doc`` (a parsed JSON description)
+    carries geodiff's ``format`` marker ``fmt`` and an integer ``format_version`` this geodiff
+    reads (at most ``version``); ``what`` names the kind of file in the message."""
+    from geodiff._version import __version__
+    from geodiff.errors import CheckpointError
+
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise CheckpointError(f"{source} is not a geodiff {what} (no format={fmt!r} marker)")
+    found = doc.get("format_version")
+    if not isinstance(found, int):
+        raise CheckpointError(f"{source} has no integer format_version; the file is corrupt")
+    if found > version:
+        made_by = doc.get("versions", {}).get("geodiff", "a newer geodiff")
+        raise CheckpointError(f"{source} has {what} format {found}, this geodiff ({__version__}) reads up to "
+                              f"{version}; it was written by geodiff {made_by}: upgrade geodiff to load it")

@@ -366,17 +366,14 @@ def load_model(path, device=None) -> DiffusionModel:
     from geodiff.diffusion.checkpoint import load_tensors, read_json
     from geodiff.diffusion.device import pick_device
     from geodiff.diffusion.unet import UNet
+    from geodiff.files import check_format
 
     path = Path(path)
     device = pick_device(device)  # before the file is read: a missing GPU is not a corrupt model
     if not (path / _CONFIG).is_file() or not (path / _WEIGHTS).is_file():
         raise CheckpointError(f"{path} is not a geodiff model folder (needs {_CONFIG} and {_WEIGHTS})")
     config = read_json(path / _CONFIG)
-    if not isinstance(config, dict) or config.get("format") != "geodiff-model":
-        raise CheckpointError(f"{path / _CONFIG} is not a geodiff model description")
-    if config.get("format_version", 0) > MODEL_FORMAT:
-        raise CheckpointError(f"{path} was written by a newer geodiff (model format {config['format_version']}, "
-                              f"this version reads {MODEL_FORMAT}); upgrade geodiff")
+    check_format(config, path / _CONFIG, "geodiff-model", MODEL_FORMAT, "model description")
     try:
         network = UNet.from_config(config["network"])
         network.load_state_dict(load_tensors(path / _WEIGHTS)[0])

@@ -28,6 +28,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from geodiff import files
 from geodiff._version import __version__
 from geodiff.errors import CheckpointError
 from geodiff.files import atomic_directory, atomic_file
@@ -285,17 +286,7 @@ def save_checkpoint(
 
 def check_format(doc: Any, source: Path) -> None:
     """Raise CheckpointError unless ``doc`` is a geodiff checkpoint this version can read."""
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CheckpointError(f"{source} is not a geodiff checkpoint (no format={FORMAT!r} marker)")
-    version = doc.get("format_version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"{source} has no integer format_version; the file is corrupt")
-    if version > FORMAT_VERSION:
-        made_by = doc.get("versions", {}).get("geodiff", "a newer geodiff")
-        raise CheckpointError(
-            f"{source} has checkpoint format {version}, this geodiff ({__version__}) reads up to "
-            f"{FORMAT_VERSION}; it was written by geodiff {made_by}: upgrade geodiff to load it"
-        )
+    files.check_format(doc, source, FORMAT, FORMAT_VERSION, "checkpoint")
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
