@@ -158,8 +158,7 @@ class DiffusionModel:
             ``timestep_spacing`` is unknown, ``shape`` is smaller than a tile or ``stride`` is
             not between 1 pixel and a tile.
         """
-        from geodiff.diffusion.respace import TIMESTEP_SPACINGS
-        from geodiff.diffusion.samplers import SAMPLERS
+        from geodiff.names import SAMPLERS, TIMESTEP_SPACINGS
 
         if sampler not in SAMPLERS:
             raise GeodiffError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")

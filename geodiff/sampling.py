@@ -15,6 +15,7 @@ from geodiff import recipe
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.io.scene import GeoreferenceWarning
 from geodiff.model import DiffusionModel, _pair
+from geodiff.names import COEFFICIENTS, SCENE_METHODS
 from geodiff.scaling import Coefficients
 from geodiff.scene_blocks import (
     BLOCK_TILES,
@@ -55,7 +56,6 @@ class _TileJob:
         return (values if model.bands else values[:, 0]).astype(np.float32)
 
 
-METHODS = ("fused", "tiles")
 
 
 def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler: str = recipe.SAMPLER,
@@ -124,12 +124,12 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         a grid smaller than one window, a stride larger than a window, a block under two tiles or
         too large for memory.
     """
-    if method not in METHODS:
-        raise GeodiffError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method not in SCENE_METHODS:
+        raise GeodiffError(f"method must be one of {', '.join(SCENE_METHODS)}, got {method!r}")
     _, stride = model.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed,
                                      timestep_spacing=timestep_spacing, stride=stride)
-    if coefficients not in ("location", "draw"):
-        raise GeodiffError(f"coefficients must be 'location' or 'draw', got {coefficients!r}")
+    if coefficients not in COEFFICIENTS:
+        raise GeodiffError(f"coefficients must be one of {', '.join(COEFFICIENTS)}, got {coefficients!r}")
     if method == "fused" and renormalise:
         raise GeodiffError("renormalise stretches independent tiles; it applies to method='tiles' only")
     if method == "tiles" and (block is not None):

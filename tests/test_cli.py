@@ -123,10 +123,27 @@ def test_a_missing_gpu_is_not_blamed_on_the_model(tiny_model_dir, tmp_path, caps
     assert "CUDA is not available" in err and "corrupt" not in err
 
 
-def test_sample_choices_are_the_engines():
-    from geodiff.cli import sample as cli_sample
-    from geodiff.diffusion.respace import TIMESTEP_SPACINGS
-    from geodiff.diffusion.samplers import SAMPLERS
+def test_every_named_choice_is_one_the_library_implements():
+    from geodiff import names
+    from geodiff.diffusion.unet import PRESETS, UNet
 
-    assert cli_sample.SAMPLERS == SAMPLERS
-    assert cli_sample.TIMESTEP_SPACINGS == TIMESTEP_SPACINGS
+    assert tuple(PRESETS) == names.PRESETS
+    assert all(UNet.from_preset(name, 1).config for name in names.PRESETS)
+
+
+def test_train_offers_every_scaler_the_library_has_and_fixed_takes_its_range(tmp_path):
+    from typing import get_args
+
+    import geodiff
+    from geodiff.cli import build_parser
+    from geodiff.scaling.scaler import Method
+    from geodiff.synth import demo_scene
+
+    choices = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions
+                   if a.dest == "scaling").choices
+    assert list(choices) == list(get_args(Method))
+    scene, = geodiff.to_geotiff(demo_scene().isel(y=slice(140, 172), x=slice(140, 172)), tmp_path / "s.tif")
+    argv = ["train", str(scene), "--out", str(tmp_path / "m"), "--tile", "16", "--steps", "1", "--preset", "tiny",
+            "--scaling", "fixed", "--fixed-range", "-50", "50"]
+    assert main(argv) == 0
+    assert geodiff.load_model(tmp_path / "m").scaler.fixed_range == (-50.0, 50.0)

@@ -210,14 +210,14 @@ def test_demo_refuses_before_any_work_when_an_output_name_is_taken(tmp_path):
 def test_cli_variogram_outputs_follow_the_same_rules(campi_flegrei, tmp_path, capsys):
     scene = str(campi_flegrei / "vel.tif")
     table, figure = tmp_path / "v.nc", tmp_path / "v.png"
-    argv = ["variogram", scene, "--output", str(table), "--plot", str(figure), "--bins", "4"]
+    argv = ["variogram", scene, "--out", str(table), "--plot", str(figure), "--bins", "4"]
     assert main(argv) == 0 and main(argv) == 0  # its own outputs are replaced
     assert written_by_geodiff(table) and written_by_geodiff(figure)
     figure.write_bytes(b"a user's picture")
     capsys.readouterr()
     assert main(argv) == 2 and "geodiff did not write" in capsys.readouterr().err
     assert figure.read_bytes() == b"a user's picture"
-    assert main(["variogram", scene, "--output", scene]) == 2 and "input of this call" in capsys.readouterr().err
+    assert main(["variogram", scene, "--out", scene]) == 2 and "input of this call" in capsys.readouterr().err
 
 
 def test_appends_change_only_geodiff_stores_unless_told(scene, tmp_path):

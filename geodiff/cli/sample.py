@@ -7,13 +7,9 @@ import argparse
 from geodiff import recipe
 from geodiff.errors import GeodiffError
 from geodiff.io import to_geotiff, to_netcdf, to_zarr
-from geodiff.sampling import METHODS
+from geodiff.names import COEFFICIENTS, SAMPLERS, SCENE_METHODS, TIMESTEP_SPACINGS
 
 _WRITERS = {".tif": to_geotiff, ".tiff": to_geotiff, ".nc": to_netcdf, ".zarr": to_zarr}
-# Spelled out rather than imported: the engine's modules import torch, which the CLI loads only
-# when a command runs. tests/test_cli.py checks they match geodiff.diffusion's.
-SAMPLERS = ("ddpm", "ddim", "dpmsolver++", "dpmsolver++3m", "unipc", "heun")
-TIMESTEP_SPACINGS = ("trailing", "leading", "linspace", "karras", "logsnr")
 
 
 def register(subparsers) -> None:
@@ -32,7 +28,7 @@ def register(subparsers) -> None:
                    help=f"network evaluations per sample (default {recipe.STEPS})")
     p.add_argument("--timestep-spacing", default=recipe.TIMESTEP_SPACING, choices=list(TIMESTEP_SPACINGS),
                    help=f"which trained timesteps the sampler visits (default {recipe.TIMESTEP_SPACING})")
-    p.add_argument("--method", default="fused", choices=list(METHODS),
+    p.add_argument("--method", default="fused", choices=list(SCENE_METHODS),
                    help="with --like: one coherent sample per scene from fused windows (default), or "
                         "independent tiles (a patchwork, for comparison)")
     p.add_argument("--stride", type=int, help="with --method fused: window stride in pixels (default half a tile)")
@@ -40,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--renormalise", action="store_true",
                    help="with --method tiles or without --like: stretch each generated tile onto the "
                         "normalised range before rescaling it")
-    p.add_argument("--coefficients", default="location", choices=["location", "draw"],
+    p.add_argument("--coefficients", default="location", choices=list(COEFFICIENTS),
                    help="rescale scene tiles with the scene's local range, or draws from the training tiles")
     p.add_argument("--no-mask", action="store_true", help="do not copy the scene's nodata mask")
     p.add_argument("--nodata", type=float, help="nodata value of the --like scene overriding the file's")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
+
+from geodiff.names import PRESETS
+from geodiff.scaling.scaler import Method
 
 
 def register(subparsers) -> None:
@@ -17,8 +21,11 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=float, default=50, help="passes over the tiles (default 50)")
     p.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
     p.add_argument("--max-seconds", type=float, help="stop training after this many seconds")
-    p.add_argument("--preset", default="small", choices=["tiny", "small", "base"], help="network size")
-    p.add_argument("--scaling", default="minmax", choices=["minmax", "robust", "standard"])
+    p.add_argument("--preset", default="small", choices=list(PRESETS), help="network size")
+    p.add_argument("--scaling", default="minmax", choices=list(get_args(Method)),
+                   help="per-tile scaling (default minmax); 'fixed' needs --fixed-range")
+    p.add_argument("--fixed-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="the range, in scene units, that --scaling fixed maps to [-1, 1]")
     p.add_argument("--db", action="store_true", help="train on 10 log10 of linear backscatter")
     p.add_argument("--band", action="append", help="band of each file to use (repeat for several)")
     p.add_argument("--band-files", nargs="+", metavar="NAME",
@@ -54,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
                         max_nodata=args.max_nodata, seed=args.seed, max_seconds=args.max_seconds,
                         val_fraction=args.val_fraction)
     dataset = TileDataset.from_scenes(args.scene, args.tile, max_nodata=args.max_nodata,
-                                      scaler=Scaler(args.scaling, db=args.db), band_files=args.band_files,
+                                      scaler=Scaler(args.scaling, db=args.db,
+                                                    fixed_range=tuple(args.fixed_range) if args.fixed_range else None), band_files=args.band_files,
                                       band=args.band, nodata=args.nodata, units=args.units)
     model = fit(dataset, args.tile, args.epochs, **options)
     if args.index:

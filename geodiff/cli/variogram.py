@@ -8,6 +8,7 @@ from pathlib import Path
 import xarray as xr
 
 from geodiff.errors import SceneError
+from geodiff.names import ESTIMATORS
 
 
 def register(subparsers) -> None:
@@ -29,13 +30,14 @@ def register(subparsers) -> None:
     )
     p.add_argument("--plot", type=Path, metavar="PNG", help="write a figure")
     p.add_argument(
-        "--output",
+        "--out",
+        "-o",
         type=Path,
         metavar="NC",
         help="write the variogram (or comparison) Dataset as NetCDF",
     )
     p.add_argument("--overwrite", action="store_true",
-                   help="replace --output / --plot files that geodiff did not write")
+                   help="replace --out / --plot files that geodiff did not write")
     p.add_argument("--bins", type=int, default=None, help="number of lag bins (default: up to 30)")
     p.add_argument(
         "--max-lag",
@@ -52,7 +54,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--tolerance", type=float, default=22.5, help="sector half-width in degrees (default 22.5)"
     )
-    p.add_argument("--estimator", choices=("matheron", "cressie", "dowd"), default="matheron")
+    p.add_argument("--estimator", choices=ESTIMATORS, default="matheron")
     p.add_argument(
         "--fit",
         metavar="MODEL",
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from geodiff.files import check_destination
 
     inputs = [args.scene, args.compare]
-    for out in (args.output, args.plot):  # refused before any work
+    for out in (args.out, args.plot):  # refused before any work
         if out is not None:
             check_destination(out, overwrite=args.overwrite, inputs=inputs)
     result = _compute(args)
@@ -181,9 +183,9 @@ def _write(args: argparse.Namespace, result: xr.Dataset) -> None:
     from geodiff import geostats
     from geodiff.io.reports import save_figure, write_dataset
 
-    if args.output is not None:
-        write_dataset(result, args.output, overwrite=args.overwrite)
-        print(f"wrote {args.output}")
+    if args.out is not None:
+        write_dataset(result, args.out, overwrite=args.overwrite)
+        print(f"wrote {args.out}")
     if args.plot is not None:
         import matplotlib
 

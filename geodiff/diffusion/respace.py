@@ -25,12 +25,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+from geodiff.names import NOISE_LEVEL_SPACINGS, TIMESTEP_SPACINGS
+
 __all__ = ["NOISE_LEVEL_SPACINGS", "TIMESTEP_SPACINGS", "noise_level_timesteps", "sampled_timesteps",
            "section_timesteps", "space_timesteps"]
 
-NOISE_LEVEL_SPACINGS = ("karras", "logsnr")
-#: The named spacings a user picks by name (the sampler also takes section strings and lists).
-TIMESTEP_SPACINGS = ("trailing", "leading", "linspace", *NOISE_LEVEL_SPACINGS)
 #: Highest noise level a noise-level spacing aims at (EDM's sigma_max for data in [-1, 1]). The
 #: last trained timesteps go far beyond it (abar_T ~ 1e-7 once betas are capped), where a tile is
 #: pure noise and steps spent there are wasted.

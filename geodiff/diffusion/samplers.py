@@ -27,6 +27,8 @@ from numbers import Integral
 import torch
 from tqdm.auto import trange
 
+from geodiff.names import SAMPLERS
+
 from .conditions import Conditions
 from .noise import draw_noise
 from .respace import SIGMA_MAX, sampled_timesteps
@@ -302,7 +304,6 @@ def sample_heun(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *,
     return x
 
 
-SAMPLERS = ("ddpm", "ddim", "dpmsolver++", "dpmsolver++3m", "unipc", "heun")
 
 
 def network_evaluations(sampler: str, alphas_cumprod: Sequence[float]) -> int:

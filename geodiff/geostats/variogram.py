@@ -26,10 +26,10 @@ from geodiff.errors import GeodiffError, SceneError
 from geodiff.geostats import robust
 from geodiff.geostats.lags import LagPlan, fft_shape, lag_plan, max_offsets, resolve_edges
 from geodiff.geostats.spacing import GridSpacing, _crs, pixel_spacing
+from geodiff.names import ESTIMATORS
 
 __all__ = ["ESTIMATORS", "matheron_fft", "semivariogram", "semivariogram_array", "variogram_map"]
 
-ESTIMATORS = ("matheron", "cressie", "dowd")
 _CHUNK_BYTES = 16 * 2**20
 
 

@@ -28,7 +28,7 @@ def test_variogram_command_writes_exact_curve_and_figure(campi_flegrei, tmp_path
                 str(src),
                 "--bins",
                 "10",
-                "--output",
+                "--out",
                 str(out),
                 "--plot",
                 str(png),
@@ -63,7 +63,7 @@ def test_variogram_command_compare(campi_flegrei, tmp_path, capsys):
         str(tmp_path / "synth.nc"),
         "--bins",
         "8",
-        "--output",
+        "--out",
         str(out),
     ]
     assert main(args) == 0
@@ -95,7 +95,7 @@ def test_variogram_command_refuses_other_units_and_grids(campi_flegrei, tmp_path
     for i, (units, said) in enumerate((("radian", "'radian'"), ("mm/yr", "synthetic pixels"))):
         path = tmp_path / f"synth-{i}.nc"
         _write_synthetic(da, path, units, stride=2)
-        assert main(["variogram", str(src), "--compare", str(path), "--output", str(out)]) == 2
+        assert main(["variogram", str(src), "--compare", str(path), "--out", str(out)]) == 2
         captured = capsys.readouterr()
         assert said in captured.err and len(captured.err.strip().splitlines()) == 1
         assert not out.exists()
@@ -110,7 +110,7 @@ def test_variogram_command_warns_in_one_line_near_a_pole(tmp_path, capsys):
     da.rio.to_raster(tmp_path / "polar.tif")
     out = tmp_path / "v.nc"
     assert (
-        main(["variogram", str(tmp_path / "polar.tif"), "--bins", "4", "--output", str(out)]) == 0
+        main(["variogram", str(tmp_path / "polar.tif"), "--bins", "4", "--out", str(out)]) == 0
     )
     err = capsys.readouterr().err.strip().splitlines()
     warned = [line for line in err if "SpacingWarning" in line or "warning:" in line]
