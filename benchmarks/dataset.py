@@ -9,7 +9,7 @@ same with DataLoader workers, and ``dataset.to_tensor()`` (every tile in memory,
 runs are the same training step for step (same seed, same batches); only the feeding differs.
 Run::
 
-    python benchmarks/dataset.py [--steps 300] [--preset small] [--workers 1] [--threads 2]
+    python benchmarks/dataset.py [--train-steps 300] [--preset small] [--workers 1] [--threads 2]
 """
 
 from __future__ import annotations
@@ -65,14 +65,14 @@ def train(feed: str, steps: int, preset: str, workers: int, threads: int) -> dic
 
 def _child(feed: str, args) -> dict:
     code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from dataset import train; "
-            f"print(json.dumps(train({feed!r}, {args.steps}, {args.preset!r}, {args.workers}, {args.threads})))")
+            f"print(json.dumps(train({feed!r}, {args.train_steps}, {args.preset!r}, {args.workers}, {args.threads})))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--train-steps", type=int, default=300)
     p.add_argument("--preset", default="small")
     p.add_argument("--workers", type=int, default=1, help="DataLoader workers of the second streaming run")
     p.add_argument("--threads", type=int, default=2)

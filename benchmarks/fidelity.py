@@ -210,7 +210,7 @@ def train_geodiff(train: xr.DataArray, recipe: Recipe, budget: float, seed: int,
     model = DiffusionModel(network=trainer.ema_model().eval(), schedule=trainer.schedule, scaler=scaler,
                            coefficients=coefficients, tile=(TILE, TILE), units=train.attrs.get("units"),
                            prediction=recipe.prediction)
-    model.summary = {"steps": trainer.step, "seconds": round(seconds, 1)}
+    model.summary = {"train_steps": trainer.step, "seconds": round(seconds, 1)}
     return model
 
 
@@ -244,7 +244,7 @@ def sampler_steps(model: DiffusionModel, recipe: Recipe, evals: int) -> int:
 
 def sample_geodiff(model: DiffusionModel, recipe: Recipe, evals: int, seed: int) -> xr.DataArray:
     steps = sampler_steps(model, recipe, evals)
-    return model.sample_tiles(SAMPLES, sampler=recipe.sampler, steps=steps, seed=seed, progress=False,
+    return model.sample_tiles(SAMPLES, sampler=recipe.sampler, sample_steps=steps, seed=seed, progress=False,
                               timestep_spacing=recipe.timestep_spacing, renormalise=recipe.renormalise)
 
 
@@ -333,7 +333,7 @@ def run_product(name: str, recipes: dict[str, Recipe], budget: float, evals: lis
         if recipe.training() not in trained:
             trained[recipe.training()] = cached_training(cache, name, train, recipe, budget, seed, steps)
         model = trained[recipe.training()]
-        result["steps"][label] = model.summary["steps"]
+        result["steps"][label] = model.summary["train_steps"]
         result["seconds"][label] = model.summary.get("seconds")
         for n in evals:
             result["rows"].append({"engine": label, "sampler": recipe.sampler, "evals": n,
@@ -385,7 +385,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--cache", type=Path, help="keep trained geodiff models here and reuse them in later runs")
-    p.add_argument("--steps", type=int,
+    p.add_argument("--train-steps", type=int,
                    help="train geodiff for exactly this many optimizer steps instead of --budget seconds: "
                         "recipe trials at equal steps, whatever the machine's load (the peer keeps --budget)")
     args = p.parse_args(argv)
@@ -402,10 +402,10 @@ def main(argv=None) -> int:
         print(f"recipe {name}: {recipe}")
     print(f"{args.threads} thread(s)")
     results = [run_product(name, recipes, args.budget, args.evals, args.peer_evals, args.seed, args.cache,
-                           args.steps) for name in args.products]
+                           args.train_steps) for name in args.products]
     if args.json:
         args.json.write_text(json.dumps({"recipes": {k: vars(v) for k, v in recipes.items()}, "budget": args.budget,
-                                         "steps": args.steps,
+                                         "steps": args.train_steps,
                                          "results": results}, indent=1))
     return 0
 

@@ -174,7 +174,7 @@ def stream(shape: tuple[int, int], method: str, out: Path) -> dict:
                         coords={"y": 5e6 - 10.0 * np.arange(h), "x": 3e5 + 10.0 * np.arange(w)},
                         attrs={"units": "dB"}).rio.write_crs("EPSG:32633")
     start = time.monotonic()
-    synth = model.sample_scene(1, like=grid, sampler="ddim", steps=1, method=method, batch_size=64,
+    synth = model.sample_scene(1, like=grid, sampler="ddim", sample_steps=1, method=method, batch_size=64,
                                mask=False)
     geodiff.to_zarr(synth, out, progress=False)
     seconds = time.monotonic() - start
@@ -223,7 +223,7 @@ def main(argv=None) -> int:
     for name in args.products:
         scene = product_scene(name)
         model = trained_model(name, scene, args.budget, args.cache, args.seed)
-        print(f"{name}: {scene.shape} px, model trained {model.summary.get('steps')} steps")
+        print(f"{name}: {scene.shape} px, model trained {model.summary.get('train_steps')} steps")
         rows.append(compare_methods(name, scene, model, args.seed))
     if rows:
         _print_products(rows)

@@ -36,17 +36,17 @@ class DemoConfig:
     overlap: int = 16
     preset: str = "small"
     train_seconds: float = 210.0
-    max_steps: int = 3000
+    train_steps: int = 3000
     lr: float = 5e-4
     ema_decay: float = 0.995
     scene_samples: int = 2
     tiles: int = 16
-    steps: int = 25
+    sample_steps: int = 25
     seed: int = 0
 
 
-QUICK = DemoConfig(preset="tiny", overlap=0, train_seconds=20.0, max_steps=300, lr=1e-3, ema_decay=0.99,
-                   scene_samples=1, tiles=8, steps=10)
+QUICK = DemoConfig(preset="tiny", overlap=0, train_seconds=20.0, train_steps=300, lr=1e-3, ema_decay=0.99,
+                   scene_samples=1, tiles=8, sample_steps=10)
 
 
 def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None, log=print, *,
@@ -77,14 +77,14 @@ def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None,
 
     log(f"2/5 training a {config.preset!r} diffusion model on {config.tile}-pixel tiles "
         f"(at most {config.train_seconds:.0f} s)")
-    model = scene.diffusion.fit(tile=config.tile, overlap=config.overlap, steps=config.max_steps,
+    model = scene.diffusion.fit(tile=config.tile, overlap=config.overlap, train_steps=config.train_steps,
                                 preset=config.preset, lr=config.lr, ema_decay=config.ema_decay,
                                 max_seconds=config.train_seconds, device=device, seed=config.seed, log_every=10)
     paths["model"] = model.save(target["model"], overwrite=overwrite)
     log(str(model))
 
     log(f"3/5 sampling {config.scene_samples} synthetic scene(s) on the demo grid (fused windows)")
-    synth = scene.diffusion.sample(n=config.scene_samples, steps=config.steps, seed=config.seed, device=device)
+    synth = scene.diffusion.sample(n=config.scene_samples, sample_steps=config.sample_steps, seed=config.seed, device=device)
     with dask_progress(True, "sampling the scene"):
         synth = synth.persist()  # generated once, tile by tile, for all three formats
     paths["scene_geotiff"] = to_geotiff(synth, target["scene_geotiff"], overwrite=overwrite)[0]
@@ -95,7 +95,7 @@ def run_demo(out="geodiff-demo", config: DemoConfig = DemoConfig(), device=None,
     log(f"4/5 sampling {config.tiles} synthetic tiles")
     grid = TileGrid.from_scene(scene, config.tile)
     template = grid.tile(scene, 0)  # tiles take its metric coordinates, so lags are in metres
-    tiles = model.sample_tiles(config.tiles, steps=config.steps, seed=config.seed, device=device,
+    tiles = model.sample_tiles(config.tiles, sample_steps=config.sample_steps, seed=config.seed, device=device,
                                like=template, progress=False)
     paths["tiles"] = to_netcdf(tiles, target["tiles"], name="los_velocity", overwrite=overwrite)
     stack = grid.stack(scene)

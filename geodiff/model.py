@@ -49,7 +49,7 @@ class DiffusionModel:
     prediction, noise
         The network's target (``"eps"``, ``"x0"``, ``"v"``) and forward-noise spec.
     summary
-        Training summary: tiles, epochs, steps, losses, seconds, data source.
+        Training summary: tiles, epochs, train_steps, losses, seconds, scenes, split, data source.
     model_id
         SHA-256 (16 hex digits) of the weights and of every setting that shapes a sample
         (:meth:`description`), computed at construction.
@@ -114,7 +114,7 @@ class DiffusionModel:
             f"  trained on: {s.get('tiles', '?')} tiles"
             + (f" of {len(s['scenes'])} scenes" if len(s.get("scenes") or ()) > 1 else "")
             + (f" ({s['split']['val_tiles']} held out by {s['split']['by']})" if (s.get("split") or {}).get("by") else "")
-            + f", {s.get('steps', '?')} steps"
+            + f", {s.get('train_steps', '?')} steps"
             + (f", final loss {loss:.4g}" if isinstance(loss, (int, float)) else ""),
         ]
         return "\n".join(lines)
@@ -141,7 +141,7 @@ class DiffusionModel:
         """
         return tuple(self.scaler.feature_range) if self.scaler.method in ("minmax", "fixed") else None
 
-    def check_sampling(self, n: int, *, sampler: str, steps: int, batch_size: int, seed: int,
+    def check_sampling(self, n: int, *, sampler: str, sample_steps: int, batch_size: int, seed: int,
                        timestep_spacing: str = recipe.TIMESTEP_SPACING, shape=None,
                        stride=None) -> tuple[tuple[int, int], tuple[int, int]]:
         """Refuse sampling arguments this model cannot run, before any work is done.
@@ -153,7 +153,7 @@ class DiffusionModel:
         Raises
         ------
         geodiff.errors.GeodiffError
-            ``n`` or ``batch_size`` is not a positive integer, ``steps`` is outside
+            ``n`` or ``batch_size`` is not a positive integer, ``sample_steps`` is outside
             1..``schedule.timesteps``, ``seed`` is not an integer >= 0, ``sampler`` or
             ``timestep_spacing`` is unknown, ``shape`` is smaller than a tile or ``stride`` is
             not between 1 pixel and a tile.
@@ -168,7 +168,7 @@ class DiffusionModel:
         timesteps = self.schedule.timesteps
         for name, value, low, high, what in (
             ("n", n, 1, None, "a positive number of samples"),
-            ("steps", steps, 1, timesteps, f"between 1 and the model's {timesteps} timesteps"),
+            ("sample_steps", sample_steps, 1, timesteps, f"between 1 and the model's {timesteps} timesteps"),
             ("batch_size", batch_size, 1, None, "a positive number of samples per network call"),
             ("seed", seed, 0, None, "an integer >= 0"),
         ):
@@ -184,7 +184,7 @@ class DiffusionModel:
                                "a larger stride leaves pixels no window covers")
         return shape, stride
 
-    def generate(self, n: int, *, sampler: str = recipe.SAMPLER, steps: int = recipe.STEPS, seed: int = 0,
+    def generate(self, n: int, *, sampler: str = recipe.SAMPLER, sample_steps: int = recipe.SAMPLE_STEPS, seed: int = 0,
                  batch_size: int = 16, device=None, progress: bool = False, x_T=None, clip="auto",
                  timestep_spacing: str = recipe.TIMESTEP_SPACING, shape: tuple[int, int] | None = None,
                  stride: tuple[int, int] | None = None, conditions=None, record: list | None = None) -> np.ndarray:
@@ -215,7 +215,7 @@ class DiffusionModel:
         from geodiff.diffusion.respace import sampled_timesteps
         from geodiff.diffusion.windows import fused
 
-        shape, stride = self.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed,
+        shape, stride = self.check_sampling(n, sampler=sampler, sample_steps=sample_steps, batch_size=batch_size, seed=seed,
                                             timestep_spacing=timestep_spacing, shape=shape, stride=stride)
         device = pick_device(device)
         network = self.network.to(device)
@@ -228,21 +228,21 @@ class DiffusionModel:
         if record is not None and shape == self.tile:
             raise GeodiffError("record is for canvases (shape larger than the tile), sampled in one run")
         starts = range(0, n, group)
-        calls = len(sampled_timesteps(self.schedule.alphas_cumprod.tolist(), timestep_spacing, steps))
+        calls = len(sampled_timesteps(self.schedule.alphas_cumprod.tolist(), timestep_spacing, sample_steps))
         out = []
         with tqdm(total=len(starts) * calls, desc="sampling", unit="step", disable=not progress) as bar:
             for start in starts:
                 size = min(group, n - start)
                 chunk_x_T = None if x_T is None else x_T[start:start + size].to(device)
                 x = sample(model_fn, self.schedule, (size, self.channels, *shape), sampler=sampler,
-                           steps=steps, timestep_spacing=timestep_spacing, prediction=self.prediction, x_T=chunk_x_T,
+                           steps=sample_steps, timestep_spacing=timestep_spacing, prediction=self.prediction, x_T=chunk_x_T,
                            seed=sample_seeds(seed, start, size), clip=clip, noise=NoiseSpec.from_config(self.noise),
                            device=device, callback=lambda info: bar.update(1),
                            conditions=conditions.rows(start, start + size, n), record=record)
                 out.append(x.float().cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
-    def sample_tiles(self, n: int, *, sampler: str = recipe.SAMPLER, steps: int = recipe.STEPS, seed=0,
+    def sample_tiles(self, n: int, *, sampler: str = recipe.SAMPLER, sample_steps: int = recipe.SAMPLE_STEPS, seed=0,
                      batch_size: int = 16, like: xr.DataArray | None = None, device=None, progress: bool = True,
                      renormalise: bool = False, timestep_spacing: str = recipe.TIMESTEP_SPACING) -> xr.DataArray:
         """``n`` synthetic tiles in physical units, ``(sample, [band,] y, x)``.
@@ -255,7 +255,7 @@ class DiffusionModel:
         """
         if renormalise:
             self.scaler.check_renormalisable()  # before the network runs, not after
-        z = self.generate(n, sampler=sampler, steps=steps, seed=seed, batch_size=batch_size,
+        z = self.generate(n, sampler=sampler, sample_steps=sample_steps, seed=seed, batch_size=batch_size,
                           device=device, progress=progress, timestep_spacing=timestep_spacing)
         if renormalise:
             z = self.scaler.renormalise(z)
@@ -275,7 +275,7 @@ class DiffusionModel:
             physical = physical.assign_coords(y=like["y"].values, x=like["x"].values)
             if like.rio.crs is not None:
                 physical = physical.rio.write_crs(like.rio.crs).rio.write_transform(like.rio.transform())
-        physical.attrs.update(self.provenance(sampler=sampler, steps=steps, seed=seed, coefficients="draw",
+        physical.attrs.update(self.provenance(sampler=sampler, sample_steps=sample_steps, seed=seed, coefficients="draw",
                                               timestep_spacing=timestep_spacing, renormalised=int(renormalise)))
         physical.attrs["coefficients"] = drawn.to_dict()
         return physical

@@ -17,8 +17,8 @@ LEARN_SIGMA = False
 #: Sampler: DPM-Solver++ 2M, the best measured at the default 25 evaluations (3M equal, DDIM
 #: behind). At 10 evaluations "unipc" is ahead of it on every product measured.
 SAMPLER = "dpmsolver++"
-#: Network evaluations per sample.
-STEPS = 25
+#: Network evaluations per sample (``sample_steps``).
+SAMPLE_STEPS = 25
 #: Which trained timesteps the sampler visits (see geodiff.diffusion.respace). Trailing is best
 #: at 25 evaluations; at 10, "karras" or "logsnr" give far better structure (semivariogram, tile
 #: std, spectra) for a somewhat worse FID.

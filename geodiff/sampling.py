@@ -59,7 +59,7 @@ class _TileJob:
 
 
 def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler: str = recipe.SAMPLER,
-                 steps: int = recipe.STEPS, seed: int = 0, mask: bool = True, coefficients: str = "location",
+                 sample_steps: int = recipe.SAMPLE_STEPS, seed: int = 0, mask: bool = True, coefficients: str = "location",
                  batch_size: int = 16, device=None, timestep_spacing: str = recipe.TIMESTEP_SPACING,
                  renormalise: bool = False, method: str = "fused", stride=None, block=None) -> xr.DataArray:
     """``n`` synthetic versions of ``scene`` on its own grid, generated block by block when computed.
@@ -73,7 +73,7 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         A trained model with the scene's band count and units.
     n
         Number of samples (> 0).
-    sampler, steps
+    sampler, sample_steps
         Sampler of :func:`geodiff.diffusion.sample` and its number of steps
         (:mod:`geodiff.recipe`'s by default).
     seed
@@ -126,7 +126,7 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
     """
     if method not in SCENE_METHODS:
         raise GeodiffError(f"method must be one of {', '.join(SCENE_METHODS)}, got {method!r}")
-    _, stride = model.check_sampling(n, sampler=sampler, steps=steps, batch_size=batch_size, seed=seed,
+    _, stride = model.check_sampling(n, sampler=sampler, sample_steps=sample_steps, batch_size=batch_size, seed=seed,
                                      timestep_spacing=timestep_spacing, stride=stride)
     if coefficients not in COEFFICIENTS:
         raise GeodiffError(f"coefficients must be one of {', '.join(COEFFICIENTS)}, got {coefficients!r}")
@@ -152,18 +152,18 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
         per_tile = _coefficient_field_draw(model, tiles, n, seed)
     else:
         per_tile = _coefficients(model, tiles, coefficients, n, seed)
-    call = {"sampler": sampler, "steps": steps, "seed": seed, "coefficients": coefficients,
+    call = {"sampler": sampler, "sample_steps": sample_steps, "seed": seed, "coefficients": coefficients,
             "timestep_spacing": timestep_spacing, "method": method}
     if method == "fused":
         block = (BLOCK_TILES * model.tile[0], BLOCK_TILES * model.tile[1]) if block is None else _pair(block)
         (h, w) = grid.shape
-        check_layout((h, w), model.tile, block, n, model.channels, steps)
-        data = _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, steps,
+        check_layout((h, w), model.tile, block, n, model.channels, sample_steps)
+        data = _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, sample_steps,
                             batch_size, device, timestep_spacing, call)
         call.update(stride=list(stride), block=list(block), margin=[model.tile[0] // 2, model.tile[1] // 2],
                     normalised_space="per-pixel coefficients interpolated bilinearly between tile centres")
     else:
-        data = _tile_scene(scene, model, n, grid, tiles, per_tile, mask, seed, sampler, steps, batch_size,
+        data = _tile_scene(scene, model, n, grid, tiles, per_tile, mask, seed, sampler, sample_steps, batch_size,
                            device, timestep_spacing, renormalise, call)
         call["renormalised"] = int(renormalise)
 
@@ -191,7 +191,7 @@ def _valid(scene: xr.DataArray) -> xr.DataArray:
     return np.isfinite(scene).any("band") if "band" in scene.dims else np.isfinite(scene)
 
 
-def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, steps, batch_size, device,
+def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, sample_steps, batch_size, device,
                  timestep_spacing, call) -> darr.Array:
     rows, cols = len(grid.row_starts), len(grid.col_starts)
     ch = model.channels
@@ -203,7 +203,7 @@ def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sam
     if mask:
         valid = darr.asarray(_valid(scene).data).rechunk((block_sizes(shape[0], block[0]),
                                                           block_sizes(shape[1], block[1])))
-    job = BlockJob(Generation(model, n, sampler, steps, batch_size, device, timestep_spacing), stride)
+    job = BlockJob(Generation(model, n, sampler, sample_steps, batch_size, device, timestep_spacing), stride)
     name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.loc, per_tile.scale,
                                        sorted(call.items()))
     graph, (row_sizes, col_sizes), dependencies = block_graph(
@@ -213,12 +213,12 @@ def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sam
     return darr.Array(hlg, name, chunks, dtype=np.float32)
 
 
-def _tile_scene(scene, model, n, grid, tiles, per_tile, mask, seed, sampler, steps, batch_size, device,
+def _tile_scene(scene, model, n, grid, tiles, per_tile, mask, seed, sampler, sample_steps, batch_size, device,
                 timestep_spacing, renormalise, call) -> darr.Array:
     valid = None
     if mask:
         valid = _valid(tiles)
-    job = _TileJob(Generation(model, n, sampler, steps, batch_size, device, timestep_spacing), bool(renormalise))
+    job = _TileJob(Generation(model, n, sampler, sample_steps, batch_size, device, timestep_spacing), bool(renormalise))
     name = "geodiff-sample-" + tokenize(model.model_id, scene, n, seed, mask, sorted(call.items()),
                                         bool(renormalise))
     cols = len(grid.col_starts)

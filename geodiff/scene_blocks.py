@@ -61,7 +61,7 @@ class Generation:
     model: DiffusionModel
     n: int
     sampler: str
-    steps: int
+    sample_steps: int
     batch_size: int
     device: object
     timestep_spacing: str
@@ -69,7 +69,7 @@ class Generation:
     def __call__(self, seed: int, **canvas) -> np.ndarray:
         """:meth:`DiffusionModel.generate` of ``n`` samples, one task on the network at a time."""
         with network_lock:
-            return self.model.generate(self.n, sampler=self.sampler, steps=self.steps, seed=seed,
+            return self.model.generate(self.n, sampler=self.sampler, sample_steps=self.sample_steps, seed=seed,
                                        batch_size=self.batch_size, device=self.device,
                                        timestep_spacing=self.timestep_spacing, **canvas)
 
@@ -82,7 +82,7 @@ def block_sizes(length: int, block: int) -> tuple[int, ...]:
 
 
 def check_layout(shape: tuple[int, int], tile: tuple[int, int], block: tuple[int, int], n: int, channels: int,
-                 steps: int) -> None:
+                 sample_steps: int) -> None:
     """Refuse a layout before any work: a block under two tiles (its canvas could then be
     smaller than one window), a block whose canvas cannot fit in memory. A grid smaller than one
     window is refused by the tile grid before."""
@@ -93,7 +93,7 @@ def check_layout(shape: tuple[int, int], tile: tuple[int, int], block: tuple[int
     canvas = (min(block[0], shape[0]) + 2 * tile[0]) * (min(block[1], shape[1]) + 2 * tile[1])
     # The canvas, its known pixels and mask, the sampler's state and a few x_0 estimates, and the
     # recorded trajectory (up to two network calls per step), in float32.
-    need = (8 + 2 * steps) * n * channels * canvas * 4
+    need = (8 + 2 * sample_steps) * n * channels * canvas * 4
     available = _available_memory()
     if available is not None and need > available / 2:
         raise GeodiffError(f"a block of {block[0]}x{block[1]} pixels for {n} samples needs about "

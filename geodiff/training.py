@@ -38,7 +38,7 @@ def training_tiles(scene: xr.DataArray, tile, *, overlap=0, max_nodata: float = 
     return tiles
 
 
-def check_training_args(*, epochs, steps, batch_size, lr, max_nodata, seed, max_seconds, val_fraction=0.0) -> None:
+def check_training_args(*, epochs, train_steps, batch_size, lr, max_nodata, seed, max_seconds, val_fraction=0.0) -> None:
     """Refuse a training request that cannot run (or would save an untrained model) before any work.
 
     Raises
@@ -47,9 +47,10 @@ def check_training_args(*, epochs, steps, batch_size, lr, max_nodata, seed, max_
         The first argument out of range, with what it must be.
     """
     checks = [
-        (steps is not None or epochs is not None, "give the length of training: epochs=... or steps=..."),
-        (steps is None or (_is_int(steps) and steps >= 1), f"steps must be an integer >= 1, got {steps!r}"),
-        (steps is not None or epochs is None or (_is_real(epochs) and epochs > 0),
+        (train_steps is not None or epochs is not None, "give the length of training: epochs=... or train_steps=..."),
+        (train_steps is None or (_is_int(train_steps) and train_steps >= 1),
+         f"train_steps must be an integer >= 1, got {train_steps!r}"),
+        (train_steps is not None or epochs is None or (_is_real(epochs) and epochs > 0),
          f"epochs must be > 0, got {epochs!r}"),
         (_is_int(batch_size) and batch_size >= 1, f"batch_size must be an integer >= 1, got {batch_size!r}"),
         (_is_real(lr) and lr > 0, f"lr must be > 0, got {lr!r}"),
@@ -74,7 +75,7 @@ def fit(
     tile: int | tuple[int, int] = 64,
     epochs: float | None = 50,
     *,
-    steps: int | None = None,
+    train_steps: int | None = None,
     overlap: int = 0,
     max_nodata: float = 0.5,
     patch: tuple[float, float] | None = None,
@@ -120,8 +121,8 @@ def fit(
     tile
         Tile size in pixels; each side must be divisible by ``2**(levels - 1)`` of the network
         (8 for the presets).
-    epochs, steps
-        Training length as passes over the tiles, or as optimizer steps (``steps`` wins).
+    epochs, train_steps
+        Training length as passes over the tiles, or as optimizer steps (``train_steps`` wins).
     overlap, max_nodata, patch, scales, max_tiles
         Tiling: overlap between training tiles (more, correlated tiles), the nodata filter, the
         optional GANInSAR patch filter ``(theta, a)`` in scene units, GANInSAR's multi-scale
@@ -190,7 +191,7 @@ def fit(
     from geodiff.tile_dataset import TileDataset
     from geodiff.tile_index import split_tiles
 
-    check_training_args(epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, max_nodata=max_nodata,
+    check_training_args(epochs=epochs, train_steps=train_steps, batch_size=batch_size, lr=lr, max_nodata=max_nodata,
                         seed=seed, max_seconds=max_seconds, val_fraction=val_fraction)
     unknown = set(train_options) - {f.name for f in fields(TrainConfig)}
     if unknown:
@@ -213,7 +214,7 @@ def fit(
     if th % net.divisor or tw % net.divisor:
         raise TilingError(f"tile {th}x{tw} is not divisible by {net.divisor} as the {preset!r} network needs; "
                           f"use a tile size that is a multiple of {net.divisor}")
-    config = TrainConfig(epochs=None if steps else epochs, steps=steps, batch_size=min(batch_size, len(train)),
+    config = TrainConfig(epochs=None if train_steps else epochs, steps=train_steps, batch_size=min(batch_size, len(train)),
                          lr=lr, max_seconds=max_seconds, prediction=prediction, learn_sigma=learn_sigma,
                          noise=noise, seed=seed, progress=progress, num_workers=num_workers, **train_options)
     trainer = Trainer(net, NoiseSchedule(schedule, timesteps), config, device=device)
@@ -228,8 +229,8 @@ def fit(
         "skipped_scenes": [{"id": i, "why": why} for i, why in dataset.skipped],
         "split": {"by": _split_kind(dataset, split) if val_fraction else None, "val_fraction": val_fraction,
                   "val_tiles": 0 if val is None else len(val)},
-        "epochs": epochs if not steps else None,
-        "steps": trainer.step,
+        "epochs": epochs if not train_steps else None,
+        "train_steps": trainer.step,
         "batch_size": config.batch_size,
         "first_loss": losses[0] if losses else None,
         "final_loss": losses[-1] if losses else None,

@@ -36,29 +36,29 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path):
 def test_train_sample_info_round_trip(mexico_city_a, tmp_path):
     scene = mexico_city_a / "cropA_20180106-20180130_VV_8rlks_eqa_unw.tif"
     model = tmp_path / "model"
-    assert main(["train", str(scene), "--out", str(model), "--tile", "16", "--steps", "3",
+    assert main(["train", str(scene), "--out", str(model), "--tile", "16", "--train-steps", "3",
                  "--preset", "tiny", "--batch-size", "4"]) == 0
     assert (model / "model.safetensors").is_file()
     out = tmp_path / "synth.tif"
-    assert main(["sample", str(model), "--like", str(scene), "-n", "2", "--steps", "2", "--out", str(out)]) == 0
+    assert main(["sample", str(model), "--like", str(scene), "-n", "2", "--sample-steps", "2", "--out", str(out)]) == 0
     synth = rioxarray.open_rasterio(out, masked=True)
     real = rioxarray.open_rasterio(scene, masked=True)
     assert synth.shape == (2, *real.shape[1:]) and synth.rio.crs == real.rio.crs
     np.testing.assert_array_equal(np.isnan(synth.values[1]), np.isnan(real.values[0]))
     patchwork = tmp_path / "tiles.zarr"
-    assert main(["sample", str(model), "--like", str(scene), "-n", "1", "--steps", "2", "--method", "tiles",
+    assert main(["sample", str(model), "--like", str(scene), "-n", "1", "--sample-steps", "2", "--method", "tiles",
                  "--out", str(patchwork)]) == 0
     assert xr.open_zarr(patchwork)["synthetic"].attrs["method"] == "tiles"
     odd = run("sample", str(model), "--like", str(scene), "--stride", "40", "--out", str(tmp_path / "o.tif"))
     assert odd.returncode != 0 and "stride" in odd.stderr and len(odd.stderr.strip().splitlines()) == 1
     tiles = tmp_path / "tiles.nc"
-    assert main(["sample", str(model), "-n", "3", "--steps", "2", "--out", str(tiles)]) == 0
+    assert main(["sample", str(model), "-n", "3", "--sample-steps", "2", "--out", str(tiles)]) == 0
     assert xr.open_dataset(tiles)["data"].shape == (3, 16, 16)
     info = run("info", str(model))
     assert info.returncode == 0 and "DiffusionModel" in info.stdout and "rad" in info.stdout
     bad = run("sample", str(model), "--out", str(tmp_path / "x.png"))
     assert bad.returncode != 0 and ".tif, .nc or .zarr" in bad.stderr
-    unwritable = run("sample", str(model), "-n", "1", "--steps", "1", "--out", "/proc/geodiff/x.tif")
+    unwritable = run("sample", str(model), "-n", "1", "--sample-steps", "1", "--out", "/proc/geodiff/x.tif")
     assert unwritable.returncode != 0  # refused before sampling: no progress bar, one line
     assert unwritable.stderr.strip().splitlines() == [
         "geodiff sample: error: output folder /proc/geodiff does not exist; create it first"]
@@ -82,19 +82,19 @@ def tiny_model_dir(tmp_path_factory):
 
     scene = require_data("insar", "campi_flegrei", "vel.tif")
     out = tmp_path_factory.mktemp("cli") / "model"
-    assert main(["train", str(scene), "--out", str(out), "--tile", "16", "--steps", "1", "--preset", "tiny"]) == 0
+    assert main(["train", str(scene), "--out", str(out), "--tile", "16", "--train-steps", "1", "--preset", "tiny"]) == 0
     return out
 
 
 @pytest.mark.parametrize("command, args, says", [
-    ("train", ["--steps", "0"], "steps must be"),
+    ("train", ["--train-steps", "0"], "train_steps must be"),
     ("train", ["--batch-size", "0"], "batch_size must be"),
     ("train", ["--seed", "-1"], "seed must be"),
     ("train", ["--max-nodata", "2"], "max_nodata"),
     ("train", ["--epochs", "0"], "epochs must be"),
     ("train", ["--db"], "dB needs linear backscatter power"),
-    ("sample", ["--steps", "5000"], "steps must be between 1 and the model's 1000 timesteps"),
-    ("sample", ["--steps", "0"], "steps must be between"),
+    ("sample", ["--sample-steps", "5000"], "sample_steps must be between 1 and the model's 1000 timesteps"),
+    ("sample", ["--sample-steps", "0"], "sample_steps must be between"),
     ("sample", ["--batch-size", "0"], "batch_size must be"),
     ("sample", ["--seed", "-1"], "seed must be"),
     ("sample", ["-n", "0"], "n must be"),
@@ -143,7 +143,7 @@ def test_train_offers_every_scaler_the_library_has_and_fixed_takes_its_range(tmp
                    if a.dest == "scaling").choices
     assert list(choices) == list(get_args(Method))
     scene, = geodiff.to_geotiff(demo_scene().isel(y=slice(140, 172), x=slice(140, 172)), tmp_path / "s.tif")
-    argv = ["train", str(scene), "--out", str(tmp_path / "m"), "--tile", "16", "--steps", "1", "--preset", "tiny",
+    argv = ["train", str(scene), "--out", str(tmp_path / "m"), "--tile", "16", "--train-steps", "1", "--preset", "tiny",
             "--scaling", "fixed", "--fixed-range", "-50", "50"]
     assert main(argv) == 0
     assert geodiff.load_model(tmp_path / "m").scaler.fixed_range == (-50.0, 50.0)

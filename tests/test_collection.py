@@ -83,18 +83,18 @@ def test_scenes_that_cannot_train_together_are_refused_before_training(tmp_path,
     monkeypatch.setattr(Trainer, "fit", no_training)
     two_bands = xr.concat([_scene(0), _scene(1)], dim="band")
     with pytest.raises(SceneError, match="same bands"):
-        geodiff.fit([_scene(0), two_bands], tile=16, steps=1, **TINY)
+        geodiff.fit([_scene(0), two_bands], tile=16, train_steps=1, **TINY)
     with pytest.raises(SceneError, match="convert them to one unit"):
-        geodiff.fit([_scene(0), _scene(1, units="rad")], tile=16, steps=1, **TINY)
+        geodiff.fit([_scene(0), _scene(1, units="rad")], tile=16, train_steps=1, **TINY)
     broken = tmp_path / "broken.tif"
     broken.write_text("not a raster")
     with pytest.raises(SceneError, match="broken.tif"):
-        geodiff.fit([_scene(0), broken], tile=16, steps=1, **TINY)
+        geodiff.fit([_scene(0), broken], tile=16, train_steps=1, **TINY)
 
 
 def test_a_scene_smaller_than_a_tile_is_skipped_with_a_warning_and_counted():
     with pytest.warns(SkippedSceneWarning, match="smaller than a tile"):
-        model = geodiff.fit([_scene(0), _scene(1, shape=(8, 8)).rename("small")], tile=16, steps=2, **TINY)
+        model = geodiff.fit([_scene(0), _scene(1, shape=(8, 8)).rename("small")], tile=16, train_steps=2, **TINY)
     assert model.summary["skipped_scenes"] == [{"id": "small", "why": "smaller than a tile of 16x16 px"}]
     assert [s["id"] for s in model.summary["scenes"]] == ["scene-0"]
 
@@ -206,7 +206,7 @@ def test_a_block_split_leaves_no_training_tile_overlapping_a_validation_tile():
 
 def test_fit_records_the_split_and_the_scenes(tmp_path):
     scenes = [_scene(i).rename(f"s{i}") for i in range(4)]
-    model = geodiff.fit(scenes, tile=16, steps=2, val_fraction=0.25, log_every=1, **TINY)
+    model = geodiff.fit(scenes, tile=16, train_steps=2, val_fraction=0.25, log_every=1, **TINY)
     summary = model.summary
     assert summary["split"]["by"] == "scene" and summary["split"]["val_tiles"] > 0
     by_scene = {s["id"]: s for s in summary["scenes"]}
@@ -256,10 +256,10 @@ def test_bigearthnet_multi_label_json_sidecars():
         assert list(labels) == sorted(json.loads(sidecar.read_text())["labels"])
     assert ds.labels().shape == (len(ds), len(ds.classes)) and (ds.labels().sum(1) >= 1).all()
     assert len(set(ds.index["crs"])) > 1  # several UTM zones in one collection
-    model = geodiff.fit(ds, steps=1, batch_size=4, **TINY)
+    model = geodiff.fit(ds, train_steps=1, batch_size=4, **TINY)
     assert model.crs is None and len(model.summary["scenes"]) == len(patches)
     assert model.coefficients.meta["scene"] == list(ds.index["scene"])
-    synth = model.sample_scene(1, like=ds.members[ds.index["scene"][0]].open(), steps=2)
+    synth = model.sample_scene(1, like=ds.members[ds.index["scene"][0]].open(), sample_steps=2)
     assert synth.rio.crs == ds.members[ds.index["scene"][0]].open().rio.crs
 
 
@@ -292,7 +292,7 @@ def test_dataloader_workers_read_the_same_batches():
 
 def test_opera_630_files_as_dual_polarisation_scenes():
     folder = require_data("sar", "opera_rtc_s1_santa_barbara")
-    model = geodiff.fit(str(folder / "*" / "*.tif"), tile=32, steps=2, batch_size=4, band_files=("VV", "VH"),
+    model = geodiff.fit(str(folder / "*" / "*.tif"), tile=32, train_steps=2, batch_size=4, band_files=("VV", "VH"),
                         scaler=Scaler(db=True), val_fraction=0.1, **TINY)
     scenes = model.summary["scenes"]
     assert len(scenes) == 315 and all(len(s["sources"]) == 2 for s in scenes)
@@ -306,25 +306,25 @@ def test_opera_630_files_as_dual_polarisation_scenes():
 def test_mexico_city_stack_trains_as_thirty_scenes():
     folder = require_data("insar", "mexico_city_cropA")
     stack = geodiff.open_stack(sorted(folder.glob("*_unw.tif")), nodata=0, units="rad")
-    model = stack.diffusion.fit(tile=16, steps=2, **TINY)  # the accessor on a stack is the same fit
+    model = stack.diffusion.fit(tile=16, train_steps=2, **TINY)  # the accessor on a stack is the same fit
     assert len(model.summary["scenes"]) == stack.sizes["time"] == 30
     with pytest.raises(GeodiffError, match="one grid"):
         stack.diffusion.sample(1, model=model)
     one = stack.isel(time=0)
-    assert stack.isel(time=0).diffusion.sample(1, model=model, steps=2).shape == (1, *one.shape)
+    assert stack.isel(time=0).diffusion.sample(1, model=model, sample_steps=2).shape == (1, *one.shape)
     assert model.network.config["in_channels"] == 1 and model.units == "rad"
 
 
 def test_a_model_does_not_depend_on_the_accessor_that_fitted_it():
     scene = _scene(0)
-    model = scene.diffusion.fit(tile=16, steps=1, **TINY)
+    model = scene.diffusion.fit(tile=16, train_steps=1, **TINY)
     assert scene.diffusion.model is model
     derived = scene + 0
     with pytest.raises(GeodiffError, match="pass the model fit returned"):
         derived.diffusion.sample(1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = derived.diffusion.sample(1, model=model, steps=2).compute()
+        out = derived.diffusion.sample(1, model=model, sample_steps=2).compute()
     assert out.shape == (1, *scene.shape)
 
 
@@ -334,7 +334,7 @@ def test_cli_trains_on_several_files_and_writes_the_tile_index(tmp_path, capsys)
     folder = require_data("sar", "opera_rtc_s1_santa_barbara")
     dates = sorted(p.name for p in folder.iterdir())
     argv = ["train", str(folder / dates[0] / "*.tif"), str(folder / dates[1] / "*.tif"), "--band-files", "VV", "VH",
-            "--db", "--tile", "32", "--steps", "1", "--preset", "tiny", "--batch-size", "2",
+            "--db", "--tile", "32", "--train-steps", "1", "--preset", "tiny", "--batch-size", "2",
             "--val-fraction", "0.2", "--out", str(tmp_path / "model"), "--index", str(tmp_path / "tiles.parquet")]
     assert main(argv) == 0
     index = gpd.read_parquet(tmp_path / "tiles.parquet")

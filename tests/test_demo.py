@@ -11,7 +11,7 @@ from geodiff.synth import demo_scene
 
 
 def test_demo_writes_every_output(tmp_path):
-    config = replace(QUICK, train_seconds=5.0, max_steps=10, tiles=4, steps=3)
+    config = replace(QUICK, train_seconds=5.0, train_steps=10, tiles=4, sample_steps=3)
     paths = run_demo(tmp_path / "out", config, log=lambda *_: None)
     scene = demo_scene()
 

@@ -177,7 +177,7 @@ def test_unwritable_checkpoint_dir_fails_before_training(tmp_path):
 
 def test_cli_train_refuses_a_user_folder_before_training(campi_flegrei, user_folder, capsys):
     code = main(["train", str(campi_flegrei / "vel.tif"), "--out", str(user_folder), "--tile", "16",
-                 "--steps", "2", "--preset", "tiny"])
+                 "--train-steps", "2", "--preset", "tiny"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--overwrite" in err[0]
     assert _untouched(user_folder)
@@ -245,13 +245,13 @@ def test_fit_checks_its_checkpoint_dir_before_reading_tiles(scene, tmp_path, mon
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     with pytest.raises(OutputError):
-        scene.diffusion.fit(tile=16, steps=1, preset="tiny", checkpoint_dir=str(blocker / "ckpt"))
+        scene.diffusion.fit(tile=16, train_steps=1, preset="tiny", checkpoint_dir=str(blocker / "ckpt"))
 
 
 def test_cli_sample_refuses_a_user_folder_as_its_zarr_output(tiny_model, user_folder, tmp_path, capsys):
     model = tiny_model.save(tmp_path / "model")
     store = user_folder.rename(tmp_path / "x.zarr")
-    assert main(["sample", str(model), "--out", str(store), "-n", "1", "--steps", "2"]) == 2
+    assert main(["sample", str(model), "--out", str(store), "-n", "1", "--sample-steps", "2"]) == 2
     assert "geodiff did not write" in capsys.readouterr().err and _untouched(store)
 
 
@@ -259,7 +259,7 @@ def test_a_synthetic_scene_is_never_written_over_the_scene_it_was_sampled_on(tin
     like, = geodiff.to_geotiff(scene, tmp_path / "scene.tif")  # geodiff's own file, so replaceable
     before = like.read_bytes()
     real = geodiff.open_scene(like)
-    synth = real.isel(y=slice(0, 32), x=slice(0, 32)).diffusion.sample(n=1, model=tiny_model, steps=2)
+    synth = real.isel(y=slice(0, 32), x=slice(0, 32)).diffusion.sample(n=1, model=tiny_model, sample_steps=2)
     assert synth.attrs["source_scene"] == str(like)
     for write in (geodiff.to_geotiff, geodiff.to_netcdf):
         with pytest.raises(OutputError, match="input of this call"):

@@ -61,7 +61,7 @@ class CountingNetwork(torch.nn.Module):
 def test_scene_sample_is_lazy_one_chunk_per_tile_and_local(velocity, model):
     counting = CountingNetwork(model.network)
     m = dataclasses.replace(model, network=counting)
-    synth = velocity.diffusion.sample(n=2, model=m, steps=5, method="tiles")
+    synth = velocity.diffusion.sample(n=2, model=m, sample_steps=5, method="tiles")
     assert counting.calls == 0
     assert synth.dims == ("sample", "y", "x") and synth.shape == (2, *velocity.shape)
     rows = -(-velocity.sizes["y"] // 16)
@@ -77,7 +77,7 @@ def test_fused_scene_is_lazy_one_chunk_per_block_and_computes_only_what_a_block_
     block (1, 1) runs it and the three blocks it continues."""
     counting = CountingNetwork(model.network)
     m = dataclasses.replace(model, network=counting)
-    synth = velocity.diffusion.sample(n=2, model=m, steps=3, block=32, batch_size=1000)
+    synth = velocity.diffusion.sample(n=2, model=m, sample_steps=3, block=32, batch_size=1000)
     assert counting.calls == 0
     rows, cols = -(-velocity.sizes["y"] // 32), -(-velocity.sizes["x"] // 32)
     assert synth.data.numblocks == (1, rows, cols) and synth.attrs["method"] == "fused"
@@ -89,23 +89,23 @@ def test_fused_scene_is_lazy_one_chunk_per_block_and_computes_only_what_a_block_
 
 
 def test_same_seed_same_output_whatever_is_computed(velocity, model):
-    a = velocity.diffusion.sample(n=2, model=model, steps=4, seed=3)
+    a = velocity.diffusion.sample(n=2, model=model, sample_steps=4, seed=3)
     whole = a.values
-    part = velocity.diffusion.sample(n=2, model=model, steps=4, seed=3).isel(y=slice(50, 90), x=slice(100, 160)).values
+    part = velocity.diffusion.sample(n=2, model=model, sample_steps=4, seed=3).isel(y=slice(50, 90), x=slice(100, 160)).values
     np.testing.assert_array_equal(part, whole[:, 50:90, 100:160])
-    other = velocity.diffusion.sample(n=2, model=model, steps=4, seed=4).values
+    other = velocity.diffusion.sample(n=2, model=model, sample_steps=4, seed=4).values
     assert not np.allclose(np.nan_to_num(other), np.nan_to_num(whole))
 
 
 def test_output_keeps_grid_mask_units_and_provenance(velocity, model):
-    synth = velocity.diffusion.sample(n=1, model=model, steps=3, seed=0)
+    synth = velocity.diffusion.sample(n=1, model=model, sample_steps=3, seed=0)
     assert synth.rio.crs == velocity.rio.crs
     assert synth.rio.transform() == velocity.rio.transform()
     np.testing.assert_array_equal(synth.x.values, velocity.x.values)
     values = synth.values[0]
     np.testing.assert_array_equal(np.isnan(values), np.isnan(velocity.values))
     assert synth.attrs["units"] == "mm/yr" and synth.attrs["model_id"] == model.model_id
-    assert synth.attrs["sampler"] == geodiff.recipe.SAMPLER and synth.attrs["steps"] == 3 and synth.attrs["seed"] == 0
+    assert synth.attrs["sampler"] == geodiff.recipe.SAMPLER and synth.attrs["sample_steps"] == 3 and synth.attrs["seed"] == 0
     assert synth.attrs["timestep_spacing"] == geodiff.recipe.TIMESTEP_SPACING
     assert synth.attrs["normalisation"] == "minmax"
     per_tile = synth.attrs["coefficients_per_tile"]
@@ -116,7 +116,7 @@ def test_output_keeps_grid_mask_units_and_provenance(velocity, model):
 
 def test_location_coefficients_reproduce_each_tiles_range(velocity, model):
     """Min-max coefficients measured at each location map [-1, 1] back onto the scene tile's range."""
-    sampled = velocity.diffusion.sample(n=1, model=model, steps=3, mask=False)
+    sampled = velocity.diffusion.sample(n=1, model=model, sample_steps=3, mask=False)
     synth, c = sampled.values[0], sampled.attrs["coefficients_per_tile"]
     row, col = c["row"][5], c["col"][5]
     real = velocity.values[row:row + 16, col:col + 16]
@@ -130,7 +130,7 @@ def test_all_nodata_tiles_are_never_generated(model):
     scene = geodiff.open_scene(_scene_with_empty_corner(), chunks=None)
     counting = CountingNetwork(model.network)
     m = dataclasses.replace(model, network=counting, units=None)
-    synth = scene.diffusion.sample(n=1, model=m, steps=2, method="tiles").values
+    synth = scene.diffusion.sample(n=1, model=m, sample_steps=2, method="tiles").values
     assert counting.calls == 2 * 3  # 4 tiles, one empty: 3 tiles x 2 steps
     assert np.isnan(synth[0, :16, :16]).all()
 
@@ -142,7 +142,7 @@ def test_all_nodata_blocks_are_never_generated_and_their_neighbours_generate_the
                                             "x": 10.0 * np.arange(64)}).rio.write_crs("EPSG:32633"), chunks=None)
     counting = CountingNetwork(model.network)
     m = dataclasses.replace(model, network=counting, units=None)
-    synth = scene.diffusion.sample(n=1, model=m, steps=2, block=32, batch_size=1000).values
+    synth = scene.diffusion.sample(n=1, model=m, sample_steps=2, block=32, batch_size=1000).values
     assert counting.calls == 2 * 3  # 4 blocks, one empty: 3 blocks x 2 steps
     assert np.isnan(synth[0, :32, :32]).all() and np.isfinite(synth[0, 32:, 32:]).all()
 
@@ -155,23 +155,23 @@ def _scene_with_empty_corner():
 
 
 def test_draw_coefficients_come_from_training_tiles(velocity, model):
-    synth = velocity.diffusion.sample(n=2, model=model, steps=2, coefficients="draw")
+    synth = velocity.diffusion.sample(n=2, model=model, sample_steps=2, coefficients="draw")
     used = np.array(synth.attrs["coefficients_per_tile"]["loc"]).ravel()
     assert set(used) <= set(model.coefficients.loc.ravel())
 
 
 def test_sample_tiles_physical_units_on_a_template(velocity, model):
     like = velocity.isel(y=slice(0, 16), x=slice(0, 16))
-    tiles = model.sample_tiles(3, steps=3, seed=1, like=like, progress=False)
+    tiles = model.sample_tiles(3, sample_steps=3, seed=1, like=like, progress=False)
     assert tiles.dims == ("sample", "y", "x") and tiles.attrs["units"] == "mm/yr"
     assert tiles.rio.crs == velocity.rio.crs
     np.testing.assert_array_equal(tiles.y.values, like.y.values)
-    np.testing.assert_array_equal(tiles.values, model.sample_tiles(3, steps=3, seed=1, like=like,
+    np.testing.assert_array_equal(tiles.values, model.sample_tiles(3, sample_steps=3, seed=1, like=like,
                                                                    progress=False).values)
 
 
 def test_renormalised_tiles_span_their_drawn_coefficients(model):
-    tiles = model.sample_tiles(4, steps=3, seed=2, progress=False, renormalise=True)
+    tiles = model.sample_tiles(4, sample_steps=3, seed=2, progress=False, renormalise=True)
     drawn = model.coefficients.draw(4, seed=2)
     low, high = drawn.loc[:, 0] - drawn.scale[:, 0], drawn.loc[:, 0] + drawn.scale[:, 0]
     np.testing.assert_allclose(tiles.min(("y", "x")).values, low, rtol=1e-5, atol=1e-4)
@@ -180,13 +180,13 @@ def test_renormalised_tiles_span_their_drawn_coefficients(model):
     counting = CountingNetwork(model.network)
     global_model = dataclasses.replace(model, network=counting, scaler=Scaler("minmax", per_tile=False))
     with pytest.raises(GeodiffError, match="per-tile"):
-        global_model.sample_tiles(2, steps=3, progress=False, renormalise=True)
+        global_model.sample_tiles(2, sample_steps=3, progress=False, renormalise=True)
     assert counting.calls == 0  # refused before any network evaluation
 
 
 def test_scene_tiles_are_renormalised_onto_their_locations_range(velocity, model):
     """With location coefficients a renormalised tile spans exactly the scene tile's min..max."""
-    synth = velocity.diffusion.sample(n=1, model=model, steps=3, seed=4, renormalise=True, mask=False,
+    synth = velocity.diffusion.sample(n=1, model=model, sample_steps=3, seed=4, renormalise=True, mask=False,
                                       timestep_spacing="karras", method="tiles")
     assert synth.attrs["renormalised"] == 1 and synth.attrs["timestep_spacing"] == "karras"
     per_tile = synth.attrs["coefficients_per_tile"]
@@ -196,7 +196,7 @@ def test_scene_tiles_are_renormalised_onto_their_locations_range(velocity, model
     assert np.nanmax(first) == pytest.approx(loc[0] + scale[0], abs=1e-3)
     with pytest.raises(GeodiffError, match="per-tile"):
         global_model = dataclasses.replace(model, scaler=Scaler("minmax", per_tile=False))
-        velocity.diffusion.sample(n=1, model=global_model, steps=3, renormalise=True, method="tiles")
+        velocity.diffusion.sample(n=1, model=global_model, sample_steps=3, renormalise=True, method="tiles")
 
 
 def test_save_load_round_trip_and_integrity(model, tmp_path):
@@ -253,7 +253,7 @@ def test_scene_without_crs_samples_in_pixel_coordinates(model):
     with pytest.warns(GeoreferenceWarning, match="no CRS"):
         scene = geodiff.open_scene(bare, chunks=None)
     with pytest.warns(GeoreferenceWarning, match="pixel grid"):
-        synth = scene.diffusion.sample(n=1, model=model, steps=2)
+        synth = scene.diffusion.sample(n=1, model=model, sample_steps=2)
     assert synth.rio.crs is None
     np.testing.assert_array_equal(synth.x.values, np.arange(24))
     assert np.isfinite(synth.values).all()
@@ -264,14 +264,14 @@ def test_tile_larger_than_scene_at_fit():
 
     small = _scene_with_empty_corner().isel(y=slice(0, 12))
     with pytest.raises(TilingError, match="larger than the scene"):
-        small.diffusion.fit(tile=16, steps=1, preset="tiny", progress=False)
+        small.diffusion.fit(tile=16, train_steps=1, preset="tiny", progress=False)
 
 
 def test_tile_not_divisible_by_the_network_is_refused_before_training():
     from geodiff.errors import TilingError
 
     with pytest.raises(TilingError, match="multiple of 8"):
-        _scene_with_empty_corner().diffusion.fit(tile=12, steps=1, preset="small", progress=False)
+        _scene_with_empty_corner().diffusion.fit(tile=12, train_steps=1, preset="small", progress=False)
 
 
 def _tiny_scene(size=32, seed=0):
@@ -291,12 +291,12 @@ def test_samples_do_not_depend_on_batch_size_or_count(model, sampler):
     # Convolutions round differently per batch size, and the first steps (abar ~ 0) amplify
     # float32 rounding into x_0: 1e-3 of the [-1, 1] range is rounding, a different draw is O(1).
     close = {"rtol": 0, "atol": 1e-3}
-    runs = {bs: model.generate(16, sampler=sampler, steps=6, seed=2, batch_size=bs) for bs in (1, 3, 16)}
+    runs = {bs: model.generate(16, sampler=sampler, sample_steps=6, seed=2, batch_size=bs) for bs in (1, 3, 16)}
     np.testing.assert_allclose(runs[1], runs[16], **close)
     np.testing.assert_allclose(runs[3], runs[16], **close)
     assert not np.allclose(runs[16][0], runs[16][1], **close)  # samples still differ from each other
-    five = model.sample_tiles(5, sampler=sampler, steps=6, seed=2, batch_size=2, progress=False)
-    three = model.sample_tiles(3, sampler=sampler, steps=6, seed=2, batch_size=3, progress=False)
+    five = model.sample_tiles(5, sampler=sampler, sample_steps=6, seed=2, batch_size=2, progress=False)
+    three = model.sample_tiles(3, sampler=sampler, sample_steps=6, seed=2, batch_size=3, progress=False)
     _close_but_for_rounding(five.values[:3], three.values)
     assert five.attrs["coefficients"]["loc"][:3] == three.attrs["coefficients"]["loc"]
 
@@ -304,7 +304,7 @@ def test_samples_do_not_depend_on_batch_size_or_count(model, sampler):
 @pytest.mark.parametrize("coefficients", ["location", "draw"])
 def test_scene_samples_do_not_depend_on_batch_size_or_count(model, coefficients):
     scene = geodiff.open_scene(_tiny_scene(), chunks=None)
-    run = lambda n, bs: scene.diffusion.sample(n=n, model=model, sampler="ddpm", steps=4, seed=5, batch_size=bs,
+    run = lambda n, bs: scene.diffusion.sample(n=n, model=model, sampler="ddpm", sample_steps=4, seed=5, batch_size=bs,
                                                coefficients=coefficients).values
     five = run(5, 16)
     _close_but_for_rounding(run(5, 1), five)
@@ -313,8 +313,8 @@ def test_scene_samples_do_not_depend_on_batch_size_or_count(model, coefficients)
 
 @pytest.mark.parametrize("bad, match", [
     ({"sampler": "euler"}, "unknown sampler"),
-    ({"steps": 0}, "steps"),
-    ({"steps": 101}, "100 timesteps"),
+    ({"sample_steps": 0}, "sample_steps"),
+    ({"sample_steps": 101}, "100 timesteps"),
     ({"batch_size": 0}, "batch_size"),
     ({"seed": -1}, "seed"),
     ({"seed": 1.5}, "seed"),
@@ -323,7 +323,7 @@ def test_scene_samples_do_not_depend_on_batch_size_or_count(model, coefficients)
 ])
 def test_sampling_arguments_are_checked_when_the_call_is_made(velocity, model, bad, match):
     """Lazy scenes refuse bad arguments at the call, not when computed (the model has 100 timesteps)."""
-    args = {"n": 2, "sampler": "ddim", "steps": 3, "batch_size": 4, "seed": 0, **bad}
+    args = {"n": 2, "sampler": "ddim", "sample_steps": 3, "batch_size": 4, "seed": 0, **bad}
     counting = CountingNetwork(model.network)
     m = dataclasses.replace(model, network=counting)
     with pytest.raises(GeodiffError, match=match):
@@ -361,7 +361,7 @@ def test_the_training_summary_is_not_part_of_the_model_id(model, tmp_path):
 
 
 def test_sample_tiles_shows_one_bar_over_all_batches(model, capsys):
-    model.sample_tiles(5, steps=3, batch_size=2, progress=True)
+    model.sample_tiles(5, sample_steps=3, batch_size=2, progress=True)
     err = capsys.readouterr().err
     assert "sampling" in err and "9/9" in err  # 3 batches x 3 network calls
 
@@ -371,8 +371,8 @@ def test_fused_scenes_have_no_tile_seams_where_independent_tiles_do(velocity, mo
     rescaled on its own, at the tile period; fused windows in one normalised space do not."""
     from geodiff.metrics import seam_statistic
 
-    tiles = velocity.diffusion.sample(n=2, model=model, steps=6, method="tiles", mask=False).values
-    fused = velocity.diffusion.sample(n=2, model=model, steps=6, mask=False).values
+    tiles = velocity.diffusion.sample(n=2, model=model, sample_steps=6, method="tiles", mask=False).values
+    fused = velocity.diffusion.sample(n=2, model=model, sample_steps=6, mask=False).values
     patchwork, coherent = seam_statistic(tiles), seam_statistic(fused)
     assert patchwork.period % 16 == 0 and patchwork.phase == 0
     assert coherent.statistic < patchwork.statistic - 0.05
@@ -401,17 +401,17 @@ def test_sample_scene_on_any_grid(model):
                             coords={"y": 4_000_000.0 - 30 * np.arange(40), "x": 500_000.0 + 30 * np.arange(56)})
     template = template.rio.write_crs("EPSG:32611")
     template[:8, :8] = np.nan
-    synth = model.sample_scene(2, like=template, steps=3, seed=1)
+    synth = model.sample_scene(2, like=template, sample_steps=3, seed=1)
     assert synth.rio.crs == template.rio.crs and synth.rio.transform() == template.rio.transform()
     values = synth.values
     assert np.isnan(values[:, :8, :8]).all() and np.isfinite(values[:, 8:, 8:]).all()
     assert synth.attrs["coefficients"] == "draw"
     with pytest.warns(GeoreferenceWarning, match="no CRS"):
-        model.sample_scene(1, like=template.drop_vars("spatial_ref"), steps=2)
+        model.sample_scene(1, like=template.drop_vars("spatial_ref"), sample_steps=2)
     with pytest.raises(SceneError, match="all nodata"):
-        model.sample_scene(1, like=template * np.nan, steps=2)
+        model.sample_scene(1, like=template * np.nan, sample_steps=2)
     ds = xr.Dataset({"vel": template})
-    assert model.sample_scene(1, like=ds, steps=2).shape == (1, 40, 56)
+    assert model.sample_scene(1, like=ds, sample_steps=2).shape == (1, 40, 56)
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -424,7 +424,7 @@ def test_sample_scene_on_any_grid(model):
 ])
 def test_fused_layouts_are_checked_when_the_call_is_made(velocity, model, bad, match):
     with pytest.raises(GeodiffError, match=match):
-        velocity.diffusion.sample(n=1, model=model, steps=2, **bad)
+        velocity.diffusion.sample(n=1, model=model, sample_steps=2, **bad)
 
 
 def test_grids_smaller_than_a_window_and_blocks_larger_than_memory_are_refused(model, monkeypatch):
@@ -433,10 +433,10 @@ def test_grids_smaller_than_a_window_and_blocks_larger_than_memory_are_refused(m
     small = xr.DataArray(np.zeros((12, 40), np.float32), dims=("y", "x"),
                          coords={"y": np.arange(12.0)[::-1], "x": np.arange(40.0)}).rio.write_crs("EPSG:32633")
     with pytest.raises(GeodiffError, match="larger than the scene"):
-        model.sample_scene(1, like=small, steps=2)
+        model.sample_scene(1, like=small, sample_steps=2)
     monkeypatch.setattr(geodiff.scene_blocks, "_available_memory", lambda: 10_000)
     with pytest.raises(GeodiffError, match="GiB available"):
-        model.sample_scene(1, like=small.pad(y=(0, 40), constant_values=0.0).fillna(0.0), steps=2)
+        model.sample_scene(1, like=small.pad(y=(0, 40), constant_values=0.0).fillna(0.0), sample_steps=2)
 
 
 def test_fused_draw_coefficients_are_a_smooth_field_of_training_sets(model):
@@ -464,7 +464,7 @@ def test_fused_draw_coefficients_are_a_smooth_field_of_training_sets(model):
 
 @pytest.mark.parametrize("stride", [4, 12])
 def test_fused_scenes_take_any_stride_and_stay_deterministic(velocity, model, stride):
-    a = velocity.diffusion.sample(n=1, model=model, steps=2, seed=2, block=48, stride=stride)
+    a = velocity.diffusion.sample(n=1, model=model, sample_steps=2, seed=2, block=48, stride=stride)
     whole = a.values
     part = a.isel(y=slice(40, 100), x=slice(90, 150)).values
     np.testing.assert_array_equal(part, whole[:, 40:100, 90:150])

@@ -14,7 +14,7 @@ TINY = '''SCENE = {scene!r}
 TILE = 16
 EPOCHS = 1
 PRESET = "tiny"
-STEPS = 3
+SAMPLE_STEPS = 3
 N = 2'''
 
 

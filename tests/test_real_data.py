@@ -39,20 +39,20 @@ def _pyrate_multilooked():
 ])
 def test_fit_and_sample_every_single_band_product(load, scaler, units):
     scene = load()
-    model = scene.diffusion.fit(tile=16, steps=2, preset="tiny", progress=False, scaler=scaler)
-    synth = scene.diffusion.sample(n=1, steps=2).isel(y=slice(0, 16), x=slice(0, 16)).values
+    model = scene.diffusion.fit(tile=16, train_steps=2, preset="tiny", progress=False, scaler=scaler)
+    synth = scene.diffusion.sample(n=1, sample_steps=2).isel(y=slice(0, 16), x=slice(0, 16)).values
     assert synth.shape == (1, 16, 16) and model.units == units
     np.testing.assert_array_equal(np.isnan(synth[0]), np.isnan(scene.values[:16, :16]))
 
 
 def test_dual_polarisation_backscatter_in_db_as_channels():
     ds = _opera_dual_pol()
-    model = ds.diffusion.fit(tile=16, steps=2, preset="tiny", progress=False, scaler=Scaler("minmax", db=True))
+    model = ds.diffusion.fit(tile=16, train_steps=2, preset="tiny", progress=False, scaler=Scaler("minmax", db=True))
     assert model.bands == ["VV", "VH"] and model.channels == 2
-    synth = ds.diffusion.sample(n=2, steps=2).isel(y=slice(0, 16), x=slice(0, 32)).compute()
+    synth = ds.diffusion.sample(n=2, sample_steps=2).isel(y=slice(0, 16), x=slice(0, 32)).compute()
     assert set(synth.data_vars) == {"VV", "VH"} and synth["VV"].dims == ("sample", "y", "x")
     assert (synth["VH"].values > 0).all()  # back from dB to linear power
-    tiles = model.sample_tiles(3, steps=2, progress=False)
+    tiles = model.sample_tiles(3, sample_steps=2, progress=False)
     assert tiles.dims == ("sample", "band", "y", "x") and list(tiles.band.values) == ["VV", "VH"]
 
 
@@ -63,10 +63,10 @@ def test_honesty_on_campi_flegrei_velocities(campi_flegrei):
     inter-quartile range of per-tile standard deviations must lie within 0.5-2x of the real ones.
     """
     scene = geodiff.open_scene(campi_flegrei / "vel.tif")
-    model = scene.diffusion.fit(tile=16, steps=300, preset="tiny", batch_size=32, lr=1e-3, ema_decay=0.99,
+    model = scene.diffusion.fit(tile=16, train_steps=300, preset="tiny", batch_size=32, lr=1e-3, ema_decay=0.99,
                                 progress=False, seed=0)
     assert model.summary["final_loss"] < model.summary["first_loss"]
-    synthetic = model.sample_tiles(64, steps=20, seed=0, progress=False)
+    synthetic = model.sample_tiles(64, sample_steps=20, seed=0, progress=False)
     assert np.isfinite(synthetic.values).all() and synthetic.attrs["units"] == "mm/yr"
     real_std = np.nanstd(training_tiles(scene, 16).values, axis=(1, 2))
     synth_std = synthetic.std(("y", "x")).values

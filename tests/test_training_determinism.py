@@ -13,7 +13,7 @@ import xarray as xr
 import geodiff
 from geodiff.errors import GeodiffError
 
-FIT = {"tile": 16, "steps": 2, "preset": "tiny", "batch_size": 4, "progress": False, "device": "cpu"}
+FIT = {"tile": 16, "train_steps": 2, "preset": "tiny", "batch_size": 4, "progress": False, "device": "cpu"}
 
 
 def _scene() -> xr.DataArray:
@@ -53,10 +53,10 @@ def test_same_seed_same_model_in_and_across_processes():
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"steps": 0}, "steps"),
-    ({"steps": -3}, "steps"),
-    ({"steps": None, "epochs": 0}, "epochs"),
-    ({"steps": None, "epochs": None}, "length of training"),
+    ({"train_steps": 0}, "train_steps"),
+    ({"train_steps": -3}, "train_steps"),
+    ({"train_steps": None, "epochs": 0}, "epochs"),
+    ({"train_steps": None, "epochs": None}, "length of training"),
     ({"batch_size": 0}, "batch_size"),
     ({"lr": 0.0}, "lr"),
     ({"lr": -1e-4}, "lr"),
@@ -81,7 +81,7 @@ def test_time_budget_ends_training_and_is_recorded():
     from geodiff.training import fit
 
     # Any step lasts longer than a microsecond, so the budget ends training after the first one.
-    model = fit(_scene(), seed=0, **{**FIT, "steps": 1000}, max_seconds=1e-6)
-    assert model.summary["steps"] == 1
+    model = fit(_scene(), seed=0, **{**FIT, "train_steps": 1000}, max_seconds=1e-6)
+    assert model.summary["train_steps"] == 1
     assert model.summary["train_config"]["max_seconds"] == 1e-6
     assert model.summary["final_loss"] is not None

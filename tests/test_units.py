@@ -43,18 +43,18 @@ def test_open_scene_keeps_units_per_band_and_per_selection(phase_and_coherence):
 
 def test_units_per_band_through_fit_save_sample_and_export(phase_and_coherence, tmp_path):
     ds = phase_and_coherence
-    model = ds.diffusion.fit(tile=16, steps=2, preset="tiny", batch_size=4, progress=False)
+    model = ds.diffusion.fit(tile=16, train_steps=2, preset="tiny", batch_size=4, progress=False)
     assert model.units == ["rad", "1"] and "rad, 1" in repr(model)
     model = geodiff.load_model(model.save(tmp_path / "model"))
     assert model.units == ["rad", "1"]
 
-    synth = ds.diffusion.sample(n=1, model=model, steps=2)
+    synth = ds.diffusion.sample(n=1, model=model, sample_steps=2)
     assert {name: var.attrs.get("units") for name, var in synth.data_vars.items()} == {"phase": "rad",
                                                                                        "coherence": "1"}
-    tiles = model.sample_tiles(2, steps=2, progress=False)
+    tiles = model.sample_tiles(2, sample_steps=2, progress=False)
     assert tiles.attrs["units"] == ["rad", "1"]
 
-    stacked = geodiff.open_scene(ds).diffusion.sample(n=2, model=model, steps=2)
+    stacked = geodiff.open_scene(ds).diffusion.sample(n=2, model=model, sample_steps=2)
     path, = geodiff.to_geotiff(stacked, tmp_path / "synth.tif")
     with rasterio.open(path) as src:  # GDAL's own view: one unit per GeoTIFF band
         assert src.units == ("rad", "1", "rad", "1")
@@ -71,11 +71,11 @@ def test_units_per_band_through_fit_save_sample_and_export(phase_and_coherence, 
 
 
 def test_a_scene_in_other_units_per_band_is_refused(phase_and_coherence):
-    model = phase_and_coherence.diffusion.fit(tile=16, steps=1, preset="tiny", batch_size=4, progress=False)
+    model = phase_and_coherence.diffusion.fit(tile=16, train_steps=1, preset="tiny", batch_size=4, progress=False)
     swapped = geodiff.open_scene(phase_and_coherence).copy()
     swapped.attrs["units"] = ["1", "rad"]
     with pytest.raises(GeodiffError, match="rad, 1"):
-        swapped.diffusion.sample(n=1, model=model, steps=2)
+        swapped.diffusion.sample(n=1, model=model, sample_steps=2)
 
 
 def test_variograms_of_mixed_bands_carry_units_per_band_and_refuse_a_mismatch(phase_and_coherence):

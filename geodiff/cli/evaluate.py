@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
                     else min(real.sizes["sample"], synthetic.sizes["sample"], reference.sizes["sample"]))
         if smallest > dim:
             extractor = train_extractor(real if reference is None else reference, dim=dim,
-                                        steps=args.extractor_steps, seed=args.seed)
+                                        train_steps=args.extractor_steps, seed=args.seed)
             trained = True
         else:
             print(f"floor sets of {smallest} tiles: too few for FID (sets of more than {dim}); "

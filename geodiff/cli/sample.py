@@ -24,8 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--like", help="scene whose grid the samples take")
     p.add_argument("--sampler", default=recipe.SAMPLER, choices=list(SAMPLERS),
                    help=f"sampler (default {recipe.SAMPLER})")
-    p.add_argument("--steps", type=int, default=recipe.STEPS,
-                   help=f"network evaluations per sample (default {recipe.STEPS})")
+    p.add_argument("--sample-steps", type=int, default=recipe.SAMPLE_STEPS,
+                   help=f"network evaluations per sample (default {recipe.SAMPLE_STEPS})")
     p.add_argument("--timestep-spacing", default=recipe.TIMESTEP_SPACING, choices=list(TIMESTEP_SPACINGS),
                    help=f"which trained timesteps the sampler visits (default {recipe.TIMESTEP_SPACING})")
     p.add_argument("--method", default="fused", choices=list(SCENE_METHODS),
@@ -58,13 +58,13 @@ def run(args: argparse.Namespace) -> int:
     model = geodiff.load_model(args.model, device=args.device)
     if args.like:
         scene = geodiff.open_scene(args.like, band=model.bands, nodata=args.nodata)
-        synth = sample_scene(scene, model, args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
+        synth = sample_scene(scene, model, args.n, sampler=args.sampler, sample_steps=args.sample_steps, seed=args.seed,
                              mask=not args.no_mask, coefficients=args.coefficients,
                              batch_size=args.batch_size, device=args.device,
                              timestep_spacing=args.timestep_spacing, renormalise=args.renormalise,
                              method=args.method, stride=args.stride, block=args.block)
     else:
-        synth = model.sample_tiles(args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
+        synth = model.sample_tiles(args.n, sampler=args.sampler, sample_steps=args.sample_steps, seed=args.seed,
                                    batch_size=args.batch_size, device=args.device,
                                    timestep_spacing=args.timestep_spacing, renormalise=args.renormalise)
     writer(synth, out, overwrite=args.overwrite)  # its bar counts the tiles generated while written

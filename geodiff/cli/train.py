@@ -19,7 +19,7 @@ def register(subparsers) -> None:
                    help="replace --out (and --index) even if geodiff did not write them")
     p.add_argument("--tile", type=int, default=64, help="tile size in pixels (default 64)")
     p.add_argument("--epochs", type=float, default=50, help="passes over the tiles (default 50)")
-    p.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs)")
+    p.add_argument("--train-steps", type=int, help="optimizer steps (overrides --epochs)")
     p.add_argument("--max-seconds", type=float, help="stop training after this many seconds")
     p.add_argument("--preset", default="small", choices=list(PRESETS), help="network size")
     p.add_argument("--scaling", default="minmax", choices=list(get_args(Method)),
@@ -53,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
     check_destination(args.out, overwrite=args.overwrite, inputs=args.scene, parents=True)
     if args.index:
         check_destination(args.index, overwrite=args.overwrite, inputs=args.scene, parents=True)
-    options = {"steps": args.steps, "max_seconds": args.max_seconds, "preset": args.preset,
+    options = {"train_steps": args.train_steps, "max_seconds": args.max_seconds, "preset": args.preset,
                "max_nodata": args.max_nodata, "batch_size": args.batch_size, "lr": args.lr,
                "device": args.device, "seed": args.seed, "val_fraction": args.val_fraction,
                "num_workers": args.num_workers}
-    check_training_args(epochs=args.epochs, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+    check_training_args(epochs=args.epochs, train_steps=args.train_steps, batch_size=args.batch_size, lr=args.lr,
                         max_nodata=args.max_nodata, seed=args.seed, max_seconds=args.max_seconds,
                         val_fraction=args.val_fraction)
     dataset = TileDataset.from_scenes(args.scene, args.tile, max_nodata=args.max_nodata,

@@ -110,7 +110,7 @@ class FeatureExtractor:
     units
         Physical units of the training tiles (one string, or one per band).
     summary
-        Training summary: tiles, steps, seed, final loss.
+        Training summary: tiles, train_steps, seed, final loss.
     extractor_id
         SHA-256 (16 hex digits) of the weights and the description, computed at construction.
     """
@@ -153,7 +153,7 @@ class FeatureExtractor:
             f"  network   : convolutional autoencoder, {self.dim} features, {n_params / 1e3:.0f} k parameters",
             f"  scaling   : {self.scaler.method}{' (dB)' if self.scaler.db else ''}"
             + (", per tile" if self.scaler.per_tile else ""),
-            f"  trained on: {self.summary.get('tiles', '?')} tiles, {self.summary.get('steps', '?')} steps"
+            f"  trained on: {self.summary.get('tiles', '?')} tiles, {self.summary.get('train_steps', '?')} steps"
             + (f", final loss {loss:.4g}" if isinstance(loss, (int, float)) else ""),
         ])
 
@@ -229,7 +229,7 @@ def _scaled(scaler: Scaler, tiles: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(filled.values, dtype=np.float32)
 
 
-def train_extractor(real, *, dim: int = 64, steps: int = 600, batch_size: int = 64, lr: float = 2e-3,
+def train_extractor(real, *, dim: int = 64, train_steps: int = 600, batch_size: int = 64, lr: float = 2e-3,
                     width: int = 16, scaler: Scaler | None = None, seed: int = 0, device=None,
                     progress: bool = True) -> FeatureExtractor:
     """Train the tile autoencoder on real tiles and return it as a :class:`FeatureExtractor`.
@@ -247,7 +247,7 @@ def train_extractor(real, *, dim: int = 64, steps: int = 600, batch_size: int = 
         ``dim`` are refused (the code would have more numbers than there are tiles).
     dim
         Length of the feature vector.
-    steps, batch_size, lr
+    train_steps, batch_size, lr
         Optimiser steps, tiles per step, peak learning rate.
     width
         Channels of the first convolution (doubled in each deeper one).
@@ -278,7 +278,7 @@ def train_extractor(real, *, dim: int = 64, steps: int = 600, batch_size: int = 
     if not scaler.per_tile and scaler.method != "fixed":
         raise GeodiffError("the feature extractor needs per-tile (or fixed-range) scaling, so that synthetic "
                            "tiles are scaled like the real ones without refitting; use Scaler(per_tile=True)")
-    for name, value in (("dim", dim), ("steps", steps), ("batch_size", batch_size), ("width", width)):
+    for name, value in (("dim", dim), ("train_steps", train_steps), ("batch_size", batch_size), ("width", width)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise GeodiffError(f"{name} must be a positive integer, got {value!r}")
     if not lr > 0:
@@ -299,15 +299,15 @@ def train_extractor(real, *, dim: int = 64, steps: int = 600, batch_size: int = 
         network = _network(channels, (h, w), dim, width).to(device)
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(network.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, train_steps)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, desc="feature extractor", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=train_steps, desc="feature extractor", unit="step", dynamic_ncols=True)
     network.train()
     batch = min(batch_size, len(data))
-    for _ in range(steps):
+    for _ in range(train_steps):
         index = torch.randperm(len(data), generator=generator)[:batch].to(device)
         x, mask = data[index], valid[index]
         loss = ((network(x) - x)[mask] ** 2).mean()
@@ -327,7 +327,7 @@ def train_extractor(real, *, dim: int = 64, steps: int = 600, batch_size: int = 
         codes = torch.cat([network.encoder(data[i:i + 256]) for i in range(0, len(data), 256)])
         network.shift.copy_(codes.mean(0))
         network.scale.copy_((codes - network.shift).pow(2).mean().sqrt())
-    summary = {"tiles": len(data), "steps": steps, "batch_size": batch, "lr": lr, "seed": seed,
+    summary = {"tiles": len(data), "train_steps": train_steps, "batch_size": batch, "lr": lr, "seed": seed,
                "final_loss": float(loss.item())}
     return FeatureExtractor(network, scaler, (h, w), bands, checked.units, summary, versions())
 

@@ -66,7 +66,7 @@ def test_real_against_real_lies_within_the_floor_and_a_shift_does_not(opera_tile
 
 def test_feature_figures_need_floor_sets_larger_than_the_feature_dimension(opera_tiles):
     real = _stack(opera_tiles[:120])
-    extractor = train_extractor(real, dim=8, steps=20, batch_size=32, progress=False)
+    extractor = train_extractor(real, dim=8, train_steps=20, batch_size=32, progress=False)
     result = evaluate(real, _stack(opera_tiles[120:180]), extractor=extractor)
     names = {r.name for r in result.rows}
     assert {"features.fid", "features.kid_mean", "features.precision", "features.recall"} <= names
@@ -129,6 +129,6 @@ def test_floors_computed_once_give_the_same_evaluation(opera_tiles):
     shared = floors(real, 50, seed=2)
     assert shared["pixel_wasserstein"].n == 50
     assert evaluate(real, synthetic, floor=shared, seed=2) == evaluate(real, synthetic, seed=2)
-    extractor = train_extractor(real, dim=8, steps=5, batch_size=32, progress=False)
+    extractor = train_extractor(real, dim=8, train_steps=5, batch_size=32, progress=False)
     with pytest.raises(GeodiffError, match="same extractor"):
         evaluate(real, synthetic, extractor=extractor, floor=shared)

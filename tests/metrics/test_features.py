@@ -41,7 +41,7 @@ def vv_db_tiles() -> xr.DataArray:
 
 @pytest.fixture(scope="module")
 def extractor(vv_db_tiles) -> FeatureExtractor:
-    return train_extractor(vv_db_tiles[:400], steps=300, progress=False)
+    return train_extractor(vv_db_tiles[:400], train_steps=300, progress=False)
 
 
 def test_features_tell_real_tiles_from_blurred_ones(vv_db_tiles, extractor):
@@ -80,9 +80,9 @@ def test_nodata_pixels_are_filled_not_propagated(vv_db_tiles, extractor):
 
 def test_same_seed_same_extractor_and_a_save_load_round_trip(vv_db_tiles, tmp_path):
     tiles = vv_db_tiles[:100]
-    a = train_extractor(tiles, dim=16, steps=15, progress=False, seed=3)
-    b = train_extractor(tiles, dim=16, steps=15, progress=False, seed=3)
-    c = train_extractor(tiles, dim=16, steps=15, progress=False, seed=4)
+    a = train_extractor(tiles, dim=16, train_steps=15, progress=False, seed=3)
+    b = train_extractor(tiles, dim=16, train_steps=15, progress=False, seed=3)
+    c = train_extractor(tiles, dim=16, train_steps=15, progress=False, seed=4)
     assert a.extractor_id == b.extractor_id != c.extractor_id
     np.testing.assert_array_equal(a.features(tiles), b.features(tiles))
 
@@ -128,7 +128,7 @@ def test_tiles_the_extractor_cannot_read_are_refused(vv_db_tiles, extractor):
     with pytest.raises(GeodiffError, match="per-tile"):
         train_extractor(vv_db_tiles[:100], scaler=Scaler(per_tile=False), progress=False)
     with pytest.raises(GeodiffError, match="steps must be a positive integer"):
-        train_extractor(vv_db_tiles[:100], steps=0, progress=False)
+        train_extractor(vv_db_tiles[:100], train_steps=0, progress=False)
     with pytest.raises(GeodiffError, match="takes 1 band"):
         extractor.features(vv_db_tiles[:10, :16, :16])
     in_power = 10 ** (vv_db_tiles[:10] / 10)
