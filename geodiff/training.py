@@ -158,7 +158,7 @@ def fit(
         recipe.
     batch_size, lr
         Optimiser settings; any other :class:`~geodiff.diffusion.TrainConfig` field can be
-        passed as a keyword (``ema_decay``, ``resampler``, ``min_snr_gamma``, ...).
+        passed as a keyword (``ema_decay``, ``timestep_draw``, ``min_snr_gamma``, ...).
     max_seconds
         Stop training after this wall time (seconds), whatever ``epochs`` says; the progress
         bar then aims at the steps this budget allows.

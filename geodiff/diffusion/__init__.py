@@ -10,24 +10,24 @@ from .device import pick_device
 from .ema import EMA
 from .losses import training_losses
 from .noise import NoiseSpec, draw_noise
-from .resample import LossSecondMomentResampler, UniformSampler, create_resampler
 from .respace import space_timesteps
 from .samplers import SAMPLERS, sample
 from .schedule import NoiseSchedule
+from .timestep_draw import LossSecondMomentDraw, UniformDraw, create_timestep_draw
 from .train import TrainConfig, Trainer
 from .unet import UNet
 
 __all__ = [
     "EMA",
     "SAMPLERS",
-    "LossSecondMomentResampler",
+    "LossSecondMomentDraw",
     "NoiseSchedule",
     "NoiseSpec",
     "TrainConfig",
     "Trainer",
     "UNet",
-    "UniformSampler",
-    "create_resampler",
+    "UniformDraw",
+    "create_timestep_draw",
     "draw_noise",
     "load_checkpoint",
     "pick_device",

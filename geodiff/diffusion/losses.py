@@ -59,12 +59,12 @@ def min_snr_weight(schedule: NoiseSchedule, t: torch.Tensor, gamma: float, predi
     raise ValueError(f"prediction must be 'eps', 'x0' or 'v', got {prediction!r}")
 
 
-def vlb_terms(schedule: NoiseSchedule, x0, x_t, t, prediction_out, v, prediction: str) -> torch.Tensor:
+def vlb_terms(schedule: NoiseSchedule, x0, x_t, t, prediction_out, variance_range, prediction: str) -> torch.Tensor:
     """Per-example L_t in nats/dim: KL(q(x_{t-1}|x_t,x_0) || p_theta(x_{t-1}|x_t)) for t > 0
     (improved DDPM eq. 5) and the Gaussian decoder NLL -log p_theta(x_0|x_1) at t = 0."""
     x0_pred = schedule.predict_x0(x_t, t, prediction_out, prediction)
     model_mean, _, _ = schedule.q_posterior_mean_variance(x0_pred, x_t, t)
-    model_log_var = schedule.learned_log_variance(v, t)
+    model_log_var = schedule.learned_log_variance(variance_range, t)
     true_mean, _, true_log_var = schedule.q_posterior_mean_variance(x0, x_t, t)
     kl = mean_flat(normal_kl(true_mean, true_log_var, model_mean, model_log_var))
     nll = mean_flat(gaussian_nll(x0, model_mean, model_log_var))
@@ -104,8 +104,8 @@ def training_losses(model_fn: Callable, schedule: NoiseSchedule, x0: torch.Tenso
     if learn_sigma:
         if out.shape[1] != 2 * channels:
             raise ValueError(f"learn_sigma=True needs a model with {2 * channels} output channels, got {out.shape[1]}")
-        out, v = out[:, :channels], out[:, channels:]
-        vlb = vlb_terms(schedule, x0, x_t, t, out.detach(), v, prediction)
+        out, variance_range = out[:, :channels], out[:, channels:]
+        vlb = vlb_terms(schedule, x0, x_t, t, out.detach(), variance_range, prediction)
         terms["vlb"] = vlb / math.log(2.0) if vlb_bits else vlb
     elif out.shape != x0.shape:
         raise ValueError(f"model output shape {tuple(out.shape)} does not match x0 {tuple(x0.shape)}")

@@ -40,12 +40,13 @@ __all__ = ["SAMPLERS", "Denoised", "Denoiser", "network_evaluations", "sample", 
 
 @dataclass
 class Denoised:
-    """The model's view of x_t at one step: x_0 and eps estimates, and the learned-range value v
-    (in [-1, 1], None when the variance is fixed)."""
+    """The model's view of x_t at one step: x_0 and eps estimates, and the learned variance's
+    interpolation value (improved DDPM's v, in [-1, 1]; None when the variance is fixed), named
+    apart from ``prediction="v"``."""
 
     x0: torch.Tensor
     eps: torch.Tensor
-    v: torch.Tensor | None
+    variance_range: torch.Tensor | None
 
 
 class Denoiser:
@@ -80,22 +81,22 @@ class Denoiser:
         t = torch.full((batch,), self.timestep_map[i], dtype=torch.long, device=x.device)
         out = self.model_fn(x, t, **self.conditions.network_kwargs())
         learned = self.learn_sigma if self.learn_sigma is not None else out.shape[1] == 2 * channels
-        v = None
+        variance_range = None
         if learned:
             if out.shape[1] != 2 * channels:
                 raise ValueError(f"learn_sigma=True needs {2 * channels} output channels, the model gave {out.shape[1]}")
-            out, v = out[:, :channels], out[:, channels:]
+            out, variance_range = out[:, :channels], out[:, channels:]
         elif out.shape != x.shape:
             raise ValueError(f"model output shape {tuple(out.shape)} does not match x {tuple(x.shape)}")
         out = out.to(x.dtype)
         x0 = self.schedule.predict_x0(x, i, out, self.prediction)
         if self.clip is None and self.conditions.mask is None:
-            return Denoised(x0, self.schedule.predict_eps(x, i, out, self.prediction), v)
+            return Denoised(x0, self.schedule.predict_eps(x, i, out, self.prediction), variance_range)
         if self.clip is not None:
             x0 = x0.clamp(*self.clip)
         x0 = self.conditions.impose(x0)
         eps = self.schedule.predict_eps(x, i, x0, "x0")
-        return Denoised(x0, eps, v)
+        return Denoised(x0, eps, variance_range)
 
 
 def _report(callback, step: int, i: int, denoiser: Denoiser, x, out: Denoised) -> None:
@@ -118,8 +119,8 @@ def sample_ddpm(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *,
         mean, var, _ = schedule.q_posterior_mean_variance(out.x0, x, i)
         x_prev = mean
         if i > 0:
-            if out.v is not None:
-                std = torch.exp(0.5 * schedule.learned_log_variance(out.v, i))
+            if out.variance_range is not None:
+                std = torch.exp(0.5 * schedule.learned_log_variance(out.variance_range, i))
             else:
                 std = math.sqrt(float(schedule.betas[i]) if variance == "large" else var)
             z = draw_noise(noise, x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -345,7 +346,7 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
 
     ``model_fn(x, t)`` gets a batch and a LongTensor of trained timesteps (0..T-1) and returns the
     ``prediction`` ("eps", "x0" or "v"), with 2C channels when the variance is learned (first C
-    the prediction, last C the learned-range value v in [-1, 1]; ``learn_sigma=None`` detects
+    the prediction, last C the learned variance range in [-1, 1]; ``learn_sigma=None`` detects
     this from the channel count). Only "ddpm" uses the variance; otherwise it falls back to
     ``variance`` "small" or "large".
 

@@ -171,15 +171,16 @@ class NoiseSchedule:
         log_var = _broadcast(self.posterior_log_variance_clipped, t, x_t)
         return mean, var, log_var
 
-    def learned_log_variance(self, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """log Sigma_theta = frac log beta_t + (1 - frac) log beta~_t with frac = (v + 1) / 2.
+    def learned_log_variance(self, variance_range: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """log Sigma_theta = frac log beta_t + (1 - frac) log beta~_t with frac = (r + 1) / 2.
 
-        The learned-range interpolation of improved DDPM (eq. 15): v = -1 gives the posterior
-        variance beta~_t (clipped at t = 0), v = 1 gives beta_t.
+        The learned-range interpolation of improved DDPM (eq. 15, its v; ``variance_range`` here,
+        apart from the v-prediction): r = -1 gives the posterior variance beta~_t (clipped at
+        t = 0), r = 1 gives beta_t.
         """
-        max_log = _broadcast(torch.log(self.betas), t, v)
-        min_log = _broadcast(self.posterior_log_variance_clipped, t, v)
-        frac = (v + 1) / 2
+        max_log = _broadcast(torch.log(self.betas), t, variance_range)
+        min_log = _broadcast(self.posterior_log_variance_clipped, t, variance_range)
+        frac = (variance_range + 1) / 2
         return frac * max_log + (1 - frac) * min_log
 
     # ------------------------------------------------------------------ parameterisations

@@ -68,7 +68,7 @@ def test_learned_variance_hybrid_loss_trains_without_nan():
         steps=30,
         log_every=10,
         progress=False,
-        resampler="loss-second-moment",
+        timestep_draw="loss-second-moment",
         seed=1,
     )
     trainer = Trainer(model, NoiseSchedule("cosine", timesteps=1000), config, device="cpu")
@@ -91,7 +91,7 @@ def _resume_setup(seed=3):
         steps=6,
         log_every=1,
         ema_decay=0.9,
-        resampler="loss-second-moment",
+        timestep_draw="loss-second-moment",
         class_dropout=0.3,
         noise=NoiseSpec("exponential", length=2.0),
         progress=False,

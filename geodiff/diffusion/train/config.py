@@ -45,8 +45,8 @@ class TrainConfig:
         lambda of the hybrid loss L_simple + lambda L_vlb (0.001 in improved DDPM).
     min_snr_gamma : float, optional
         Min-SNR-gamma loss weighting (Hang et al. 2023), e.g. 5.
-    resampler : {"uniform", "loss-second-moment"}
-        Timestep sampler (importance sampling of improved DDPM section 3.3).
+    timestep_draw : {"uniform", "loss-second-moment"}
+        How timesteps are drawn (importance sampling of improved DDPM section 3.3).
     noise : NoiseSpec, str or dict
         Forward-process noise (white or spatially correlated).
     class_dropout : float
@@ -93,7 +93,7 @@ class TrainConfig:
     loss: str | None = None
     vlb_weight: float = 0.001
     min_snr_gamma: float | None = None
-    resampler: str = "uniform"
+    timestep_draw: str = "uniform"
     noise: Any = field(default_factory=NoiseSpec)
     class_dropout: float = 0.0
     amp: str = "auto"

@@ -28,8 +28,8 @@ from ..device import pick_device
 from ..ema import EMA
 from ..losses import training_losses
 from ..noise import draw_noise
-from ..resample import create_resampler
 from ..schedule import NoiseSchedule
+from ..timestep_draw import create_timestep_draw
 from . import batches as feeding
 from . import state
 from .config import TrainConfig
@@ -108,7 +108,7 @@ class Trainer:
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
         self.ema = EMA(self.model, decay=config.ema_decay, warmup=config.ema_warmup)
-        self.resampler = create_resampler(config.resampler, len(schedule))
+        self.timestep_draw = create_timestep_draw(config.timestep_draw, len(schedule))
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self._gen_data = torch.Generator().manual_seed(stream_seed(config.seed, DATA))
@@ -293,7 +293,7 @@ class Trainer:
                 y = torch.where(drop, torch.full_like(y, self.model.num_classes), y)
             y = None if y is None else y.to(self.device)
             c = None if c_all is None else c_all[idx].to(self.device, non_blocking=True)
-            t, weights = self.resampler.sample(
+            t, weights = self.timestep_draw.sample(
                 cfg.batch_size, device=self.device, generator=self._gen_noise
             )
             noise = draw_noise(
@@ -301,7 +301,7 @@ class Trainer:
             )
             losses = self._losses(x0, t, noise, y, c)
             ((losses["loss"] * weights).mean() / cfg.grad_accum).backward()
-            self.resampler.update(t, losses["loss"].detach())
+            self.timestep_draw.update(t, losses["loss"].detach())
             for k in ("loss", "mse", "vlb"):
                 if k in losses:
                     totals[k] = totals.get(k, 0.0) + losses[k].detach().mean() / cfg.grad_accum

@@ -30,7 +30,7 @@ def trainer_state(trainer) -> dict[str, Any]:
             "noise": trainer._gen_noise.get_state(),
             "global": trainer._dropout_rng,
         },
-        "resampler": trainer.resampler.state_dict(),
+        "timestep_draw": trainer.timestep_draw.state_dict(),
     }
 
 
@@ -40,7 +40,7 @@ def save(trainer, path: str | Path, *, overwrite: bool = False) -> Path:
 
 
 def restore(trainer, ck: Checkpoint):
-    """Weights, EMA, optimizer, RNG streams, resampler, step and history of ``ck`` into ``trainer``."""
+    """Weights, EMA, optimizer, RNG streams, timestep_draw, step and history of ``ck`` into ``trainer``."""
     path, st = ck.path, ck.state
     if st.get("kind") != "trainer" or ck.ema is None or ck.optimizer is None:
         raise CheckpointError(
@@ -60,7 +60,7 @@ def restore(trainer, ck: Checkpoint):
         trainer._gen_data.set_state(st["rng"]["data"])
         trainer._gen_noise.set_state(st["rng"]["noise"].to("cpu"))
         trainer._dropout_rng = dict(st["rng"]["global"])
-        trainer.resampler.load_state_dict(st["resampler"])
+        trainer.timestep_draw.load_state_dict(st["timestep_draw"])
         trainer.step = int(st["step"])
     except (RuntimeError, KeyError, ValueError, TypeError) as err:
         raise CheckpointError(

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from geodiff.diffusion import LossSecondMomentResampler, UniformSampler, create_resampler
+from geodiff.diffusion import LossSecondMomentDraw, UniformDraw, create_timestep_draw
 
 T = 20
 
@@ -19,7 +19,7 @@ def full_history(sampler, table):
 
 
 def test_uniform_sampler():
-    s = UniformSampler(T)
+    s = UniformDraw(T)
     t, w = s.sample(40000, generator=torch.Generator().manual_seed(0))
     assert t.dtype == torch.long and w.dtype == torch.float32 and torch.equal(w, torch.ones(40000))
     counts = torch.bincount(t, minlength=T).double()
@@ -29,7 +29,7 @@ def test_uniform_sampler():
 
 
 def test_uniform_until_every_history_is_full():
-    s = LossSecondMomentResampler(T, history=3)
+    s = LossSecondMomentDraw(T, history=3)
     table = torch.arange(1, T + 1, dtype=torch.float64)
     for k in range(3):
         assert torch.equal(s.weights(), torch.ones(T, dtype=torch.float64))
@@ -40,7 +40,7 @@ def test_uniform_until_every_history_is_full():
 
 
 def test_weights_are_sqrt_second_moment_mixed_with_uniform():
-    s = LossSecondMomentResampler(T, history=10, uniform_prob=0.001)
+    s = LossSecondMomentDraw(T, history=10, uniform_prob=0.001)
     table = torch.linspace(0.1, 3.0, T, dtype=torch.float64)
     full_history(s, table)
     rms = table * (1 + 0.1**2) ** 0.5  # sqrt(E[L^2]) of L = table (1 +- 0.1)
@@ -50,7 +50,7 @@ def test_weights_are_sqrt_second_moment_mixed_with_uniform():
 
 
 def test_importance_weights_make_the_estimator_unbiased():
-    s = LossSecondMomentResampler(T, uniform_prob=0.05)
+    s = LossSecondMomentDraw(T, uniform_prob=0.05)
     table = torch.linspace(0.1, 3.0, T, dtype=torch.float64) ** 2
     full_history(s, table)
     p = s.weights() / s.weights().sum()
@@ -64,7 +64,7 @@ def test_importance_weights_make_the_estimator_unbiased():
 
 
 def test_history_keeps_the_last_losses_in_order():
-    s = LossSecondMomentResampler(T, history=3)
+    s = LossSecondMomentDraw(T, history=3)
     for value in (1.0, 2.0, 3.0, 4.0, 5.0):
         s.update(torch.tensor([4]), torch.tensor([value]))
     assert s.loss_history[4].tolist() == [3.0, 4.0, 5.0] and int(s.loss_counts[4]) == 3
@@ -73,26 +73,26 @@ def test_history_keeps_the_last_losses_in_order():
 
 
 def test_state_dict_round_trip():
-    s = LossSecondMomentResampler(T, history=4, uniform_prob=0.01)
+    s = LossSecondMomentDraw(T, history=4, uniform_prob=0.01)
     full_history(s, torch.linspace(1, 2, T, dtype=torch.float64))
     state = s.state_dict()
     plain = {k: v for k, v in state.items() if not isinstance(v, torch.Tensor)}
     assert json.loads(json.dumps(plain)) == plain
     assert all(isinstance(v, torch.Tensor) for k, v in state.items() if k not in plain)
-    fresh = create_resampler("loss-second-moment", T, history=4)
+    fresh = create_timestep_draw("loss-second-moment", T, history=4)
     fresh.load_state_dict(state)
     torch.testing.assert_close(fresh.weights(), s.weights())
     a = s.sample(16, generator=torch.Generator().manual_seed(2))
     b = fresh.sample(16, generator=torch.Generator().manual_seed(2))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     with pytest.raises(ValueError, match="timesteps"):
-        LossSecondMomentResampler(T + 1, history=4).load_state_dict(state)
-    u = create_resampler("uniform", T)
+        LossSecondMomentDraw(T + 1, history=4).load_state_dict(state)
+    u = create_timestep_draw("uniform", T)
     u.load_state_dict(u.state_dict())
 
 
-def test_create_resampler_names():
-    assert isinstance(create_resampler("uniform", 5), UniformSampler)
-    assert isinstance(create_resampler("loss-second-moment", 5), LossSecondMomentResampler)
-    with pytest.raises(ValueError, match="unknown timestep sampler"):
-        create_resampler("importance", 5)
+def test_create_timestep_draw_names():
+    assert isinstance(create_timestep_draw("uniform", 5), UniformDraw)
+    assert isinstance(create_timestep_draw("loss-second-moment", 5), LossSecondMomentDraw)
+    with pytest.raises(ValueError, match="unknown timestep draw"):
+        create_timestep_draw("importance", 5)

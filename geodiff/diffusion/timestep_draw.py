@@ -1,5 +1,6 @@
-"""Timestep samplers for training: uniform, and improved DDPM's loss-second-moment importance
-sampling (Nichol & Dhariwal (2021), sec. 3.3, eq. 18).
+"""How training draws its timesteps: uniformly, or by improved DDPM's loss-second-moment
+importance sampling (Nichol & Dhariwal (2021), sec. 3.3, eq. 18, its "schedule sampler"; a
+"draw" here, since geodiff's samplers are the reverse-process solvers).
 
 ``sample(batch)`` returns timesteps t and importance weights w = 1 / (T p(t)), so that
 E_{t~p}[w L(t)] = (1/T) sum_t L(t), the uniform average, for any loss table L.
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["RESAMPLERS", "LossSecondMomentResampler", "UniformSampler", "create_resampler"]
+__all__ = ["TIMESTEP_DRAWS", "LossSecondMomentDraw", "UniformDraw", "create_timestep_draw"]
 
 
-class _ScheduleSampler:
+class TimestepDraw:
     """Draws timesteps from ``weights()`` (unnormalised probabilities over 0..T-1; uniform here)."""
 
     def __init__(self, num_timesteps: int):
@@ -35,21 +36,21 @@ class _ScheduleSampler:
         return t.to(device), w.to(device=device, dtype=torch.float32)
 
     def update(self, t: torch.Tensor, losses: torch.Tensor) -> None:
-        """Record per-example losses at timesteps t (no-op for fixed samplers)."""
+        """Record per-example losses at timesteps t (no-op for a fixed draw)."""
 
     def state_dict(self) -> dict:
         return {"num_timesteps": self.num_timesteps}
 
     def load_state_dict(self, state: dict) -> None:
         if int(state["num_timesteps"]) != self.num_timesteps:
-            raise ValueError(f"sampler state is for {int(state['num_timesteps'])} timesteps, this sampler has {self.num_timesteps}")
+            raise ValueError(f"timestep-draw state is for {int(state['num_timesteps'])} timesteps, this draw has {self.num_timesteps}")
 
 
-class UniformSampler(_ScheduleSampler):
+class UniformDraw(TimestepDraw):
     """t uniform on 0..T-1, weights 1."""
 
 
-class LossSecondMomentResampler(_ScheduleSampler):
+class LossSecondMomentDraw(TimestepDraw):
     """p(t) ∝ sqrt(E[L_t^2]) over the last ``history`` losses seen at each t, mixed with
     ``uniform_prob`` of uniform mass; uniform until every t has a full history."""
 
@@ -96,19 +97,19 @@ class LossSecondMomentResampler(_ScheduleSampler):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         if int(state["history"]) != self.history:
-            raise ValueError(f"sampler state has history {int(state['history'])}, this sampler {self.history}")
+            raise ValueError(f"timestep-draw state has history {int(state['history'])}, this draw {self.history}")
         self.uniform_prob = float(state["uniform_prob"])
         self.loss_history = torch.as_tensor(state["loss_history"], dtype=torch.float64).clone()
         self.loss_counts = torch.as_tensor(state["loss_counts"], dtype=torch.int64).clone()
 
 
-RESAMPLERS = {"uniform": UniformSampler, "loss-second-moment": LossSecondMomentResampler}
+TIMESTEP_DRAWS = {"uniform": UniformDraw, "loss-second-moment": LossSecondMomentDraw}
 
 
-def create_resampler(name: str, num_timesteps: int, **kwargs) -> _ScheduleSampler:
-    """A timestep sampler by name: "uniform" or "loss-second-moment"."""
+def create_timestep_draw(name: str, num_timesteps: int, **kwargs) -> TimestepDraw:
+    """A timestep draw by name: "uniform" or "loss-second-moment"."""
     try:
-        cls = RESAMPLERS[name]
+        cls = TIMESTEP_DRAWS[name]
     except KeyError:
-        raise ValueError(f"unknown timestep sampler {name!r}; choose one of {sorted(RESAMPLERS)}") from None
+        raise ValueError(f"unknown timestep draw {name!r}; choose one of {sorted(TIMESTEP_DRAWS)}") from None
     return cls(num_timesteps, **kwargs)
