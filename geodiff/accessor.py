@@ -50,7 +50,7 @@ class DiffusionAccessor:
             raise GeodiffError("no model to sample from: pass the model fit returned, "
                                "da.diffusion.sample(n, model=model) (or geodiff.load_model(path)); an "
                                "object derived from the fitted one (isel, copy, arithmetic) does not carry it")
-        return sample_scene(self._scene(), model, n, **options)
+        return sample_scene(self._scene(), n, model, **options)
 
 
 @xr.register_dataset_accessor("diffusion")

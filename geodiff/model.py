@@ -295,7 +295,7 @@ class DiffusionModel:
 
         if isinstance(like, xr.Dataset):
             like = open_scene(like, chunks="auto" if like.chunks else None)
-        return sample_scene(like, self, n, coefficients=coefficients, **options)
+        return sample_scene(like, n, self, coefficients=coefficients, **options)
 
     def provenance(self, **call) -> dict:
         """Attributes that say where a sample came from."""

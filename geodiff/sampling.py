@@ -58,7 +58,7 @@ class _TileJob:
 
 
 
-def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler: str = recipe.SAMPLER,
+def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler: str = recipe.SAMPLER,
                  sample_steps: int = recipe.SAMPLE_STEPS, seed: int = 0, mask: bool = True, coefficients: str = "location",
                  batch_size: int = 16, device=None, timestep_spacing: str = recipe.TIMESTEP_SPACING,
                  renormalise: bool = False, method: str = "fused", stride=None, block=None) -> xr.DataArray:
@@ -69,10 +69,11 @@ def sample_scene(scene: xr.DataArray, model: DiffusionModel, n: int, *, sampler:
     scene
         The scene whose grid, CRS, coordinates and nodata mask the samples take (a template:
         only its values' mask, and with ``coefficients="location"`` their local range, are used).
-    model
-        A trained model with the scene's band count and units.
     n
         Number of samples (> 0).
+    model
+        A trained model with the scene's band count and units. The order is the accessor's,
+        ``da.diffusion.sample(n, model=model)``.
     sampler, sample_steps
         Sampler of :func:`geodiff.diffusion.sample` and its number of steps
         (:mod:`geodiff.recipe`'s by default).

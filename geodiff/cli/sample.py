@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     model = geodiff.load_model(args.model, device=args.device)
     if args.like:
         scene = geodiff.open_scene(args.like, band=model.bands, nodata=args.nodata)
-        synth = sample_scene(scene, model, args.n, sampler=args.sampler, sample_steps=args.sample_steps, seed=args.seed,
+        synth = sample_scene(scene, args.n, model, sampler=args.sampler, sample_steps=args.sample_steps, seed=args.seed,
                              mask=not args.no_mask, coefficients=args.coefficients,
                              batch_size=args.batch_size, device=args.device,
                              timestep_spacing=args.timestep_spacing, renormalise=args.renormalise,
