@@ -1,5 +1,8 @@
 """Reading radar scenes into georeferenced DataArrays and writing synthetic stacks out."""
 
+from geodiff.files import atomic_path
+from geodiff.io.geotiff import to_geotiff
+from geodiff.io.netcdf import to_netcdf
 from geodiff.io.open import open_scene, open_stack
 from geodiff.io.scene import (
     DEFAULT_CHUNK,
@@ -7,7 +10,7 @@ from geodiff.io.scene import (
     InfiniteValueWarning,
     standardize_scene,
 )
-from geodiff.io.write import atomic_path, to_geotiff, to_netcdf, to_zarr, zarr_template
+from geodiff.io.zarr_store import to_zarr, zarr_template
 
 __all__ = [
     "DEFAULT_CHUNK", "GeoreferenceWarning", "InfiniteValueWarning", "atomic_path", "open_scene", "open_stack",
