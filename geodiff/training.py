@@ -188,8 +188,8 @@ def fit(
     from geodiff.diffusion.checkpoint import versions
     from geodiff.diffusion.train import TrainConfig, Trainer, init_seed
     from geodiff.diffusion.unet import UNet
+    from geodiff.splits import split_tiles
     from geodiff.tile_dataset import TileDataset
-    from geodiff.tile_index import split_tiles
 
     check_training_args(epochs=epochs, train_steps=train_steps, batch_size=batch_size, lr=lr, max_nodata=max_nodata,
                         seed=seed, max_seconds=max_seconds, val_fraction=val_fraction)

@@ -19,8 +19,9 @@ from geodiff.diffusion import NoiseSchedule, TrainConfig, Trainer
 from geodiff.diffusion.unet import UNet
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.scaling import Scaler
+from geodiff.splits import split_tiles
 from geodiff.tile_dataset import Augment, TileDataset
-from geodiff.tile_index import SkippedSceneWarning, split_tiles
+from geodiff.tile_index import SkippedSceneWarning
 from geodiff.tiling import TileGrid, fill_gaps
 from tests.conftest import require_data
 

@@ -1,5 +1,9 @@
 """Samplers: small functions over (denoiser, x, schedule), one algorithm each.
 
+Six solvers and the Denoiser they share in one module (about 400 lines): each solver is a short
+function, and what they share (the denoiser, the step report, the dispatch) would otherwise be
+imported back and forth.
+
 Every sampler walks a (respaced) :class:`NoiseSchedule` from its last index down to 0 and ends on
 the data (abar = 1). The schedule is data; the solver is the function. :func:`sample` is the
 public entry point: it picks the timesteps (:mod:`geodiff.diffusion.respace`), respaces the trained

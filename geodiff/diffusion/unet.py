@@ -1,5 +1,8 @@
 """The denoising UNet: residual blocks with adaptive GroupNorm, self-attention, class and low-res conditioning.
 
+One network in one module (about 430 lines, a third of them docstrings): its blocks, embeddings,
+presets and config round trip are read together when the architecture is.
+
 Architecture after Ho et al. (2020), *Denoising Diffusion Probabilistic Models*, with the changes of
 Nichol & Dhariwal (2021), *Improved DDPM* (scale-shift time conditioning, learned variance output,
 zero-initialised residual and output convolutions) and Dhariwal & Nichol (2021), *Diffusion Models

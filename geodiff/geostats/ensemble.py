@@ -1,5 +1,7 @@
 """Ensembles of semivariograms: percentile bands, bootstrap intervals, real-vs-synthetic scores.
 
+(About 340 lines: the bands, the bootstrap and the comparison share their checks of common bins.)
+
 The figure of real against generated variograms with 95 % bands (Tuel et al. 2023, Fig. 8)
 becomes numbers: per-lag z-scores, the fraction of lags where the synthetic mean lies in the
 real band, and the RMS log-ratio of the mean curves.

@@ -1,5 +1,8 @@
 """Exact empirical semivariograms of masked grids by FFT (Marcotte 1996).
 
+(About 400 lines: the three estimators' kernels and the one public entry point that plans lags,
+checks grids and labels the result; the lag planning itself is in :mod:`.lags`.)
+
 With ``I`` the validity indicator and ``Z = I (z - mean)``, zero-padded past the largest lag
 used, every lag vector ``h`` gets in a handful of FFTs
 

@@ -1,5 +1,8 @@
 """A feature extractor for radar tiles, trained by geodiff on the real data itself.
 
+(One network, its training and its persistence: about 370 lines, a third of them the measured
+rationale below and docstrings.)
+
 FID, KID and precision/recall compare tiles through the features of a network. The usual network,
 ImageNet Inception, cannot be downloaded here and describes radar poorly (Tuel et al. 2023,
 *Diffusion models for InSAR*), so geodiff trains its own on the real tiles.
