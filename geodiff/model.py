@@ -101,6 +101,12 @@ class DiffusionModel:
     def channels(self) -> int:
         return len(self.bands) if self.bands else 1
 
+    @property
+    def fit_config(self) -> dict | None:
+        """The keyword arguments of the :func:`geodiff.fit` call that trained this model (None for
+        a model built otherwise): ``geodiff.fit(scenes, **model.fit_config)`` trains it again."""
+        return self.summary.get("fit_config")
+
     def __repr__(self) -> str:
         n_params = sum(p.numel() for p in self.network.parameters())
         bands = ", ".join(self.bands) if self.bands else "1 band"

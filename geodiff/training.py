@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import fields
+from dataclasses import asdict, dataclass, field, fields
 from numbers import Real
 
 import numpy as np
@@ -36,6 +36,49 @@ def training_tiles(scene: xr.DataArray, tile, *, overlap=0, max_nodata: float = 
         picked = np.sort(np.random.default_rng(seed).choice(tiles.sizes["tile"], max_tiles, replace=False))
         tiles = tiles.isel(tile=picked)
     return tiles
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """The hyper-parameters of a :func:`fit` call, as data: the model records them in its summary
+    (``model.summary["fit_config"]``, written by ``save``), and ``geodiff.fit(scenes,
+    **config.to_dict())`` trains the same model again on the same scenes (same seed, same
+    device). What is not a hyper-parameter (the scenes, labels, progress bars, the device, worker
+    processes) is left out."""
+
+    tile: tuple[int, int]
+    epochs: float | None
+    train_steps: int | None
+    overlap: int
+    max_nodata: float
+    patch: tuple[float, float] | None
+    scales: tuple[int, ...]
+    max_tiles: int | None
+    fill: str
+    scaler: dict
+    augment: dict | None
+    val_fraction: float
+    split: str
+    preset: str
+    network: dict | None
+    schedule: str
+    timesteps: int
+    learn_sigma: bool
+    prediction: str
+    noise: object
+    batch_size: int
+    lr: float
+    max_seconds: float | None
+    seed: int
+    train_options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready keyword arguments of :func:`fit` (``train_options`` spread out)."""
+        from geodiff.diffusion.noise import as_noise_spec
+
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "train_options"}
+        out["noise"] = as_noise_spec(self.noise).to_config()
+        return {**out, **self.train_options}
 
 
 def check_training_args(*, epochs, train_steps, batch_size, lr, max_nodata, seed, max_seconds, val_fraction=0.0) -> None:
@@ -189,13 +232,16 @@ def fit(
     from geodiff.diffusion.train import TrainConfig, Trainer, init_seed
     from geodiff.diffusion.unet import UNet
     from geodiff.splits import split_tiles
-    from geodiff.tile_dataset import TileDataset
+    from geodiff.tile_dataset import Augment, TileDataset
 
     check_training_args(epochs=epochs, train_steps=train_steps, batch_size=batch_size, lr=lr, max_nodata=max_nodata,
                         seed=seed, max_seconds=max_seconds, val_fraction=val_fraction)
     unknown = set(train_options) - {f.name for f in fields(TrainConfig)}
     if unknown:
         raise GeodiffError(f"unknown training option(s) {sorted(unknown)}")
+    scaler = Scaler.from_config(scaler) if isinstance(scaler, dict) else Scaler(scaler) if isinstance(scaler, str) \
+        else scaler
+    augment = Augment(**augment) if isinstance(augment, dict) else augment
     if train_options.get("checkpoint_dir"):
         check_destination(train_options["checkpoint_dir"], parents=True)  # before the tiles are read
     if isinstance(scenes, TileDataset):
@@ -205,6 +251,12 @@ def fit(
             scenes, tile, overlap=overlap, max_nodata=max_nodata, patch=patch, scales=scales, scaler=scaler,
             fill=fill, augment=augment, labels=labels, label_column=label_column, label_rule=label_rule,
             band_files=band_files, progress=progress)
+    # A dataset built beforehand brings its own tiling, scaling and augmentation.
+    fit_config = FitConfig(
+        dataset.tile, epochs, train_steps, overlap, max_nodata, None if patch is None else tuple(patch),
+        tuple(scales), max_tiles, dataset.fill, dataset.scaler.to_config(),
+        asdict(dataset.augment) if dataset.augment.active else None, val_fraction, split, preset, network, schedule,
+        timesteps, learn_sigma, prediction, noise, batch_size, lr, max_seconds, seed, dict(train_options))
     dataset.index["split"] = split_tiles(dataset.index, val_fraction, split, seed=seed, max_tiles=max_tiles)
     train = dataset.subset(dataset.index["split"].to_numpy() == "train")
     val = dataset.subset(dataset.index["split"].to_numpy() == "val") if val_fraction else None
@@ -238,6 +290,7 @@ def fit(
         "device": str(trainer.device),
         "source": _source(scenes, dataset),
         "train_config": config.to_dict(),
+        "fit_config": fit_config.to_dict(),
     }
     crs = _single_crs(dataset)
     return DiffusionModel(

@@ -360,3 +360,13 @@ def test_a_warm_cache_reads_no_file_and_a_small_cache_stays_within_its_budget(tm
     tiny._cache.max_bytes = 48 * 64 * 4  # one scene's chunk
     torch.testing.assert_close(tiny.to_tensor(), first, rtol=0, atol=0)
     assert tiny._cache._bytes <= tiny._cache.max_bytes and len(tiny._cache._chunks) == 1
+
+
+def test_the_fit_config_is_data_that_trains_the_same_model_again(tmp_path):
+    scenes = [_scene(0), _scene(1)]
+    model = geodiff.fit(scenes, tile=16, train_steps=2, scaler=Scaler("robust"), augment=Augment(flips=True),
+                        val_fraction=0.5, ema_decay=0.99, **TINY)
+    config = geodiff.load_model(model.save(tmp_path / "m")).fit_config
+    assert config["scaler"]["method"] == "robust" and config["augment"]["flips"] and config["ema_decay"] == 0.99
+    again = geodiff.fit(scenes, **config, progress=False)
+    assert again.model_id == model.model_id
