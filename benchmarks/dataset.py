@@ -46,7 +46,7 @@ def train(feed: str, steps: int, preset: str, workers: int, threads: int) -> dic
     start = time.perf_counter()
     data = ds if feed == "stream" else ds.to_tensor()
     net = UNet.from_preset(preset, 2, seed=0)
-    config = TrainConfig(steps=steps, batch_size=16, seed=0, progress=False, log_every=10,
+    config = TrainConfig(train_steps=steps, batch_size=16, seed=0, progress=False, log_every=10,
                          num_workers=workers if feed == "stream" else 0)
     trainer = Trainer(net, NoiseSchedule("sigmoid", 1000), config, device="cpu")
     marks = [(0, time.perf_counter())]

@@ -129,7 +129,7 @@ def geodiff_trainer(model, schedule, device, amp: str = "fp32", compile: bool = 
 def geodiff_train_step(trainer: Trainer):
     """One optimizer step of geodiff's Trainer (EMA update included), as a callable."""
     data = torch.rand(64, CHANNELS, SIZE, SIZE) * 2 - 1
-    return lambda: trainer.fit(data, steps=trainer.step + 1)
+    return lambda: trainer.fit(data, train_steps=trainer.step + 1)
 
 
 def peer_sampler(diffusion, steps: int):
@@ -144,7 +144,7 @@ def geodiff_sampler(trainer: Trainer, steps: int):
 
     def run():
         with torch.inference_mode():
-            sample(model, schedule, shape, sampler="ddim", steps=steps, seed=0, device=device)
+            sample(model, schedule, shape, sampler="ddim", sample_steps=steps, seed=0, device=device)
 
     return run
 

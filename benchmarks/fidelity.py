@@ -199,7 +199,7 @@ def train_geodiff(train: xr.DataArray, recipe: Recipe, budget: float, seed: int,
     data = torch.from_numpy(scaler.transform(train, coefficients).values[:, None].astype(np.float32))
     net = UNet.from_preset(recipe.preset, 1, learn_sigma=recipe.learn_sigma, seed=init_seed(seed),
                            **dict(recipe.network))
-    config = TrainConfig(steps=steps or 10**9, max_seconds=None if steps else budget, batch_size=recipe.batch_size, lr=recipe.lr,
+    config = TrainConfig(train_steps=steps or 10**9, max_seconds=None if steps else budget, batch_size=recipe.batch_size, lr=recipe.lr,
                          warmup_steps=recipe.warmup_steps, prediction=recipe.prediction,
                          learn_sigma=recipe.learn_sigma, loss=recipe.loss, min_snr_gamma=recipe.min_snr_gamma,
                          ema_decay=recipe.ema_decay, seed=seed, progress=False, val_fraction=0.0)

@@ -245,7 +245,7 @@ class DiffusionModel:
                 size = min(group, n - start)
                 chunk_x_T = None if x_T is None else x_T[start:start + size].to(device)
                 x = sample(model_fn, self.schedule, (size, self.channels, *shape), sampler=sampler,
-                           steps=sample_steps, timestep_spacing=timestep_spacing, prediction=self.prediction, x_T=chunk_x_T,
+                           sample_steps=sample_steps, timestep_spacing=timestep_spacing, prediction=self.prediction, x_T=chunk_x_T,
                            seed=sample_seeds(seed, start, size), clip=clip, noise=NoiseSpec.from_config(self.noise),
                            device=device, callback=lambda info: bar.update(1),
                            conditions=conditions.rows(start, start + size, n), record=record)

@@ -236,9 +236,16 @@ def fit(
 
     check_training_args(epochs=epochs, train_steps=train_steps, batch_size=batch_size, lr=lr, max_nodata=max_nodata,
                         seed=seed, max_seconds=max_seconds, val_fraction=val_fraction)
+    if "steps" in train_options:
+        raise GeodiffError("fit counts optimizer steps as train_steps=... (and sampling its network evaluations "
+                           "as sample_steps=...)")
     unknown = set(train_options) - {f.name for f in fields(TrainConfig)}
     if unknown:
         raise GeodiffError(f"unknown training option(s) {sorted(unknown)}")
+    managed = set(train_options) & {"train_steps", "epochs", "batch_size", "lr", "max_seconds", "prediction", "learn_sigma", "noise",
+                                    "seed", "progress", "num_workers", "val_fraction"}
+    if managed:
+        raise GeodiffError(f"{sorted(managed)} are arguments of fit itself, not training options")
     scaler = Scaler.from_config(scaler) if isinstance(scaler, dict) else Scaler(scaler) if isinstance(scaler, str) \
         else scaler
     augment = Augment(**augment) if isinstance(augment, dict) else augment
@@ -266,7 +273,8 @@ def fit(
     if th % net.divisor or tw % net.divisor:
         raise TilingError(f"tile {th}x{tw} is not divisible by {net.divisor} as the {preset!r} network needs; "
                           f"use a tile size that is a multiple of {net.divisor}")
-    config = TrainConfig(epochs=None if train_steps else epochs, steps=train_steps, batch_size=min(batch_size, len(train)),
+    config = TrainConfig(epochs=None if train_steps else epochs, train_steps=train_steps,
+                         batch_size=min(batch_size, len(train)),
                          lr=lr, max_seconds=max_seconds, prediction=prediction, learn_sigma=learn_sigma,
                          noise=noise, seed=seed, progress=progress, num_workers=num_workers, **train_options)
     trainer = Trainer(net, NoiseSchedule(schedule, timesteps), config, device=device)

@@ -269,7 +269,7 @@ def test_bigearthnet_multi_label_json_sidecars():
 
 def _trainer(seed=0, workers=0):
     net = UNet.from_preset("tiny", 1, attention_resolutions=(), seed=seed)
-    config = TrainConfig(steps=3, batch_size=4, seed=seed, progress=False, log_every=1, num_workers=workers)
+    config = TrainConfig(train_steps=3, batch_size=4, seed=seed, progress=False, log_every=1, num_workers=workers)
     return Trainer(net, NoiseSchedule("sigmoid", 100), config, device="cpu")
 
 

@@ -168,7 +168,7 @@ def test_a_failed_write_leaves_the_old_target_and_no_temporary(scene, tmp_path):
 def test_unwritable_checkpoint_dir_fails_before_training(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    config = TrainConfig(steps=5, batch_size=2, checkpoint_dir=str(blocker / "ckpt"), progress=False)
+    config = TrainConfig(train_steps=5, batch_size=2, checkpoint_dir=str(blocker / "ckpt"), progress=False)
     trainer = Trainer(UNet.from_preset("tiny", 1, seed=0), NoiseSchedule("cosine", 20), config)
     with pytest.raises(OutputError, match="does not exist"):
         trainer.fit(np.zeros((4, 1, 16, 16), np.float32))

@@ -57,6 +57,7 @@ def test_same_seed_same_model_in_and_across_processes():
     ({"train_steps": -3}, "train_steps"),
     ({"train_steps": None, "epochs": 0}, "epochs"),
     ({"train_steps": None, "epochs": None}, "length of training"),
+    ({"steps": 5}, "train_steps"),
     ({"batch_size": 0}, "batch_size"),
     ({"lr": 0.0}, "lr"),
     ({"lr": -1e-4}, "lr"),

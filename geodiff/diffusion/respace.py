@@ -72,19 +72,19 @@ def section_timesteps(num_timesteps: int, sections: str | Iterable[int]) -> list
     return sorted(set(kept))
 
 
-def space_timesteps(num_timesteps: int, spacing="trailing", steps: int | None = None) -> list[int]:
+def space_timesteps(num_timesteps: int, spacing="trailing", sample_steps: int | None = None) -> list[int]:
     """Sorted timesteps of 0..T-1 to visit.
 
-    ``spacing`` is "trailing" (T-1 down in strides of T/steps), "leading" (0 up in integer
-    strides of T//steps), "linspace" (steps values evenly from 0 to T-1, rounded), an
+    ``spacing`` is "trailing" (T-1 down in strides of T/sample_steps), "leading" (0 up in integer
+    strides of T//sample_steps), "linspace" (sample_steps values evenly from 0 to T-1, rounded), an
     improved-diffusion string (see :func:`section_timesteps`; ``steps`` is then ignored) or an
     explicit iterable of timesteps.
     """
     T = int(num_timesteps)
     if isinstance(spacing, str) and spacing in ("trailing", "leading", "linspace"):
-        n = T if steps is None else int(steps)
+        n = T if sample_steps is None else int(sample_steps)
         if not 1 <= n <= T:
-            raise ValueError(f"steps must be between 1 and {T}, got {steps}")
+            raise ValueError(f"sample_steps must be between 1 and {T}, got {sample_steps}")
         if spacing == "trailing":
             delta = (T - T / n) - T  # numpy.arange's step, for bit-identical rounding at .5
             kept = [round(T + i * delta) - 1 for i in range(n)]
@@ -103,7 +103,7 @@ def space_timesteps(num_timesteps: int, spacing="trailing", steps: int | None = 
     return kept
 
 
-def noise_level_timesteps(alphas_cumprod: Sequence[float], spacing: str, steps: int, rho: float = 7.0,
+def noise_level_timesteps(alphas_cumprod: Sequence[float], spacing: str, sample_steps: int, rho: float = 7.0,
                           sigma_max: float = SIGMA_MAX) -> list[int]:
     """Sorted timesteps whose noise levels follow ``spacing`` from timestep T-1 down to 0.
 
@@ -119,9 +119,9 @@ def noise_level_timesteps(alphas_cumprod: Sequence[float], spacing: str, steps: 
     if spacing not in NOISE_LEVEL_SPACINGS:
         raise ValueError(f"unknown noise-level spacing {spacing!r}; choose one of {NOISE_LEVEL_SPACINGS}")
     T = len(alphas_cumprod)
-    n = int(steps)
+    n = int(sample_steps)
     if not 1 <= n <= T:
-        raise ValueError(f"steps must be between 1 and {T}, got {steps}")
+        raise ValueError(f"sample_steps must be between 1 and {T}, got {sample_steps}")
     log_sigma = [0.5 * (math.log1p(-a) - math.log(a)) for a in alphas_cumprod]  # increasing in t
     hi, lo = min(log_sigma[-1], math.log(sigma_max)), log_sigma[0]
     fractions = [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
@@ -140,10 +140,10 @@ def noise_level_timesteps(alphas_cumprod: Sequence[float], spacing: str, steps: 
     return sorted(kept)
 
 
-def sampled_timesteps(alphas_cumprod: Sequence[float], spacing="trailing", steps: int | None = None) -> list[int]:
+def sampled_timesteps(alphas_cumprod: Sequence[float], spacing="trailing", sample_steps: int | None = None) -> list[int]:
     """The timesteps a sampler visits for any ``spacing``: the noise-level spacings through
     :func:`noise_level_timesteps` (``steps`` None: all timesteps), all others through
     :func:`space_timesteps`."""
     if isinstance(spacing, str) and spacing in NOISE_LEVEL_SPACINGS:
-        return noise_level_timesteps(alphas_cumprod, spacing, len(alphas_cumprod) if steps is None else steps)
-    return space_timesteps(len(alphas_cumprod), spacing, steps)
+        return noise_level_timesteps(alphas_cumprod, spacing, len(alphas_cumprod) if sample_steps is None else sample_steps)
+    return space_timesteps(len(alphas_cumprod), spacing, sample_steps)

@@ -340,7 +340,7 @@ def _generators(seed, batch: int, device: torch.device):
     return [torch.Generator(device).manual_seed(s) for s in seeds]
 
 
-def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "ddim", steps: int | None = 50,
+def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "ddim", sample_steps: int | None = 50,
            timestep_spacing="trailing", prediction: str = "eps", eta: float = 0.0, x_T: torch.Tensor | None = None,
            seed: int | Sequence[int] | None = 0, clip=None, progress: bool = False, learn_sigma: bool | None = None,
            noise=None, device=None, dtype: torch.dtype = torch.float32, callback: Callable | None = None,
@@ -355,10 +355,10 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     ``variance`` "small" or "large".
 
     ``sampler``: "ddpm", "ddim" (with ``eta``), "dpmsolver++" (2M), "dpmsolver++3m", "unipc" or
-    "heun" (which evaluates the network up to ``2 steps - 1`` times, :func:`network_evaluations`).
-    ``steps`` and ``timestep_spacing`` choose the timesteps: "trailing", "leading", "linspace",
+    "heun" (which evaluates the network up to ``2 sample_steps - 1`` times, :func:`network_evaluations`).
+    ``sample_steps`` and ``timestep_spacing`` choose the timesteps: "trailing", "leading", "linspace",
     the noise-level spacings "karras" and "logsnr" (see :mod:`geodiff.diffusion.respace`), an
-    improved-diffusion string ("250", "10,15,20", "ddimN"; ``steps`` ignored) or an explicit list.
+    improved-diffusion string ("250", "10,15,20", "ddimN"; ``sample_steps`` ignored) or an explicit list.
     ``x_T`` fixes the start noise; ``seed`` seeds a generator on the device that draws the start
     noise and every stochastic step (None: torch's global RNG). A sequence of B seeds gives each
     sample its own generator, so that a sample's start noise and step noise depend on its seed
@@ -380,7 +380,7 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     device = torch.device(device)
     conditions = conditions or Conditions()
     conditions.check(shape, schedule.timesteps)
-    kept = sampled_timesteps(schedule.alphas_cumprod.tolist(), timestep_spacing, steps)
+    kept = sampled_timesteps(schedule.alphas_cumprod.tolist(), timestep_spacing, sample_steps)
     if conditions.start is not None:
         kept = [t for t in kept if t <= conditions.start] or [int(conditions.start)]
     respaced, timestep_map = schedule.respace(kept)

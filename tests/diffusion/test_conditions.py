@@ -35,9 +35,9 @@ def _known():
 def test_known_pixels_are_kept_and_the_rest_generated(sampler):
     known, mask = _known()
     steps = 250 if sampler == "ddpm" else 10
-    out = sample(smooth_model, SCHED, SHAPE, sampler, steps=steps, prediction="v", seed=0, dtype=torch.float64,
+    out = sample(smooth_model, SCHED, SHAPE, sampler, sample_steps=steps, prediction="v", seed=0, dtype=torch.float64,
                  conditions=Conditions(known=known, mask=mask))
-    free = sample(smooth_model, SCHED, SHAPE, sampler, steps=steps, prediction="v", seed=0, dtype=torch.float64)
+    free = sample(smooth_model, SCHED, SHAPE, sampler, sample_steps=steps, prediction="v", seed=0, dtype=torch.float64)
     torch.testing.assert_close(out[..., :4], known[..., :4], atol=1e-9, rtol=0)
     assert (out[..., 4:] - known[..., 4:]).abs().mean() > 0.1
     assert (out[..., 4:] - free[..., 4:]).abs().max() > 1e-3  # the context reached the unknown pixels
@@ -50,7 +50,7 @@ def test_known_pixels_follow_their_forward_process(sampler):
     known, mask = _known()
     x_T = torch.randn(SHAPE, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     states = []
-    sample(smooth_model, SCHED, SHAPE, sampler, steps=12, prediction="v", x_T=x_T, dtype=torch.float64,
+    sample(smooth_model, SCHED, SHAPE, sampler, sample_steps=12, prediction="v", x_T=x_T, dtype=torch.float64,
            conditions=Conditions(known=known, mask=mask), callback=lambda info: states.append((info["t"], info["x"])))
     assert len(states) == 12
     for t, x in states:
@@ -70,7 +70,7 @@ def test_start_edits_known_values_from_a_partial_noise_level():
     change = {}
     for start in (600, 30):
         calls.clear()
-        out = sample(counting, SCHED, SHAPE, "ddim", steps=25, prediction="v", seed=0, dtype=torch.float64,
+        out = sample(counting, SCHED, SHAPE, "ddim", sample_steps=25, prediction="v", seed=0, dtype=torch.float64,
                      conditions=Conditions(known=known, start=start))
         kept = [t for t in sampled_timesteps(SCHED.alphas_cumprod.tolist(), "trailing", 25) if t <= start] or [start]
         assert calls == kept[::-1]
@@ -86,7 +86,7 @@ def test_labels_and_low_res_reach_the_network():
         return torch.zeros_like(x)
 
     labels, low = torch.tensor([0, 2, 1]), torch.zeros(3, 1, 4, 5)
-    sample(model_fn, SCHED, SHAPE, "ddim", steps=2, conditions=Conditions(labels=labels, low_res=low))
+    sample(model_fn, SCHED, SHAPE, "ddim", sample_steps=2, conditions=Conditions(labels=labels, low_res=low))
     assert seen["y"] is labels and seen["cond"] is low
 
 
@@ -102,7 +102,7 @@ def test_bad_conditions_are_clear_errors():
         (Conditions(labels=torch.tensor([1])), "labels has 1 entries"),
     ]:
         with pytest.raises(ValueError, match=match):
-            sample(smooth_model, SCHED, SHAPE, "ddim", steps=2, prediction="v", dtype=torch.float64,
+            sample(smooth_model, SCHED, SHAPE, "ddim", sample_steps=2, prediction="v", dtype=torch.float64,
                    conditions=conditions)
 
 
@@ -110,7 +110,7 @@ def test_bad_conditions_are_clear_errors():
 def test_a_recorded_trajectory_replays_exactly(sampler):
     """Replaying every state of a run (weight 1 everywhere) makes another seed's run see exactly
     the recorded inputs and end on the recorded sample; weight 0 changes nothing."""
-    kw = {"steps": 6, "prediction": "v", "dtype": torch.float64}
+    kw = {"sample_steps": 6, "prediction": "v", "dtype": torch.float64}
     trace = []
     first = sample(smooth_model, SCHED, SHAPE, sampler, seed=1, record=trace, **kw)
     seen = []

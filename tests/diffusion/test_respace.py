@@ -49,7 +49,7 @@ def test_named_spacings_match_diffusers(spacing, T, steps):
 
 
 def test_explicit_lists_and_errors():
-    assert space_timesteps(100, "trailing", steps=None)[-1] == 99
+    assert space_timesteps(100, "trailing", sample_steps=None)[-1] == 99
     assert space_timesteps(100, [99, 5, 5, 0]) == [0, 5, 99]
     with pytest.raises(ValueError, match="subset"):
         space_timesteps(100, [100])

@@ -48,7 +48,7 @@ def test_ddim_matches_diffusers(prediction, steps):
     diffusers = pytest.importorskip("diffusers")
     model_fn = toy_model(SCHED, prediction)
     x_T = 1.5 * torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    ours = sample(model_fn, SCHED, x_T.shape, "ddim", steps=steps, timestep_spacing="trailing", prediction=prediction,
+    ours = sample(model_fn, SCHED, x_T.shape, "ddim", sample_steps=steps, timestep_spacing="trailing", prediction=prediction,
                   eta=0.0, x_T=x_T, dtype=torch.float64)
     scheduler = diffusers.DDIMScheduler(
         num_train_timesteps=SCHED.timesteps, trained_betas=SCHED.betas.numpy(), timestep_spacing="trailing",
@@ -74,7 +74,7 @@ def test_dpmsolver_matches_diffusers(schedule, prediction, order, steps):
     model_fn = toy_model(schedule, prediction)
     x_T = 1.5 * torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     name = "dpmsolver++" if order == 2 else "dpmsolver++3m"
-    ours = sample(model_fn, schedule, x_T.shape, name, steps=steps, timestep_spacing="trailing", prediction=prediction,
+    ours = sample(model_fn, schedule, x_T.shape, name, sample_steps=steps, timestep_spacing="trailing", prediction=prediction,
                   x_T=x_T, dtype=torch.float64)
     scheduler = diffusers.DPMSolverMultistepScheduler(
         num_train_timesteps=schedule.timesteps, trained_betas=schedule.betas.numpy(), solver_order=order,
@@ -137,7 +137,7 @@ def assert_moments(x, mu, sigma, n_sigma=5.0):
 )
 def test_samplers_reproduce_gaussian_data(sampler, steps, kwargs):
     mu, sigma = gaussian_problem()
-    x = sample(optimal_eps(SCHED, mu, sigma), SCHED, (N_SAMPLES,) + SHAPE, sampler, steps=steps, seed=1,
+    x = sample(optimal_eps(SCHED, mu, sigma), SCHED, (N_SAMPLES,) + SHAPE, sampler, sample_steps=steps, seed=1,
                dtype=torch.float64, **kwargs)
     assert_moments(x, mu, sigma)
 
@@ -147,7 +147,7 @@ def test_ddim_eta_one_is_ddpm(steps):
     """Song et al. (2021) sec. 4.1: eta = 1 is the DDPM ancestral step with the posterior variance
     (same draws from the same seed), also on a respaced schedule."""
     model_fn = toy_model(SCHED, "eps")
-    kw = {"steps": steps, "seed": 5, "dtype": torch.float64}
+    kw = {"sample_steps": steps, "seed": 5, "dtype": torch.float64}
     ddim = sample(model_fn, SCHED, (3, 2, 4, 5), "ddim", eta=1.0, **kw)
     ddpm = sample(model_fn, SCHED, (3, 2, 4, 5), "ddpm", **kw)
     torch.testing.assert_close(ddim, ddpm, atol=1e-9, rtol=1e-9)
@@ -157,7 +157,7 @@ def _affine_moments(sampler, steps, schedule, mu, sigma):
     """A deterministic sampler fed the optimal eps is an affine map x_T -> A x_T + b, so the law of
     its output is exactly N(b, A A^T): read b and A from D + 1 runs (no sampling error)."""
     x_T = torch.cat([torch.zeros(1, D), torch.eye(D)]).to(torch.float64).reshape((D + 1,) + SHAPE)
-    out = sample(optimal_eps(schedule, mu, sigma), schedule, x_T.shape, sampler, steps=steps, x_T=x_T,
+    out = sample(optimal_eps(schedule, mu, sigma), schedule, x_T.shape, sampler, sample_steps=steps, x_T=x_T,
                  dtype=torch.float64).reshape(D + 1, D)
     A = (out[1:] - out[0]).T
     return out[0], A @ A.T
@@ -194,7 +194,7 @@ def test_correlated_noise_sampling_reproduces_gaussian_data(sampler, steps):
     mu, sigma = gaussian_problem(1)
     noise = NoiseSpec("exponential", length=2.0)
     model_fn = optimal_eps(SCHED, mu, sigma, exponential_covariance(2.0))
-    x = sample(model_fn, SCHED, (N_SAMPLES,) + SHAPE, sampler, steps=steps, seed=2, noise=noise, dtype=torch.float64)
+    x = sample(model_fn, SCHED, (N_SAMPLES,) + SHAPE, sampler, sample_steps=steps, seed=2, noise=noise, dtype=torch.float64)
     assert_moments(x, mu, sigma)
 
 
@@ -202,12 +202,12 @@ def test_correlated_noise_sampling_reproduces_gaussian_data(sampler, steps):
 def test_seed_and_x_T_make_sampling_reproducible():
     model_fn = toy_model(SCHED, "eps")
     shape = (2, 3, 4, 6)
-    a = sample(model_fn, SCHED, shape, "ddpm", steps=20, seed=7)
-    assert torch.equal(a, sample(model_fn, SCHED, shape, "ddpm", steps=20, seed=7))
-    assert not torch.equal(a, sample(model_fn, SCHED, shape, "ddpm", steps=20, seed=8))
+    a = sample(model_fn, SCHED, shape, "ddpm", sample_steps=20, seed=7)
+    assert torch.equal(a, sample(model_fn, SCHED, shape, "ddpm", sample_steps=20, seed=7))
+    assert not torch.equal(a, sample(model_fn, SCHED, shape, "ddpm", sample_steps=20, seed=8))
     x_T = torch.randn(shape)
-    b = sample(model_fn, SCHED, shape, "ddim", steps=10, x_T=x_T, seed=1)
-    assert torch.equal(b, sample(model_fn, SCHED, shape, "ddim", steps=10, x_T=x_T, seed=2))
+    b = sample(model_fn, SCHED, shape, "ddim", sample_steps=10, x_T=x_T, seed=1)
+    assert torch.equal(b, sample(model_fn, SCHED, shape, "ddim", sample_steps=10, x_T=x_T, seed=2))
     assert a.dtype == torch.float32 and a.shape == shape
 
 
@@ -218,7 +218,7 @@ def test_learned_variance_endpoints_are_the_fixed_variances():
     def learned(value):
         return lambda x, t: torch.cat([eps_fn(x, t), torch.full_like(x, value)], 1)
 
-    kw = {"steps": 25, "seed": 3, "dtype": torch.float64}
+    kw = {"sample_steps": 25, "seed": 3, "dtype": torch.float64}
     shape = (2, 2, 3, 5)
     small = sample(eps_fn, SCHED, shape, "ddpm", variance="small", **kw)
     large = sample(eps_fn, SCHED, shape, "ddpm", variance="large", **kw)
@@ -243,19 +243,19 @@ def test_spacing_strings_call_the_model_at_trained_timesteps():
     sample(model_fn, SCHED, (1, 1, 2, 2), "dpmsolver++", timestep_spacing=[999, 500, 10])
     assert seen == [999, 500, 10]
     seen.clear()
-    sample(model_fn, SCHED, (1, 1, 2, 2), "ddpm", steps=4, timestep_spacing="trailing", progress=True)
+    sample(model_fn, SCHED, (1, 1, 2, 2), "ddpm", sample_steps=4, timestep_spacing="trailing", progress=True)
     assert seen == [999, 749, 499, 249]
 
 
 def test_clip_bounds_every_x0_estimate_and_callback_sees_each_step():
     model_fn = toy_model(SCHED, "x0")
     steps = []
-    out = sample(model_fn, SCHED, (2, 2, 3, 3), "ddim", steps=8, prediction="x0", clip=(0.0, 1.0),
+    out = sample(model_fn, SCHED, (2, 2, 3, 3), "ddim", sample_steps=8, prediction="x0", clip=(0.0, 1.0),
                  callback=steps.append, dtype=torch.float64)
     assert [s["step"] for s in steps] == list(range(8)) and steps[0]["t"] == 999
     assert all(0 <= s["x0"].min() and s["x0"].max() <= 1 for s in steps)
     assert 0 <= out.min() and out.max() <= 1  # eta = 0: the last step returns the clipped x0
-    unclipped = sample(model_fn, SCHED, (2, 2, 3, 3), "ddim", steps=8, prediction="x0", dtype=torch.float64)
+    unclipped = sample(model_fn, SCHED, (2, 2, 3, 3), "ddim", sample_steps=8, prediction="x0", dtype=torch.float64)
     assert unclipped.max() > 1
 
 
@@ -276,7 +276,7 @@ def test_bad_arguments_give_clear_errors():
 def test_per_sample_seeds_make_each_sample_independent_of_its_batch(sampler):
     """With one seed per sample, start noise and every stochastic step follow the sample, not the batch."""
     model_fn = toy_model(SCHED, "eps")
-    kwargs = {"steps": 8, "eta": 1.0, "dtype": torch.float64}
+    kwargs = {"sample_steps": 8, "eta": 1.0, "dtype": torch.float64}
     batch = sample(model_fn, SCHED, (3, 1, 6, 5), sampler, seed=[11, 12, 13], **kwargs)
     alone = sample(model_fn, SCHED, (1, 1, 6, 5), sampler, seed=[12], **kwargs)
     torch.testing.assert_close(batch[1:2], alone)
@@ -292,7 +292,7 @@ def test_unipc_matches_diffusers(schedule, prediction, steps):
     diffusers = pytest.importorskip("diffusers")
     model_fn = toy_model(schedule, prediction)
     x_T = 1.5 * torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    ours = sample(model_fn, schedule, x_T.shape, "unipc", steps=steps, timestep_spacing="trailing",
+    ours = sample(model_fn, schedule, x_T.shape, "unipc", sample_steps=steps, timestep_spacing="trailing",
                   prediction=prediction, x_T=x_T, dtype=torch.float64)
     scheduler = diffusers.UniPCMultistepScheduler(
         num_train_timesteps=schedule.timesteps, trained_betas=schedule.betas.numpy(), solver_order=2,
@@ -303,7 +303,7 @@ def test_unipc_matches_diffusers(schedule, prediction, steps):
     ref = _diffusers_loop(scheduler, model_fn, x_T.clone(), {})
     assert ref.abs().max() > 1.0
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
-    dpm = sample(model_fn, schedule, x_T.shape, "dpmsolver++", steps=steps, prediction=prediction, x_T=x_T,
+    dpm = sample(model_fn, schedule, x_T.shape, "dpmsolver++", sample_steps=steps, prediction=prediction, x_T=x_T,
                  dtype=torch.float64)
     assert (ours - dpm).abs().max() > 1e-4  # the corrector changes the path
 
@@ -351,7 +351,7 @@ def test_heun_is_second_order():
 
     def error(sampler, steps):
         x_T = torch.cat([torch.zeros(1, D), torch.eye(D)]).to(torch.float64).reshape((D + 1,) + SHAPE)
-        out = sample(optimal_eps(SCHED, mu, sigma), SCHED, x_T.shape, sampler, steps=steps, x_T=x_T,
+        out = sample(optimal_eps(SCHED, mu, sigma), SCHED, x_T.shape, sampler, sample_steps=steps, x_T=x_T,
                      timestep_spacing="karras", dtype=torch.float64).reshape(D + 1, D)
         A = (out[1:] - out[0]).T
         return float((A @ A.T - sigma).abs().max() / scale)

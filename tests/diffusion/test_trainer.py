@@ -42,7 +42,7 @@ def test_tiny_unet_overfits_eight_real_tiles():
         lr=3e-3,
         warmup_steps=10,
         batch_size=8,
-        steps=120,
+        train_steps=120,
         log_every=20,
         ema_decay=0.99,
         progress=False,
@@ -65,7 +65,7 @@ def test_learned_variance_hybrid_loss_trains_without_nan():
     config = TrainConfig(
         lr=2e-3,
         batch_size=8,
-        steps=30,
+        train_steps=30,
         log_every=10,
         progress=False,
         timestep_draw="loss-second-moment",
@@ -88,7 +88,7 @@ def _resume_setup(seed=3):
         warmup_steps=2,
         batch_size=4,
         grad_accum=2,
-        steps=6,
+        train_steps=6,
         log_every=1,
         ema_decay=0.9,
         timestep_draw="loss-second-moment",
@@ -108,7 +108,7 @@ def test_resume_is_bit_identical(tmp_path):
     full.fit(x, labels=labels)
 
     first = Trainer(*_resume_setup(), device="cpu")
-    first.fit(x, labels=labels, steps=3)
+    first.fit(x, labels=labels, train_steps=3)
     first.save(tmp_path / "ck")
     torch.manual_seed(123)  # the user's global RNG must not matter
     resumed = Trainer.from_checkpoint(tmp_path / "ck", device="cpu")
@@ -135,7 +135,7 @@ def test_same_seed_same_run_and_user_rng_untouched():
         state = torch.get_rng_state()
         trainer = Trainer(
             *_resume_setup(seed=5)[:2],
-            TrainConfig(steps=3, batch_size=3, progress=False, seed=5, log_every=1),
+            TrainConfig(train_steps=3, batch_size=3, progress=False, seed=5, log_every=1),
             device="cpu",
         )
         trainer.fit(x)
@@ -148,7 +148,7 @@ def test_checkpoints_during_fit_callbacks_and_validation(tmp_path):
     x = torch.randn(10, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     seen, previews = [], []
     config = TrainConfig(
-        steps=8,
+        train_steps=8,
         batch_size=4,
         log_every=2,
         checkpoint_every=3,
@@ -195,7 +195,7 @@ def test_length_and_config_round_trip():
 def test_bad_data_and_gpu_only_options():
     sched = NoiseSchedule("cosine", timesteps=10)
     trainer = Trainer(
-        UNet.from_preset("tiny", 1), sched, TrainConfig(steps=1, progress=False), device="cpu"
+        UNet.from_preset("tiny", 1), sched, TrainConfig(train_steps=1, progress=False), device="cpu"
     )
     bad = torch.zeros(4, 1, 8, 8)
     bad[0, 0, 0, 0] = float("nan")
@@ -248,7 +248,7 @@ def test_super_resolution_conditioning_and_numpy_input():
     trainer = Trainer(
         model,
         NoiseSchedule("cosine", timesteps=20),
-        TrainConfig(steps=3, batch_size=3, log_every=1, progress=False),
+        TrainConfig(train_steps=3, batch_size=3, log_every=1, progress=False),
         device="cpu",
     )
     history = trainer.fit(
@@ -257,7 +257,7 @@ def test_super_resolution_conditioning_and_numpy_input():
     assert trainer.step == 3 and all(math.isfinite(r["val_loss"]) for r in history)
     assert model.output.weight.abs().sum() > 0  # the zero-initialised output layer has learned
     with pytest.raises(GeodiffError, match="cond has 2 entries"):
-        trainer.fit(high, cond=low[:2], steps=4)
+        trainer.fit(high, cond=low[:2], train_steps=4)
 
 
 def test_time_budget_stops_training_and_the_bar_aims_at_it(monkeypatch, capsys):
@@ -270,7 +270,7 @@ def test_time_budget_stops_training_and_the_bar_aims_at_it(monkeypatch, capsys):
     ticks = itertools.count()
     monkeypatch.setattr(trainer_module, "_clock", lambda: float(next(ticks)))
     model = UNet.from_preset("tiny", 1, seed=0)
-    config = TrainConfig(steps=1000, max_seconds=10.5, batch_size=2, log_every=1000, seed=0)
+    config = TrainConfig(train_steps=1000, max_seconds=10.5, batch_size=2, log_every=1000, seed=0)
     trainer = Trainer(model, NoiseSchedule("cosine", timesteps=50), config, device="cpu")
     totals = []
     trainer.fit(torch.zeros(4, 1, 8, 8), callback=lambda record: totals.append(record["step"]))
@@ -278,7 +278,7 @@ def test_time_budget_stops_training_and_the_bar_aims_at_it(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "11/11" in err and "/1000" not in err
     with pytest.raises(GeodiffError, match="max_seconds"):
-        TrainConfig(steps=5, max_seconds=0)
+        TrainConfig(train_steps=5, max_seconds=0)
 
 
 def test_hooks_see_every_step_and_can_stop_the_run_and_restore_takes_a_model_factory(tmp_path):
@@ -293,7 +293,7 @@ def test_hooks_see_every_step_and_can_stop_the_run_and_restore_takes_a_model_fac
             event.stop = event.step == 3
 
     hook = StopAtThree()
-    config = TrainConfig(steps=10, batch_size=2, log_every=1, seed=0, progress=False,
+    config = TrainConfig(train_steps=10, batch_size=2, log_every=1, seed=0, progress=False,
                          checkpoint_dir=str(tmp_path / "ck"))
     trainer = Trainer(UNet.from_preset("tiny", 1, seed=0), NoiseSchedule("cosine", timesteps=50), config, device="cpu")
     trainer.fit(torch.zeros(4, 1, 8, 8), hooks=[hook])
@@ -306,3 +306,25 @@ def test_hooks_see_every_step_and_can_stop_the_run_and_restore_takes_a_model_fac
 
     again = Trainer.from_checkpoint(tmp_path / "ck", device="cpu", model_factory=factory)
     assert again.step == 3 and built == [trainer.model.config]  # the checkpoint was written when the hook stopped
+
+
+def test_an_iterable_of_batches_trains_as_the_same_batches_drawn_from_a_tensor():
+    from geodiff.diffusion.train.batches import batch_items
+
+    x = torch.randn(12, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def trainer():
+        config = TrainConfig(train_steps=3, batch_size=4, log_every=1, seed=0, progress=False)
+        return Trainer(UNet.from_preset("tiny", 1, seed=0), NoiseSchedule("cosine", timesteps=50), config,
+                       device="cpu")
+
+    from_tensor, from_batches = trainer(), trainer()
+    from_tensor.fit(x)
+    loader = torch.utils.data.DataLoader([x[batch_items(12, 4, 0, step)] for step in range(3)], batch_size=None)
+    from_batches.fit(loader)
+    assert [r["loss"] for r in from_batches.history] == [r["loss"] for r in from_tensor.history]
+    with pytest.raises(GeodiffError, match="labels and cond belong in its batches"):
+        trainer().fit(loader, labels=torch.zeros(12, dtype=torch.long))
+    with pytest.raises(GeodiffError, match="no tile count"):
+        Trainer(UNet.from_preset("tiny", 1), NoiseSchedule("cosine", timesteps=50),
+                TrainConfig(epochs=1, progress=False), device="cpu").fit(iter([x[:4]]))

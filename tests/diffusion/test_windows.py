@@ -68,7 +68,7 @@ def test_one_window_canvas_is_the_plain_sampler():
     def model_fn(x, t):
         return torch.tanh(x + torch.roll(x, 1, -1))
 
-    kw = {"steps": 10, "prediction": "v", "seed": 3, "dtype": torch.float64}
+    kw = {"sample_steps": 10, "prediction": "v", "seed": 3, "dtype": torch.float64}
     plain = sample(model_fn, schedule, (2, 1, 32, 32), "dpmsolver++", **kw)
     canvas = sample(fused(model_fn, (32, 32), (16, 16)), schedule, (2, 1, 32, 32), "dpmsolver++", **kw)
     torch.testing.assert_close(canvas, plain)
@@ -92,7 +92,7 @@ def test_every_sampler_runs_on_a_canvas_with_learned_variance(sampler):
             return torch.cat([torch.tanh(x + torch.roll(x, 1, -2)), torch.full_like(x, v)], dim=1)
         return model_fn
 
-    runs = [sample(fused(learned(v), (16, 16), (8, 8)), schedule, (2, 1, 40, 24), sampler, steps=8, seed=0,
+    runs = [sample(fused(learned(v), (16, 16), (8, 8)), schedule, (2, 1, 40, 24), sampler, sample_steps=8, seed=0,
                    dtype=torch.float64, learn_sigma=True) for v in (-1.0, 1.0)]
     assert runs[0].shape == (2, 1, 40, 24) and torch.isfinite(runs[0]).all()
     if sampler == "ddpm":

@@ -1,4 +1,5 @@
-"""What the training loop reads: tensors or map-style Datasets, checked, split, and batched by step.
+"""What the training loop reads: tensors, map-style Datasets or iterables of batches (a
+DataLoader), checked, split, and batched by step.
 
 A Dataset needs ``__len__`` and ``__getitems__`` (a list of positions, or of ``(position, draw)``
 items with an augmentation draw, to a ``(batch, C, H, W)`` tensor), as
@@ -21,9 +22,42 @@ def as_tensor(data, dtype=None) -> torch.Tensor | None:
     return t if dtype is None else t.to(dtype)
 
 
+class BatchStream:
+    """Training batches from an iterable (a DataLoader, a generator), taken in its order and
+    iterated again when it ends (a DataLoader's next epoch). Its batches are tensors, or tuples
+    whose first item is the tiles. The iterable decides the tiles, so a resumed run continues
+    exactly only if it does."""
+
+    def __init__(self, iterable):
+        self.iterable = iterable
+
+    def __len__(self) -> int:
+        dataset = getattr(self.iterable, "dataset", None)
+        if dataset is None or not hasattr(dataset, "__len__"):
+            raise GeodiffError("an iterable of batches has no tile count: give the length of training in steps")
+        return len(dataset)
+
+    def __iter__(self):
+        while True:
+            empty = True
+            for batch in self.iterable:
+                empty = False
+                yield None, as_tensor(batch[0] if isinstance(batch, (tuple, list)) else batch)
+            if empty:
+                raise GeodiffError("the iterable of batches gave no batch")
+
+
 def prepare(data, labels, cond, name: str, dtype: torch.dtype):
-    """``(data, labels, cond)`` checked: a float ``(N, C, H, W)`` finite tensor or a Dataset, with
-    labels and conditioning of matching length; None for no data."""
+    """``(data, labels, cond)`` checked: a float ``(N, C, H, W)`` finite tensor, a Dataset, or an
+    iterable of batches (training data only), with labels and conditioning of matching length;
+    None for no data."""
+    if _is_batch_iterable(data):
+        if name != "data":
+            raise GeodiffError(f"{name} must be a tensor or a Dataset (validation reads it in order)")
+        if labels is not None or cond is not None:
+            raise GeodiffError("with an iterable of batches, labels and cond belong in its batches; "
+                               "pass a Dataset or a tensor to give them separately")
+        return BatchStream(data), None, None
     if isinstance(data, torch.utils.data.Dataset):
         if not hasattr(data, "__getitems__"):
             raise GeodiffError(f"{name} is a Dataset without __getitems__ (positions -> a batch tensor)")
@@ -45,6 +79,12 @@ def prepare(data, labels, cond, name: str, dtype: torch.dtype):
         if other is not None and other.shape[0] != len(x):
             raise GeodiffError(f"{what} has {other.shape[0]} entries for {len(x)} tiles")
     return x, y, c
+
+
+def _is_batch_iterable(data) -> bool:
+    return (isinstance(data, torch.utils.data.DataLoader) or hasattr(data, "__next__")) or (
+        hasattr(data, "__iter__") and not isinstance(data, (torch.Tensor, torch.utils.data.Dataset, list, tuple))
+        and not hasattr(data, "__array__"))
 
 
 def split(train, val, fraction: float, seed: int):
@@ -120,6 +160,8 @@ def batches(data, batch_size: int, grad_accum: int, seed: int, start: int, total
             pin_memory: bool = False):
     """``(positions, tiles)`` for every micro-batch from step ``start`` to ``total``: read in this
     process, or by ``workers`` DataLoader processes for a Dataset."""
+    if isinstance(data, BatchStream):
+        return iter(data)
     plan = StepBatches(data, batch_size, grad_accum, seed, start, total)
     fetch = Fetch(data)
     if workers and not isinstance(data, torch.Tensor):

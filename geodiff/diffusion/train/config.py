@@ -24,9 +24,9 @@ class TrainConfig:
         Maximum global gradient norm (None disables clipping).
     batch_size : int
         Tiles per micro-batch; an optimizer step sees ``batch_size * grad_accum`` tiles.
-    steps, epochs : int / float, optional
+    train_steps, epochs : int / float, optional
         Length of training as total optimizer steps, or as passes over the training tiles
-        (``epochs * N / (batch_size * grad_accum)`` steps); ``steps`` wins when both are given.
+        (``epochs * N / (batch_size * grad_accum)`` steps); ``train_steps`` wins when both are given.
     max_seconds : float, optional
         Time budget of one :meth:`Trainer.fit` call in wall-clock seconds: training stops after
         the first step that ends past it, and the progress bar aims at the steps the budget
@@ -82,7 +82,7 @@ class TrainConfig:
     warmup_steps: int = 0
     grad_clip: float | None = 1.0
     batch_size: int = 16
-    steps: int | None = None
+    train_steps: int | None = None
     epochs: float | None = None
     max_seconds: float | None = None
     grad_accum: int = 1
@@ -124,7 +124,7 @@ class TrainConfig:
             (0.0 <= self.val_fraction < 1.0, "val_fraction must lie in [0, 1)"),
             (0.0 <= self.class_dropout < 1.0, "class_dropout must lie in [0, 1)"),
             (self.log_every >= 1, "log_every must be >= 1"),
-            (self.steps is None or self.steps >= 1, "steps must be >= 1"),
+            (self.train_steps is None or self.train_steps >= 1, "train_steps must be >= 1"),
             (self.epochs is None or self.epochs > 0, "epochs must be > 0"),
             (self.max_seconds is None or self.max_seconds > 0, "max_seconds must be > 0 or None"),
             (self.seed >= 0, "seed must be >= 0"),

@@ -11,7 +11,6 @@ one class whose methods share a run's state: set-up, the model call, a step, val
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -34,6 +33,7 @@ from . import batches as feeding
 from . import state
 from .config import TrainConfig
 from .hooks import Checkpoints, History, Hook, Previews, ProgressBar, Step, TimeBudget
+from .precision import autocast_dtype, gpu_only
 from .rng import (
     DATA,
     NOISE,
@@ -94,13 +94,13 @@ class Trainer:
             raise GeodiffError(
                 "the hybrid loss trains a learned variance: use loss='mse' or a model with learn_sigma=True"
             )
-        self.amp_dtype = self._resolve_amp()
-        self.channels_last = self._gpu_only("channels_last", config.channels_last, default=True)
+        self.amp_dtype = autocast_dtype(config.amp, self.device)
+        self.channels_last = gpu_only("channels_last", config.channels_last, True, self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.forward_model = (
             torch.compile(self.model)
-            if self._gpu_only("compile", config.compile, default=False)
+            if gpu_only("compile", config.compile, False, self.device)
             else self.model
         )
 
@@ -114,25 +114,6 @@ class Trainer:
         self._gen_data = torch.Generator().manual_seed(stream_seed(config.seed, DATA))
         self._gen_noise = torch.Generator(self.device).manual_seed(stream_seed(config.seed, NOISE))
         self._dropout_rng = initial_dropout_state(config.seed, self.device)
-
-    # -- set-up helpers ------------------------------------------------------------------------
-
-    def _resolve_amp(self) -> torch.dtype | None:
-        amp = self.config.amp
-        if amp == "bf16" and self.device.type != "cuda":
-            warnings.warn(
-                f"bf16 autocast is used on CUDA only; training in fp32 on {self.device.type}",
-                stacklevel=3,
-            )
-        return torch.bfloat16 if self.device.type == "cuda" and amp in ("auto", "bf16") else None
-
-    def _gpu_only(self, name: str, value: bool | None, default: bool) -> bool:
-        on_gpu = self.device.type == "cuda"
-        if value and not on_gpu:
-            warnings.warn(
-                f"{name}=True only helps on a GPU; ignored on {self.device.type}", stacklevel=3
-            )
-        return on_gpu and (default if value is None else bool(value))
 
     # -- the model call ------------------------------------------------------------------------
 
@@ -170,14 +151,14 @@ class Trainer:
 
     # -- training ------------------------------------------------------------------------------
 
-    def total_steps(self, n_train: int, steps: int | None = None) -> int:
+    def total_steps(self, n_train: int, train_steps: int | None = None) -> int:
         """Optimizer steps a run over ``n_train`` tiles lasts."""
-        steps = self.config.steps if steps is None else steps
-        if steps is not None:
-            return int(steps)
+        train_steps = self.config.train_steps if train_steps is None else train_steps
+        if train_steps is not None:
+            return int(train_steps)
         if self.config.epochs is None:
             raise GeodiffError(
-                "give the length of training: TrainConfig(steps=...) or epochs=..., or fit(steps=...)"
+                "give the length of training: TrainConfig(train_steps=...) or epochs=..., or fit(train_steps=...)"
             )
         return math.ceil(
             self.config.epochs * n_train / (self.config.batch_size * self.config.grad_accum)
@@ -189,7 +170,7 @@ class Trainer:
         *,
         labels=None,
         cond=None,
-        steps: int | None = None,
+        train_steps: int | None = None,
         val_data=None,
         val_labels=None,
         val_cond=None,
@@ -197,18 +178,20 @@ class Trainer:
         preview_callback: Callable[[int, nn.Module], Any] | None = None,
         hooks: Sequence[Hook] = (),
     ) -> list[dict[str, Any]]:
-        """Train until ``steps`` optimizer steps in total have been taken (a resumed trainer continues).
+        """Train until ``train_steps`` optimizer steps in total have been taken (a resumed trainer continues).
 
         Parameters
         ----------
-        data : Tensor (N, C, H, W)
-            Training tiles, float, finite (typically scaled to [-1, 1]).
+        data : Tensor (N, C, H, W), Dataset or iterable of batches
+            Training tiles, float, finite (typically scaled to [-1, 1]): a tensor, a map-style
+            Dataset with ``__getitems__`` (batches drawn per step, see :mod:`.batches`), or an
+            iterable of batches such as a DataLoader, taken in its order (give ``train_steps``).
         labels : LongTensor (N,), optional
             Class labels (the model needs ``num_classes``).
         cond : Tensor (N, C', h, w), optional
             Low-resolution conditioning images.
-        steps : int, optional
-            Total optimizer steps to reach; defaults to the config's steps or epochs.
+        train_steps : int, optional
+            Total optimizer steps to reach; defaults to the config's train_steps or epochs.
         val_data, val_labels, val_cond : optional
             Validation tiles; otherwise ``config.val_fraction`` of ``data`` is held out.
         callback : callable, optional
@@ -235,7 +218,7 @@ class Trainer:
         train = feeding.prepare(data, labels, cond, "data", dtype)
         val = feeding.prepare(val_data, val_labels, val_cond, "val_data", dtype)
         train, val = feeding.split(train, val, cfg.val_fraction, cfg.seed)
-        total = self.total_steps(len(train[0]), steps)
+        total = self.total_steps(len(train[0]) if train_steps is None and cfg.train_steps is None else 0, train_steps)
         if train[1] is not None and cfg.class_dropout and getattr(self.model, "num_classes", None) is None:
             raise GeodiffError("class_dropout needs a model with num_classes (its null class)")
         run_hooks = self._hooks(val, callback, preview_callback, hooks)
@@ -294,7 +277,7 @@ class Trainer:
             y = None if y is None else y.to(self.device)
             c = None if c_all is None else c_all[idx].to(self.device, non_blocking=True)
             t, weights = self.timestep_draw.sample(
-                cfg.batch_size, device=self.device, generator=self._gen_noise
+                x0.shape[0], device=self.device, generator=self._gen_noise
             )
             noise = draw_noise(
                 cfg.noise, x0.shape, generator=self._gen_noise, device=self.device, dtype=x0.dtype
