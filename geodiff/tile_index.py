@@ -59,6 +59,11 @@ class Tiling:
     scales: tuple[int, ...] = (1,)
 
     def __post_init__(self):
+        # Checked here, once: per scene a TilingError means "smaller than a tile" and skips it.
+        if len(self.tile) != 2 or min(self.tile) < 1:
+            raise TilingError(f"tile size must be positive, got {self.tile}")
+        if not 0 <= self.overlap < min(self.tile):
+            raise TilingError(f"overlap {self.overlap} must be >= 0 and smaller than the tile {self.tile}")
         if not self.scales or any(not isinstance(f, (int, np.integer)) or f < 1 for f in self.scales):
             raise GeodiffError(f"scales must be positive integer factors, got {self.scales!r}")
 

@@ -93,6 +93,15 @@ def test_scenes_that_cannot_train_together_are_refused_before_training(tmp_path,
         geodiff.fit([_scene(0), broken], tile=16, train_steps=1, **TINY)
 
 
+@pytest.mark.parametrize("options,match", [({"tile": 0}, "tile size must be positive"),
+                                           ({"tile": 16, "overlap": 16}, "overlap 16 must be")])
+def test_a_bad_tiling_is_refused_as_such_not_as_scenes_too_small(options, match):
+    from geodiff.errors import TilingError
+
+    with pytest.raises(TilingError, match=match):
+        TileDataset.from_scenes([_scene(0), _scene(1)], progress=False, **options)
+
+
 def test_a_scene_smaller_than_a_tile_is_skipped_with_a_warning_and_counted():
     with pytest.warns(SkippedSceneWarning, match="smaller than a tile"):
         model = geodiff.fit([_scene(0), _scene(1, shape=(8, 8)).rename("small")], tile=16, train_steps=2, **TINY)
