@@ -254,8 +254,14 @@ class DiffusionModel:
 
     def sample_tiles(self, n: int, *, sampler: str = recipe.SAMPLER, sample_steps: int = recipe.SAMPLE_STEPS, seed=0,
                      batch_size: int = 16, like: xr.DataArray | None = None, device=None, progress: bool = True,
-                     renormalise: bool = False, timestep_spacing: str = recipe.TIMESTEP_SPACING) -> xr.DataArray:
+                     renormalise: bool = False, timestep_spacing: str = recipe.TIMESTEP_SPACING,
+                     labels=None, guidance: float = 0.0) -> xr.DataArray:
         """``n`` synthetic tiles in physical units, ``(sample, [band,] y, x)``.
+
+        A class-conditional model (``fit(..., conditional=True)``) samples the ``labels`` asked
+        for: one class name (or index into :attr:`classes`) for all, or one per sample;
+        ``guidance`` is the classifier-free guidance weight (0: plain conditional; each step then
+        calls the network twice). Without labels such a model samples unconditionally.
 
         Each tile is rescaled with a coefficient set drawn from the training tiles' empirical
         joint distribution (Tuel et al. 2023). ``renormalise`` first stretches each generated
@@ -265,8 +271,9 @@ class DiffusionModel:
         """
         if renormalise:
             self.scaler.check_renormalisable()  # before the network runs, not after
+        conditions, names = self._label_conditions(labels, guidance, n)
         z = self.generate(n, sampler=sampler, sample_steps=sample_steps, seed=seed, batch_size=batch_size,
-                          device=device, progress=progress, timestep_spacing=timestep_spacing)
+                          device=device, progress=progress, timestep_spacing=timestep_spacing, conditions=conditions)
         if renormalise:
             z = self.scaler.renormalise(z)
         # One draw of n in a row: coefficient set i is the same whatever n is.
@@ -288,7 +295,44 @@ class DiffusionModel:
         physical.attrs.update(self.provenance(sampler=sampler, sample_steps=sample_steps, seed=seed, coefficients="draw",
                                               timestep_spacing=timestep_spacing, renormalised=int(renormalise)))
         physical.attrs["coefficients"] = drawn.to_dict()
+        if names is not None:
+            physical = physical.assign_coords(label=("sample", names))
+            physical.attrs["guidance"] = float(guidance)
         return physical
+
+    @property
+    def classes(self) -> list[str] | None:
+        """The class vocabulary of a class-conditional model (label ``i`` is ``classes[i]``)."""
+        return self.summary.get("classes")
+
+    def _label_conditions(self, labels, guidance: float, n: int):
+        """``(Conditions, names)`` for sampling ``labels``, or ``(None, None)`` without them."""
+        from geodiff.diffusion.conditions import Conditions
+
+        if labels is None:
+            if guidance:
+                raise GeodiffError("guidance needs labels to guide towards")
+            return None, None
+        if not self.classes:
+            raise GeodiffError("labels need a class-conditional model: fit(..., labels=..., conditional=True)")
+        if not (isinstance(guidance, (int, float)) and guidance >= 0):
+            raise GeodiffError(f"guidance must be a weight >= 0, got {guidance!r}")
+        asked = [labels] * n if isinstance(labels, (str, int)) else list(labels)
+        if len(asked) != n:
+            raise GeodiffError(f"{len(asked)} labels for {n} samples; give one, or one per sample")
+        index = []
+        for name in asked:
+            if isinstance(name, str) and name in self.classes:
+                index.append(self.classes.index(name))
+            elif _is_int(name) and 0 <= name < len(self.classes):
+                index.append(int(name))
+            else:
+                raise GeodiffError(f"unknown class {name!r}; the model's classes are {self.classes}")
+        import torch
+
+        y = torch.tensor(index, dtype=torch.long)
+        return Conditions(labels=y, guidance=float(guidance), null_label=len(self.classes)), \
+            [self.classes[i] for i in index]
 
     def sample_scene(self, n: int, *, like: xr.DataArray | xr.Dataset, coefficients: str = "draw",
                      **options) -> xr.DataArray:

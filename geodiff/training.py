@@ -59,6 +59,7 @@ class FitConfig:
     augment: dict | None
     val_fraction: float
     split: str
+    conditional: bool
     preset: str
     network: dict | None
     schedule: str
@@ -130,6 +131,7 @@ def fit(
     labels=None,
     label_column: str = "label",
     label_rule: str = "majority",
+    conditional: bool = False,
     band_files=None,
     val_fraction: float = 0.0,
     split: str = "auto",
@@ -182,6 +184,11 @@ def fit(
     labels, label_column, label_rule
         Tile labels carried in the index and the dataset: ``"attrs"``, ``"json"`` (BigEarthNet's
         sidecar) or a GeoDataFrame of labelled polygons; see :mod:`geodiff.labels`.
+    conditional
+        Train a class-conditional model on those labels (one class per tile; label dropout
+        ``class_dropout``, 0.1 by default, trains the null class for classifier-free guidance).
+        The model keeps its class vocabulary (``model.classes``) and samples
+        ``sample_tiles(n, labels=..., guidance=w)``.
     band_files
         Band names (``("VV", "VH")``): files differing only by them are the bands of one scene.
     val_fraction, split
@@ -258,18 +265,27 @@ def fit(
             scenes, tile, overlap=overlap, max_nodata=max_nodata, patch=patch, scales=scales, scaler=scaler,
             fill=fill, augment=augment, labels=labels, label_column=label_column, label_rule=label_rule,
             band_files=band_files, progress=progress)
+    if conditional and not dataset.classes:
+        raise GeodiffError("conditional=True needs labels: labels='attrs', 'json' or a GeoDataFrame of polygons")
     # A dataset built beforehand brings its own tiling, scaling and augmentation.
     fit_config = FitConfig(
         dataset.tile, epochs, train_steps, overlap, max_nodata, None if patch is None else tuple(patch),
         tuple(scales), max_tiles, dataset.fill, dataset.scaler.to_config(),
-        asdict(dataset.augment) if dataset.augment.active else None, val_fraction, split, preset, network, schedule,
+        asdict(dataset.augment) if dataset.augment.active else None, val_fraction, split, conditional, preset, network,
+        schedule,
         timesteps, learn_sigma, prediction, noise, batch_size, lr, max_seconds, seed, dict(train_options))
     dataset.index["split"] = split_tiles(dataset.index, val_fraction, split, seed=seed, max_tiles=max_tiles)
     train = dataset.subset(dataset.index["split"].to_numpy() == "train")
     val = dataset.subset(dataset.index["split"].to_numpy() == "val") if val_fraction else None
     channels, (th, tw) = train._loc.shape[1], train.tile
 
-    net = UNet.from_preset(preset, channels, learn_sigma=learn_sigma, **{"seed": init_seed(seed), **(network or {})})
+    y_train, y_val = (_class_index(part, dataset.classes) if part is not None else None for part in (train, val)) \
+        if conditional else (None, None)
+    if conditional:
+        train_options = {"class_dropout": 0.1, **train_options}
+    classes = {"num_classes": len(dataset.classes)} if conditional else {}
+    net = UNet.from_preset(preset, channels, learn_sigma=learn_sigma,
+                           **{"seed": init_seed(seed), **classes, **(network or {})})
     if th % net.divisor or tw % net.divisor:
         raise TilingError(f"tile {th}x{tw} is not divisible by {net.divisor} as the {preset!r} network needs; "
                           f"use a tile size that is a multiple of {net.divisor}")
@@ -279,7 +295,7 @@ def fit(
                          noise=noise, seed=seed, progress=progress, num_workers=num_workers, **train_options)
     trainer = Trainer(net, NoiseSchedule(schedule, timesteps), config, device=device)
     start = time.monotonic()
-    history = trainer.fit(train, val_data=val)
+    history = trainer.fit(train, labels=y_train, val_data=val, val_labels=y_val)
     losses = [r["loss"] for r in history if "loss" in r]
     coefficients = train.coefficients()
     summary = {
@@ -299,6 +315,7 @@ def fit(
         "source": _source(scenes, dataset),
         "train_config": config.to_dict(),
         "fit_config": fit_config.to_dict(),
+        "classes": list(dataset.classes) if conditional else None,
     }
     crs = _single_crs(dataset)
     return DiffusionModel(
@@ -315,6 +332,20 @@ def fit(
         summary=summary,
         versions={**versions(), "geodiff": __version__},
     )
+
+
+def _class_index(dataset, classes: list[str]):
+    """Each tile's class as an index into ``classes``: one label per tile."""
+    import torch
+
+    index = []
+    for i, labels in enumerate(dataset.index["labels"]):
+        if labels is None or len(labels) != 1:
+            raise GeodiffError(f"conditional training takes one class per tile; tile {i} of scene "
+                               f"{dataset.index['scene'].iloc[i]} has {list(labels or [])} (multi-label "
+                               "conditioning is not built yet: label_rule='majority' gives one)")
+        index.append(classes.index(labels[0]))
+    return torch.tensor(index, dtype=torch.long)
 
 
 def _scenes_summary(dataset) -> list[dict]:

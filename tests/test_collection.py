@@ -379,3 +379,37 @@ def test_the_fit_config_is_data_that_trains_the_same_model_again(tmp_path):
     assert config["scaler"]["method"] == "robust" and config["augment"]["flips"] and config["ema_decay"] == 0.99
     again = geodiff.fit(scenes, **config, progress=False)
     assert again.model_id == model.model_id
+
+
+def test_a_class_conditional_model_samples_the_classes_asked_for_with_guidance():
+    a = _scene(0).rename("a").assign_attrs(label="sea")
+    b = _scene(1).rename("b").assign_attrs(label="land")
+    model = geodiff.fit([a, b], tile=16, train_steps=2, labels="attrs", conditional=True, **TINY)
+    assert model.classes == ["land", "sea"] and model.network.config["num_classes"] == 2
+    sea = model.sample_tiles(2, labels="sea", sample_steps=2, seed=0, progress=False)
+    assert list(sea["label"].values) == ["sea", "sea"] and sea.attrs["guidance"] == 0.0
+    land = model.sample_tiles(2, labels=["land", 0], sample_steps=2, seed=0, progress=False)
+    assert not np.allclose(sea.values, land.values)  # the label reaches the network
+    guided = model.sample_tiles(2, labels="sea", guidance=3.0, sample_steps=2, seed=0, progress=False)
+    assert not np.allclose(guided.values, sea.values)
+    with pytest.raises(GeodiffError, match="unknown class"):
+        model.sample_tiles(1, labels="ice", sample_steps=2, progress=False)
+    with pytest.raises(GeodiffError, match="conditional=True needs labels"):
+        geodiff.fit([a, b], tile=16, train_steps=1, conditional=True, **TINY)
+
+
+def test_guidance_moves_the_prediction_to_uncond_plus_one_plus_w_times_the_difference():
+    from geodiff.diffusion import NoiseSchedule
+    from geodiff.diffusion.conditions import Conditions
+    from geodiff.diffusion.samplers import Denoiser
+
+    schedule = NoiseSchedule("cosine", 50)
+
+    def model_fn(x, t, y):  # class c shifts the prediction by c; the null class (2) by 10
+        return x * 0 + torch.where(y == 2, 10.0, y.float())[:, None, None, None]
+
+    x = torch.zeros(2, 1, 4, 4, dtype=torch.float64)
+    conditions = Conditions(labels=torch.tensor([0, 1]), guidance=2.0, null_label=2)
+    out = Denoiser(model_fn, schedule, torch.arange(50), prediction="eps", conditions=conditions)(x, 10)
+    expected = 10 + 3 * (torch.tensor([0.0, 1.0]) - 10)
+    torch.testing.assert_close(out.eps[:, 0, 0, 0], expected.double())

@@ -45,6 +45,12 @@ class Conditions:
         first of them. Needs ``known`` finite everywhere.
     labels : LongTensor (B,), optional
         Class labels, passed to the network as ``y``.
+    guidance : float
+        Classifier-free guidance weight w (Ho & Salimans 2022): the network is also called with
+        ``null_label`` and its output moved to ``uncond + (1 + w) (cond - uncond)``; 0 is plain
+        conditional sampling.
+    null_label : int, optional
+        The network's null class (its ``num_classes``), needed for ``guidance``.
     low_res : Tensor (B, c, h, w), optional
         Low-resolution conditioning image, passed to the network as ``cond``.
     states : sequence of Tensor (B, C, H, W), optional
@@ -60,6 +66,8 @@ class Conditions:
     mask: torch.Tensor | None = None
     start: int | None = None
     labels: torch.Tensor | None = None
+    guidance: float = 0.0
+    null_label: int | None = None
     low_res: torch.Tensor | None = None
     states: Sequence[torch.Tensor] | None = None
     state_weight: torch.Tensor | None = None
@@ -82,6 +90,8 @@ class Conditions:
                 raise ValueError("start needs known values at every pixel")
             if not 0 <= int(self.start) < num_timesteps:
                 raise ValueError(f"start must be a trained timestep 0..{num_timesteps - 1}, got {self.start}")
+        if self.guidance and (self.labels is None or self.null_label is None):
+            raise ValueError("guidance needs labels and the network's null_label")
         for name in ("labels", "low_res"):
             value = getattr(self, name)
             if value is not None and value.shape[0] != shape[0]:
@@ -98,11 +108,12 @@ class Conditions:
         return replace(self, states=cut_states, state_weight=cut(self.state_weight),
                        **{name: cut(getattr(self, name)) for name in ("known", "mask", "labels", "low_res")})
 
-    def network_kwargs(self) -> dict:
-        """Keyword arguments for the network: ``y`` and ``cond`` where given."""
+    def network_kwargs(self, unconditional: bool = False) -> dict:
+        """Keyword arguments for the network: ``y`` and ``cond`` where given (``y`` the null class
+        with ``unconditional``, for guidance)."""
         out = {}
         if self.labels is not None:
-            out["y"] = self.labels
+            out["y"] = torch.full_like(self.labels, self.null_label) if unconditional else self.labels
         if self.low_res is not None:
             out["cond"] = self.low_res
         return out

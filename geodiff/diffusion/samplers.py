@@ -84,6 +84,12 @@ class Denoiser:
         self.calls += 1
         t = torch.full((batch,), self.timestep_map[i], dtype=torch.long, device=x.device)
         out = self.model_fn(x, t, **self.conditions.network_kwargs())
+        if self.conditions.guidance:
+            # Guidance moves the prediction only; a learned variance stays the conditional one.
+            free = self.model_fn(x, t, **self.conditions.network_kwargs(unconditional=True))
+            w = self.conditions.guidance
+            out = torch.cat([free[:, :channels] + (1 + w) * (out[:, :channels] - free[:, :channels]),
+                             out[:, channels:]], dim=1)
         learned = self.learn_sigma if self.learn_sigma is not None else out.shape[1] == 2 * channels
         variance_range = None
         if learned:
