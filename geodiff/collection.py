@@ -12,7 +12,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,10 +84,10 @@ class _Opener:
         for path, part in zip(self.paths, parts):
             if "band" in part.dims:
                 raise SceneError(f"{path} has {part.sizes['band']} bands; band files must each hold one")
-        stacked = xr.concat(parts, dim="band", join="exact", combine_attrs="drop_conflicts")
         units = [part.attrs.get("units") for part in parts]
         if len(set(units)) > 1:
             raise SceneError(f"band files {', '.join(self.paths)} have different units {units}")
+        stacked = xr.concat(parts, dim="band", join="exact", combine_attrs="drop_conflicts")
         return stacked.assign_coords(band=list(self.bands))
 
 
@@ -190,9 +190,8 @@ def _band_key(path: Path, bands: tuple[str, ...]) -> tuple[str, str | None]:
     parts = re.split(r"([_.-])", path.stem)
     for i, part in enumerate(parts):
         if part in bands:
-            rest = parts[:i] + parts[i + 1:]
-            if i > 0:
-                rest = parts[:i - 1] + parts[i + 1:]  # drop the separator before the band too
+            # The band name goes with its separator: the one before it, or after it at the start.
+            rest = parts[:i - 1] + parts[i + 1:] if i > 0 else parts[i + 2:]
             return str(path.with_name("".join(rest))), part
     return str(path), None
 
@@ -213,8 +212,3 @@ def sidecar(member: Member, suffix: str) -> Path | None:
         return None
     path = Path(member.sources[0]).with_name(member.id + suffix)
     return path if path.exists() else None
-
-
-def describe(members: Iterable[Member]) -> list[dict]:
-    """``{"id", "sources"}`` per member, for a model's summary."""
-    return [{"id": m.id, "sources": list(m.sources)} for m in members]

@@ -21,7 +21,7 @@ from geodiff.collection import Member, collect
 from geodiff.errors import GeodiffError
 from geodiff.labels import label_source, multi_hot, vocabulary
 from geodiff.scaling import Coefficients, Scaler
-from geodiff.tile_index import Indexed, Tiling, index_tiles
+from geodiff.tile_index import Tiling, index_tiles
 from geodiff.tiling.augment import coarsened
 from geodiff.tiling.fill import FillMethod, fill_planes
 from geodiff.tiling.grid import _pair
@@ -65,6 +65,8 @@ class TileDataset(torch.utils.data.Dataset):
         One row per tile (see :mod:`geodiff.tile_index`); item ``i`` is row ``i``.
     members
         The scenes, by id.
+    tiling : Tiling
+        How the tiles were cut (``tile`` is its tile size).
     scaler, fill, augment
         How every tile is scaled, gap-filled and augmented.
     classes
@@ -75,12 +77,12 @@ class TileDataset(torch.utils.data.Dataset):
         ``(scene id, why)`` of the scenes that gave no tile.
     """
 
-    def __init__(self, index, members: dict[str, Member], *, scaler: Scaler, tile, fill: FillMethod = "nearest",
+    def __init__(self, index, members: dict[str, Member], *, scaler: Scaler, tiling: Tiling, fill: FillMethod = "nearest",
                  augment: Augment | None = None, bands=None, units=None, skipped=(), cache_bytes: int = CACHE_BYTES):
         self.index = index.reset_index(drop=True)
         self.members = members
         self.scaler, self.fill, self.augment = scaler, fill, augment or Augment()
-        self.tile = _pair(tile)
+        self.tiling, self.tile = tiling, tiling.tile
         self.bands, self.units, self.skipped = bands, units, list(skipped)
         self.classes = vocabulary(self.index["labels"])
         self.cache_bytes = cache_bytes
@@ -121,19 +123,15 @@ class TileDataset(torch.utils.data.Dataset):
         tiling = Tiling(_pair(tile), overlap, max_nodata, patch, tuple(scales))
         found = index_tiles(members, tiling, scaler, labels=label_source(labels, column=label_column, rule=label_rule),
                             progress=progress)
-        return cls._from_indexed(found, members, scaler, tiling.tile, fill, augment)
-
-    @classmethod
-    def _from_indexed(cls, found: Indexed, members, scaler, tile, fill, augment) -> TileDataset:
-        return cls(found.index, {m.id: m for m in members}, scaler=scaler, tile=tile, fill=fill, augment=augment,
-                   bands=found.bands, units=found.units, skipped=found.skipped)
+        return cls(found.index, {m.id: m for m in members}, scaler=scaler, tiling=tiling, fill=fill,
+                   augment=augment, bands=found.bands, units=found.units, skipped=found.skipped)
 
     def subset(self, rows) -> TileDataset:
         """The dataset over index rows ``rows`` (positions or a boolean mask), e.g. a split or the
         tiles of an area (``ds.subset(ds.index.intersects(aoi))``)."""
         rows = np.asarray(rows)
         picked = self.index.iloc[np.flatnonzero(rows) if rows.dtype == bool else rows]
-        return TileDataset(picked, self.members, scaler=self.scaler, tile=self.tile, fill=self.fill,
+        return TileDataset(picked, self.members, scaler=self.scaler, tiling=self.tiling, fill=self.fill,
                            augment=self.augment, bands=self.bands, units=self.units, skipped=self.skipped,
                            cache_bytes=self.cache_bytes)
 
@@ -223,8 +221,6 @@ class TileDataset(torch.utils.data.Dataset):
         return Coefficients(self.scaler.method, self._loc, self._scale, self._window[:, 0], self._window[:, 1],
                             self.bands, self.units, self.scaler.db, {"scene": self._scene.tolist()})
 
-    def tiles_per_scene(self) -> dict[str, int]:
-        return {str(k): int(v) for k, v in self.index["scene"].value_counts(sort=False).items()}
 
 
 def _open_coarsened(member: Member, factor: int) -> xr.DataArray:

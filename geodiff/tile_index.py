@@ -20,13 +20,9 @@ from geodiff.collection import Member
 from geodiff.errors import GeodiffError, SceneError, TilingError
 from geodiff.labels import LabelSource, scene_labels, tile_labels
 from geodiff.scaling import Scaler
-from geodiff.scaling.db import check_power
+from geodiff.scaling.db import nonpositive_counts, power_fraction
 from geodiff.tiling import TileGrid, nodata_filter, patch_filter, valid_fraction
 from geodiff.tiling.augment import coarsened
-
-#: Columns every index has, besides per-band ``loc_<band>`` / ``scale_<band>``.
-COLUMNS = ("scene", "row", "col", "factor", "height", "width", "nodata", "labels", "split", "crs",
-           "footprint", "geometry")
 
 
 class SkippedSceneWarning(UserWarning):
@@ -103,20 +99,23 @@ def index_tiles(members: list[Member], tiling: Tiling, scaler: Scaler, *, labels
         scene = member.open()
         first = first or (member, scene)
         _check_like(first, member, scene)
-        if scaler.db:
-            check_power(scene.data)
         whole = scene_labels(labels, member, scene) if labels is not None and labels.kind != "polygons" else None
         if labels is not None and labels.kind != "polygons" and whole is None:
             unlabelled.append(member.id)
             continue
         try:
-            found = [r for f in tiling.scales if (r := _index_scene(member, scene, f, tiling, stats_scaler, labels,
-                                                                    whole)) is not None]
+            plans = [plan for f in tiling.scales if (plan := _plan(scene, f, tiling, stats_scaler)) is not None]
         except TilingError:
             if len(members) == 1:
                 raise  # one scene: the tiling itself is wrong
             skipped.append((member.id, f"smaller than a tile of {tiling.tile[0]}x{tiling.tile[1]} px"))
             continue
+        # Every scale's statistics and the dB check in one pass: the scene is read once.
+        power = nonpositive_counts(scene.data) if scaler.db else ()
+        measured, power = dask.compute([p.lazy for p in plans], power)
+        if scaler.db:
+            power_fraction(*power)
+        found = [r for p, m in zip(plans, measured) if (r := _rows(member, scene, p, m, tiling, labels, whole))]
         if not found:
             skipped.append((member.id, "no tile passes the nodata and patch filters"))
             continue
@@ -155,7 +154,17 @@ def _band_names(scene: xr.DataArray) -> list[str] | None:
     return [str(b) for b in scene["band"].values] if "band" in scene.coords and scene.sizes["band"] > 1 else None
 
 
-def _index_scene(member, scene, factor, tiling, scaler, labels, whole) -> dict | None:
+@dataclass
+class _Plan:
+    """One scale of one scene: its tile grid and the lazy per-tile measures."""
+
+    factor: int
+    source: xr.DataArray
+    grid: TileGrid
+    lazy: dict
+
+
+def _plan(scene: xr.DataArray, factor: int, tiling: Tiling, scaler: Scaler) -> _Plan | None:
     source = coarsened(scene, factor)
     if factor > 1 and min(source.sizes["y"] / tiling.tile[0], source.sizes["x"] / tiling.tile[1]) < 1:
         return None  # too small for the coarser scales only
@@ -164,10 +173,16 @@ def _index_scene(member, scene, factor, tiling, scaler, labels, whole) -> dict |
     keep = nodata_filter(tiles, tiling.max_nodata)
     if tiling.patch is not None:
         keep = keep & patch_filter(tiles, *tiling.patch)
-    counts = np.isfinite(tiles).sum(("y", "x"))
     loc, scale = scaler.statistics(tiles)
-    keep, valid, counts, loc, scale = dask.compute(keep, valid_fraction(tiles), counts, loc, scale)
-    picked = np.flatnonzero(keep.values)
+    lazy = {"keep": keep, "valid": valid_fraction(tiles), "count": np.isfinite(tiles).sum(("y", "x")),
+            "loc": loc, "scale": scale}
+    return _Plan(factor, source, grid, lazy)
+
+
+def _rows(member, scene, plan: _Plan, measured: dict, tiling: Tiling, labels, whole) -> dict | None:
+    """The index rows of the tiles of one scale that pass the filters."""
+    factor, source, grid = plan.factor, plan.source, plan.grid
+    picked = np.flatnonzero(measured["keep"].values)
     if picked.size == 0:
         return None
     origins = grid.origins[picked]
@@ -177,14 +192,13 @@ def _index_scene(member, scene, factor, tiling, scaler, labels, whole) -> dict |
         "scene": [member.id] * picked.size,
         "row": origins[:, 0] * factor, "col": origins[:, 1] * factor, "factor": [factor] * picked.size,
         "height": [tiling.tile[0] * factor] * picked.size, "width": [tiling.tile[1] * factor] * picked.size,
-        "nodata": 1.0 - valid.values[picked],
+        "nodata": 1.0 - measured["valid"].values[picked],
     }
     names = _band_names(scene) or [str(i) for i in range(scene.sizes["band"])]
     for k, name in enumerate(names):
         suffix = "" if len(names) == 1 else f"_{name}"
-        columns[f"loc{suffix}"] = loc.transpose("tile", "band").values[picked, k]
-        columns[f"scale{suffix}"] = scale.transpose("tile", "band").values[picked, k]
-        columns[f"count{suffix}"] = counts.transpose("tile", "band").values[picked, k]
+        for column in ("loc", "scale", "count"):
+            columns[f"{column}{suffix}"] = measured[column].transpose("tile", "band").values[picked, k]
     if labels is None:
         columns["labels"] = [None] * picked.size
     elif labels.kind == "polygons":

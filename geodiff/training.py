@@ -268,20 +268,23 @@ def fit(
     if conditional and not dataset.classes:
         raise GeodiffError("conditional=True needs labels: labels='attrs', 'json' or a GeoDataFrame of polygons")
     # A dataset built beforehand brings its own tiling, scaling and augmentation.
+    cut = dataset.tiling
     fit_config = FitConfig(
-        dataset.tile, epochs, train_steps, overlap, max_nodata, None if patch is None else tuple(patch),
-        tuple(scales), max_tiles, dataset.fill, dataset.scaler.to_config(),
+        cut.tile, epochs, train_steps, cut.overlap, cut.max_nodata, None if cut.patch is None else tuple(cut.patch),
+        tuple(cut.scales), max_tiles, dataset.fill, dataset.scaler.to_config(),
         asdict(dataset.augment) if dataset.augment.active else None, val_fraction, split, conditional, preset, network,
         schedule,
         timesteps, learn_sigma, prediction, noise, batch_size, lr, max_seconds, seed, dict(train_options))
-    dataset.index["split"] = split_tiles(dataset.index, val_fraction, split, seed=seed, max_tiles=max_tiles)
-    train = dataset.subset(dataset.index["split"].to_numpy() == "train")
-    val = dataset.subset(dataset.index["split"].to_numpy() == "val") if val_fraction else None
+    # The split is this fit's: the caller's dataset (and its index) stay as they were.
+    split_of = split_tiles(dataset.index, val_fraction, split, seed=seed, max_tiles=max_tiles)
+    train = dataset.subset(split_of == "train")
+    val = dataset.subset(split_of == "val") if val_fraction else None
     channels, (th, tw) = train._loc.shape[1], train.tile
 
-    y_train, y_val = (_class_index(part, dataset.classes) if part is not None else None for part in (train, val)) \
-        if conditional else (None, None)
+    y_train = y_val = None
     if conditional:
+        y_train = _class_index(train, dataset.classes)
+        y_val = None if val is None else _class_index(val, dataset.classes)
         train_options = {"class_dropout": 0.1, **train_options}
     classes = {"num_classes": len(dataset.classes)} if conditional else {}
     net = UNet.from_preset(preset, channels, learn_sigma=learn_sigma,
@@ -301,7 +304,7 @@ def fit(
     summary = {
         "tiles": len(train),
         "tile_origins": {"row": coefficients.row.tolist(), "col": coefficients.col.tolist()},
-        "scenes": _scenes_summary(dataset),
+        "scenes": _scenes_summary(dataset, split_of),
         "skipped_scenes": [{"id": i, "why": why} for i, why in dataset.skipped],
         "split": {"by": _split_kind(dataset, split) if val_fraction else None, "val_fraction": val_fraction,
                   "val_tiles": 0 if val is None else len(val)},
@@ -348,8 +351,8 @@ def _class_index(dataset, classes: list[str]):
     return torch.tensor(index, dtype=torch.long)
 
 
-def _scenes_summary(dataset) -> list[dict]:
-    counts = dataset.index.groupby("scene")["split"].value_counts().unstack(fill_value=0)
+def _scenes_summary(dataset, split_of: np.ndarray) -> list[dict]:
+    counts = dataset.index.assign(split=split_of).groupby("scene")["split"].value_counts().unstack(fill_value=0)
     out = []
     for scene_id, member in dataset.members.items():
         if scene_id not in counts.index:

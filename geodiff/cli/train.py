@@ -47,6 +47,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from geodiff.files import atomic_file, check_destination
     from geodiff.scaling import Scaler
+    from geodiff.splits import split_tiles
     from geodiff.tile_dataset import TileDataset
     from geodiff.training import check_training_args, fit
 
@@ -66,9 +67,11 @@ def run(args: argparse.Namespace) -> int:
                                       band=args.band, nodata=args.nodata, units=args.units)
     model = fit(dataset, args.tile, args.epochs, **options)
     if args.index:
+        # The same call as fit's, so the column is the split the model was trained with.
+        index = dataset.index.assign(split=split_tiles(dataset.index, args.val_fraction, seed=args.seed))
         with atomic_file(args.index, overwrite=args.overwrite) as tmp:
-            dataset.index.to_parquet(tmp)
-        print(f"tile index ({len(dataset.index)} tiles) written to {args.index}")
+            index.to_parquet(tmp)
+        print(f"tile index ({len(index)} tiles) written to {args.index}")
     model.save(args.out, overwrite=args.overwrite)
     print(model)
     print(f"saved to {args.out}")

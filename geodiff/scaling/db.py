@@ -28,8 +28,18 @@ def check_power(values) -> float:
     """
     import dask
 
+    return power_fraction(*dask.compute(*nonpositive_counts(values)))
+
+
+def nonpositive_counts(values):
+    """``(values <= 0, finite values)`` counts, lazy for dask data: to compute with other
+    reductions of the same data in one pass, then check with :func:`power_fraction`."""
     finite = np.isfinite(values)
-    nonpositive, count = dask.compute((finite & (values <= 0)).sum(), finite.sum())
+    return (finite & (values <= 0)).sum(), finite.sum()
+
+
+def power_fraction(nonpositive, count) -> float:
+    """:func:`check_power` on counts already computed."""
     fraction = float(nonpositive) / max(int(count), 1)
     if fraction > DB_MAX_NONPOSITIVE:
         raise GeodiffError(

@@ -82,9 +82,8 @@ def prepare(data, labels, cond, name: str, dtype: torch.dtype):
 
 
 def _is_batch_iterable(data) -> bool:
-    return (isinstance(data, torch.utils.data.DataLoader) or hasattr(data, "__next__")) or (
-        hasattr(data, "__iter__") and not isinstance(data, (torch.Tensor, torch.utils.data.Dataset, list, tuple))
-        and not hasattr(data, "__array__"))
+    """A DataLoader or a generator of batches, not tiles (a tensor, an array, a list of tiles)."""
+    return isinstance(data, torch.utils.data.DataLoader) or hasattr(data, "__next__")
 
 
 def split(train, val, fraction: float, seed: int):
