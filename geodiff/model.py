@@ -7,8 +7,9 @@ scenes is in :mod:`geodiff.sampling`, the engine in :mod:`geodiff.diffusion`.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,8 @@ class DiffusionModel:
         network = self.network.to(device)
         clip = self.clip_range if clip == "auto" else clip
         conditions = conditions or Conditions()
-        if shape == self.tile:
+        label_map = conditions.labels is not None and conditions.labels.ndim == 3
+        if shape == self.tile and not label_map:
             model_fn, group = network, batch_size
         else:  # all canvases at once: the network's batches are their windows
             model_fn, group = fused(network, self.tile, stride, batch_size=batch_size), n
@@ -259,9 +261,13 @@ class DiffusionModel:
         """``n`` synthetic tiles in physical units, ``(sample, [band,] y, x)``.
 
         A class-conditional model (``fit(..., conditional=True)``) samples the ``labels`` asked
-        for: one class name (or index into :attr:`classes`) for all, or one per sample;
-        ``guidance`` is the classifier-free guidance weight (0: plain conditional; each step then
-        calls the network twice). Without labels such a model samples unconditionally.
+        for: one class name (or index into :attr:`classes`) for all, or one per sample; a
+        multi-label model takes a set of names in place of a name (a tuple or set for all samples;
+        lists inside the list of per-sample entries). ``guidance``
+        is the classifier-free guidance weight (0: plain conditional; > 0 calls the network
+        twice a step). Without labels such a model samples unconditionally. The ``label``
+        coordinate names each sample's classes (joined by ``|``), and its coefficients are drawn
+        from training tiles of those classes.
 
         Each tile is rescaled with a coefficient set drawn from the training tiles' empirical
         joint distribution (Tuel et al. 2023). ``renormalise`` first stretches each generated
@@ -271,13 +277,13 @@ class DiffusionModel:
         """
         if renormalise:
             self.scaler.check_renormalisable()  # before the network runs, not after
-        conditions, names = self._label_conditions(labels, guidance, n)
+        conditions, label_sets = self._label_conditions(labels, guidance, n)
         z = self.generate(n, sampler=sampler, sample_steps=sample_steps, seed=seed, batch_size=batch_size,
                           device=device, progress=progress, timestep_spacing=timestep_spacing, conditions=conditions)
         if renormalise:
             z = self.scaler.renormalise(z)
         # One draw of n in a row: coefficient set i is the same whatever n is.
-        drawn = self.coefficients.draw(n, seed=seed)
+        drawn = self.coefficients.draw(n, seed=seed, labels=label_sets)
         dims = ("sample", "band", "y", "x") if self.bands else ("sample", "y", "x")
         values = z if self.bands else z[:, 0]
         coords = {"sample": np.arange(n), "y": np.arange(self.tile[0]), "x": np.arange(self.tile[1])}
@@ -295,8 +301,8 @@ class DiffusionModel:
         physical.attrs.update(self.provenance(sampler=sampler, sample_steps=sample_steps, seed=seed, coefficients="draw",
                                               timestep_spacing=timestep_spacing, renormalised=int(renormalise)))
         physical.attrs["coefficients"] = drawn.to_dict()
-        if names is not None:
-            physical = physical.assign_coords(label=("sample", names))
+        if label_sets is not None:
+            physical = physical.assign_coords(label=("sample", ["|".join(names) for names in label_sets]))
             physical.attrs["guidance"] = float(guidance)
         return physical
 
@@ -305,34 +311,48 @@ class DiffusionModel:
         """The class vocabulary of a class-conditional model (label ``i`` is ``classes[i]``)."""
         return self.summary.get("classes")
 
+    @property
+    def multi_label(self) -> bool:
+        """Whether the model is conditioned on sets of classes (multi-hot) rather than one class."""
+        return bool(self.summary.get("multi_label"))
+
+    def label_index(self, name) -> int:
+        """Index into :attr:`classes` of a class name (or of an index already)."""
+        if isinstance(name, str) and name in self.classes:
+            return self.classes.index(name)
+        if _is_int(name) and 0 <= name < len(self.classes):
+            return int(name)
+        raise GeodiffError(f"unknown class {name!r}; the model's classes are {self.classes}")
+
     def _label_conditions(self, labels, guidance: float, n: int):
-        """``(Conditions, names)`` for sampling ``labels``, or ``(None, None)`` without them."""
+        """``(Conditions, label sets)`` for sampling ``labels`` (one sorted list of names per
+        sample), or ``(None, None)`` without them."""
         from geodiff.diffusion.conditions import Conditions
 
         if labels is None:
             if guidance:
                 raise GeodiffError("guidance needs labels to guide towards")
             return None, None
-        if not self.classes:
-            raise GeodiffError("labels need a class-conditional model: fit(..., labels=..., conditional=True)")
-        if not (isinstance(guidance, (int, float)) and guidance >= 0):
-            raise GeodiffError(f"guidance must be a weight >= 0, got {guidance!r}")
-        asked = [labels] * n if isinstance(labels, (str, int)) else list(labels)
+        check_guidance(self, guidance)
+        one = isinstance(labels, (str, Integral)) or (self.multi_label and _is_label_set(labels))
+        asked = [labels] * n if one else list(labels)
         if len(asked) != n:
             raise GeodiffError(f"{len(asked)} labels for {n} samples; give one, or one per sample")
-        index = []
-        for name in asked:
-            if isinstance(name, str) and name in self.classes:
-                index.append(self.classes.index(name))
-            elif _is_int(name) and 0 <= name < len(self.classes):
-                index.append(int(name))
-            else:
-                raise GeodiffError(f"unknown class {name!r}; the model's classes are {self.classes}")
+        sets = []
+        for entry in asked:
+            names = [entry] if isinstance(entry, (str, Integral)) else list(entry)
+            if len(names) != 1 and not self.multi_label:
+                raise GeodiffError(f"this model takes one class per sample, got {entry!r}")
+            sets.append(sorted(self.classes[self.label_index(name)] for name in names))
         import torch
 
-        y = torch.tensor(index, dtype=torch.long)
-        return Conditions(labels=y, guidance=float(guidance), null_label=len(self.classes)), \
-            [self.classes[i] for i in index]
+        if self.multi_label:
+            from geodiff.labels import multi_hot
+
+            y = torch.from_numpy(np.stack([multi_hot(names, self.classes) for names in sets]))
+        else:
+            y = torch.tensor([self.classes.index(names[0]) for names in sets], dtype=torch.long)
+        return Conditions(labels=y, guidance=float(guidance), null_label=len(self.classes)), sets
 
     def sample_scene(self, n: int, *, like: xr.DataArray | xr.Dataset, coefficients: str = "draw",
                      **options) -> xr.DataArray:
@@ -384,6 +404,19 @@ class DiffusionModel:
                                 tmp / _WEIGHTS)
             write_json_atomic(config, tmp / _CONFIG)
         return path
+
+
+def check_guidance(model: DiffusionModel, guidance) -> None:
+    """Refuse labels for an unconditional model and a guidance weight that is not >= 0."""
+    if not model.classes:
+        raise GeodiffError("labels need a class-conditional model: fit(..., labels=..., conditional=True)")
+    if not (isinstance(guidance, Real) and not isinstance(guidance, bool) and math.isfinite(guidance) and guidance >= 0):
+        raise GeodiffError(f"guidance must be a weight >= 0, got {guidance!r}")
+
+
+def _is_label_set(value) -> bool:
+    """A collection of class names for one sample (not a sequence of per-sample entries)."""
+    return isinstance(value, (tuple, set, frozenset))
 
 
 def sample_seeds(seed: int, start: int, count: int) -> list[int]:

@@ -217,9 +217,12 @@ class TileDataset(torch.utils.data.Dataset):
 
     def coefficients(self) -> Coefficients:
         """The tiles' scaling coefficients with their scene-pixel origins (and scene ids in
-        ``meta["scene"]``), as a fitted model keeps them."""
+        ``meta["scene"]``, labels in ``meta["labels"]``), as a fitted model keeps them."""
+        meta = {"scene": self._scene.tolist()}
+        if self.classes:
+            meta["labels"] = [list(v or []) for v in self.index["labels"]]
         return Coefficients(self.scaler.method, self._loc, self._scale, self._window[:, 0], self._window[:, 1],
-                            self.bands, self.units, self.scaler.db, {"scene": self._scene.tolist()})
+                            self.bands, self.units, self.scaler.db, meta)
 
 
 

@@ -185,8 +185,10 @@ def fit(
         Tile labels carried in the index and the dataset: ``"attrs"``, ``"json"`` (BigEarthNet's
         sidecar) or a GeoDataFrame of labelled polygons; see :mod:`geodiff.labels`.
     conditional
-        Train a class-conditional model on those labels (one class per tile; label dropout
-        ``class_dropout``, 0.1 by default, trains the null class for classifier-free guidance).
+        Train a class-conditional model on those labels: one class per tile, or a set of
+        classes per tile (a multi-hot embedding) where any tile has several, as BigEarthNet's
+        do; unlabelled tiles train the null class. Label dropout ``class_dropout``, 0.1 by default, trains the null class
+        for classifier-free guidance.
         The model keeps its class vocabulary (``model.classes``) and samples
         ``sample_tiles(n, labels=..., guidance=w)``.
     band_files
@@ -282,9 +284,10 @@ def fit(
     channels, (th, tw) = train._loc.shape[1], train.tile
 
     y_train = y_val = None
+    multi_label = conditional and _is_multi_label(dataset)
     if conditional:
-        y_train = _class_index(train, dataset.classes)
-        y_val = None if val is None else _class_index(val, dataset.classes)
+        y_train = _class_targets(train, dataset.classes, multi_label)
+        y_val = None if val is None else _class_targets(val, dataset.classes, multi_label)
         train_options = {"class_dropout": 0.1, **train_options}
     classes = {"num_classes": len(dataset.classes)} if conditional else {}
     net = UNet.from_preset(preset, channels, learn_sigma=learn_sigma,
@@ -319,6 +322,7 @@ def fit(
         "train_config": config.to_dict(),
         "fit_config": fit_config.to_dict(),
         "classes": list(dataset.classes) if conditional else None,
+        "multi_label": multi_label,
     }
     crs = _single_crs(dataset)
     return DiffusionModel(
@@ -337,18 +341,20 @@ def fit(
     )
 
 
-def _class_index(dataset, classes: list[str]):
-    """Each tile's class as an index into ``classes``: one label per tile."""
+def _class_targets(dataset, classes: list[str], multi_label: bool):
+    """Each tile's class as an index into ``classes``, or its classes as a multi-hot row; a tile
+    without a label gets the null class (index ``len(classes)``, an all-zero row)."""
     import torch
 
-    index = []
-    for i, labels in enumerate(dataset.index["labels"]):
-        if labels is None or len(labels) != 1:
-            raise GeodiffError(f"conditional training takes one class per tile; tile {i} of scene "
-                               f"{dataset.index['scene'].iloc[i]} has {list(labels or [])} (multi-label "
-                               "conditioning is not built yet: label_rule='majority' gives one)")
-        index.append(classes.index(labels[0]))
-    return torch.tensor(index, dtype=torch.long)
+    if multi_label:
+        return dataset.labels()
+    return torch.tensor([classes.index(labels[0]) if labels else len(classes) for labels in dataset.index["labels"]],
+                        dtype=torch.long)
+
+
+def _is_multi_label(dataset) -> bool:
+    """Whether any tile carries several classes (BigEarthNet's land cover)."""
+    return any(len(labels or ()) > 1 for labels in dataset.index["labels"])
 
 
 def _scenes_summary(dataset, split_of: np.ndarray) -> list[dict]:

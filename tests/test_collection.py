@@ -289,6 +289,16 @@ def test_bigearthnet_multi_label_json_sidecars():
     assert model.coefficients.meta["scene"] == list(ds.index["scene"])
     synth = model.sample_scene(1, like=ds.members[ds.index["scene"][0]].open(), sample_steps=2)
     assert synth.rio.crs == ds.members[ds.index["scene"][0]].open().rio.crs
+    # Multi-label conditioning: a set of classes per tile, embedded multi-hot.
+    conditional = geodiff.fit(ds, train_steps=2, batch_size=4, conditional=True, **TINY)
+    assert conditional.multi_label and conditional.classes == ds.classes
+    first = list(ds.index["labels"][0])
+    tiles = conditional.sample_tiles(3, labels=tuple(first), guidance=1.0, sample_steps=2, progress=False)
+    assert list(tiles["label"].values) == ["|".join(first)] * 3
+    drawn = tiles.attrs["coefficients"]["meta"]["labels"]
+    assert all(set(first) <= set(have) for have in drawn)  # ranges of tiles with those classes
+    with pytest.raises(GeodiffError, match="unknown class"):
+        conditional.sample_tiles(1, labels=("Sea", "not a class"), sample_steps=2, progress=False)
 
 
 # -- training from the stream ------------------------------------------------------------------
@@ -416,6 +426,11 @@ def test_a_class_conditional_model_samples_the_classes_asked_for_with_guidance()
     assert not np.allclose(guided.values, sea.values)
     with pytest.raises(GeodiffError, match="unknown class"):
         model.sample_tiles(1, labels="ice", sample_steps=2, progress=False)
+    with pytest.raises(GeodiffError, match="one class per sample"):
+        model.sample_tiles(1, labels=[["sea", "land"]], sample_steps=2, progress=False)
+    with pytest.raises(GeodiffError, match="weight >= 0"):
+        model.sample_tiles(1, labels="sea", guidance=-1.0, sample_steps=2, progress=False)
+    assert not model.multi_label and set(sea.attrs["coefficients"]["meta"]["scene"]) == {"a"}  # sea ranges
     with pytest.raises(GeodiffError, match="conditional=True needs labels"):
         geodiff.fit([a, b], tile=16, train_steps=1, conditional=True, **TINY)
 

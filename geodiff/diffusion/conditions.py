@@ -43,8 +43,11 @@ class Conditions:
         Trained timestep to start from instead of T-1 (SDEdit, Meng et al. 2022): the sampler
         visits only its timesteps at or below ``start`` and begins from ``known`` noised to the
         first of them. Needs ``known`` finite everywhere.
-    labels : LongTensor (B,), optional
-        Class labels, passed to the network as ``y``.
+    labels : LongTensor (B,) or (B, H, W), or Tensor (B, classes), optional
+        Class labels, passed to the network as ``y``: one class per sample, a float multi-hot
+        row per sample (multi-label; all zeros is the null class), or for canvases a class per
+        pixel (a label map: each window takes the class at its centre, see
+        :func:`~geodiff.diffusion.windows.fused`).
     guidance : float
         Classifier-free guidance weight w (Ho & Salimans 2022): the network is also called with
         ``null_label`` and its output moved to ``uncond + (1 + w) (cond - uncond)``; 0 is plain
@@ -92,6 +95,8 @@ class Conditions:
                 raise ValueError(f"start must be a trained timestep 0..{num_timesteps - 1}, got {self.start}")
         if self.guidance and (self.labels is None or self.null_label is None):
             raise ValueError("guidance needs labels and the network's null_label")
+        if self.labels is not None and self.labels.ndim == 3 and tuple(self.labels.shape[1:]) != tuple(shape[-2:]):
+            raise ValueError(f"a label map of {tuple(self.labels.shape[1:])} pixels for a canvas of {tuple(shape[-2:])}")
         for name in ("labels", "low_res"):
             value = getattr(self, name)
             if value is not None and value.shape[0] != shape[0]:
@@ -113,7 +118,12 @@ class Conditions:
         with ``unconditional``, for guidance)."""
         out = {}
         if self.labels is not None:
-            out["y"] = torch.full_like(self.labels, self.null_label) if unconditional else self.labels
+            if not unconditional:
+                out["y"] = self.labels
+            elif self.labels.is_floating_point():
+                out["y"] = torch.zeros_like(self.labels)
+            else:
+                out["y"] = torch.full_like(self.labels, self.null_label)
         if self.low_res is not None:
             out["cond"] = self.low_res
         return out

@@ -351,6 +351,8 @@ class UNet(nn.Module):
             )
         if y is not None and self.class_embed is None:
             raise GeodiffError("class labels given to a UNet built without num_classes")
+        if y is not None and y.is_floating_point() and (y.ndim != 2 or y.shape[1] != self.num_classes):
+            raise GeodiffError(f"multi-hot labels must be (B, {self.num_classes}), got {tuple(y.shape)}")
         if self.cond_channels and cond is None:
             raise GeodiffError(
                 f"this UNet needs a {self.cond_channels}-channel conditioning image (cond=)"
@@ -362,6 +364,13 @@ class UNet(nn.Module):
                 f"cond must be (B, {self.cond_channels}, h, w) for this UNet, got "
                 f"{None if cond is None else tuple(cond.shape)}"
             )
+
+    def _class_embedding(self, y: torch.Tensor) -> torch.Tensor:
+        if not y.is_floating_point():
+            return self.class_embed(y)
+        table = self.class_embed.weight
+        null = (y.sum(1, keepdim=True) == 0).to(table.dtype)
+        return y.to(table.dtype) @ table[:-1] + null * table[-1]
 
     def forward(
         self,
@@ -378,8 +387,10 @@ class UNet(nn.Module):
             Noisy tiles.
         t : Tensor (B,) or scalar
             Timesteps of the trained schedule (0..T-1; fractional values allowed).
-        y : LongTensor (B,), optional
+        y : LongTensor (B,) or Tensor (B, num_classes), optional
             Class labels in ``0..num_classes``; ``num_classes`` (or omitting ``y``) is the null class.
+            Multi-label: a float multi-hot ``(B, num_classes)``, embedded as the sum of its
+            classes' embeddings; an all-zero row is the null class.
         cond : Tensor (B, cond_channels, h, w), optional
             Low-resolution conditioning image, resized bilinearly to (H, W).
 
@@ -395,7 +406,7 @@ class UNet(nn.Module):
         if self.class_embed is not None:
             if y is None:
                 y = torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
-            emb = emb + self.class_embed(y)
+            emb = emb + self._class_embedding(y)
         if cond is not None:
             cond = F.interpolate(
                 cond.to(x.dtype), size=x.shape[-2:], mode="bilinear", align_corners=False

@@ -54,8 +54,11 @@ def fused(model_fn: Callable, window: tuple[int, int], stride: tuple[int, int], 
 
     Each canvas is cut into windows of ``window`` pixels every ``stride`` pixels (see
     :func:`window_starts`); the windows of all canvases go through ``model_fn`` in batches of
-    ``batch_size``, each with its canvas's timestep (and label), and their outputs are averaged
+    ``batch_size``, each with its canvas's timestep and label, and their outputs are averaged
     per pixel with :func:`window_weights`. A canvas of exactly one window is that window's call.
+    A label map ``y`` of shape ``(B, H, W)`` gives each window the class at its centre pixel:
+    where two regions meet, windows of either class overlap and their fused predictions blend
+    one region into the other within a window, with no boundary step.
     """
     wh, ww = window
 
@@ -72,7 +75,12 @@ def fused(model_fn: Callable, window: tuple[int, int], stride: tuple[int, int], 
             chunk = boxes[first:first + batch_size]
             tiles = torch.stack([x[i, :, r:r + wh, c:c + ww] for i, r, c in chunk])
             index = torch.tensor([i for i, _, _ in chunk], device=x.device)
-            extra = {} if labels is None else {"y": labels[index]}
+            if labels is None:
+                extra = {}
+            elif labels.ndim == 3:
+                extra = {"y": torch.stack([labels[i, r + wh // 2, c + ww // 2] for i, r, c in chunk])}
+            else:
+                extra = {"y": labels[index]}
             pred = model_fn(tiles, t[index], **extra)
             if out is None:
                 out = x.new_zeros((b, pred.shape[1], h, w))

@@ -60,31 +60,53 @@ class Coefficients:
                 f"units={self.units!r}, db={self.db})")
 
     def subset(self, index) -> Coefficients:
-        """Coefficients of the tiles at ``index`` (an integer array or slice)."""
+        """Coefficients of the tiles at ``index`` (an integer array or slice); per-tile lists in
+        ``meta`` (scene ids, labels) are cut with them."""
         def pick(a):
             return None if a is None else a[index]
 
+        count = len(self)
+        meta = {k: np.asarray(v, dtype=object)[index].tolist() if isinstance(v, list) and len(v) == count else v
+                for k, v in self.meta.items()}
         return Coefficients(self.method, self.loc[index], self.scale[index], pick(self.row),
-                            pick(self.col), self.bands, self.units, self.db, dict(self.meta))
+                            pick(self.col), self.bands, self.units, self.db, meta)
 
-    def draw(self, n: int, seed=None) -> Coefficients:
+    def draw(self, n: int, seed=None, labels=None) -> Coefficients:
         """``n`` coefficient sets drawn from the empirical joint distribution of these tiles.
 
         Resamples whole tiles with replacement, so ``loc`` and ``scale`` of every band stay
         jointly consistent. This is how Tuel et al. (2023) give generated tiles a physical
         range: samples live in the normalised space, and their scale comes from real tiles.
-        Only finite coefficient sets (tiles with data) are drawn.
+        Only finite coefficient sets (tiles with data) are drawn. ``labels`` (one collection of
+        class names per sample) draws sample i from the tiles labelled with all of ``labels[i]``
+        (``meta["labels"]``), so a sea tile takes the range of real sea tiles.
         """
-        return self.subset(self.draw_index(n, seed))
+        return self.subset(self.draw_index(n, seed, labels))
 
-    def draw_index(self, n: int, seed=None) -> np.ndarray:
-        """Which tiles :meth:`draw` resamples for ``n`` and ``seed``: indices into these tiles."""
+    def draw_index(self, n: int, seed=None, labels=None) -> np.ndarray:
+        """Which tiles :meth:`draw` resamples for ``n``, ``seed`` and ``labels``: indices into
+        these tiles. Draw i depends on ``(seed, i)`` and its own labels only."""
         if n <= 0:
             raise ValueError(f"n must be positive, got {n}")
-        ok = np.flatnonzero(np.isfinite(self.loc).all(1) & np.isfinite(self.scale).all(1))
-        if ok.size == 0:
+        ok = np.isfinite(self.loc).all(1) & np.isfinite(self.scale).all(1)
+        if not ok.any():
             raise ValueError("no finite coefficients to draw from")
-        return np.random.default_rng(seed).choice(ok, size=n, replace=True)
+        rng = np.random.default_rng(seed)
+        if labels is None:
+            return rng.choice(np.flatnonzero(ok), size=n, replace=True)
+        if "labels" not in self.meta:
+            raise ValueError("these coefficients carry no tile labels to draw by")
+        if len(labels) != n:
+            raise ValueError(f"{len(labels)} label sets for {n} draws")
+        have = [frozenset(v or ()) for v in self.meta["labels"]]
+        pools: dict = {}
+        for wanted in map(frozenset, labels):
+            if wanted not in pools:
+                pools[wanted] = np.flatnonzero(ok & np.array([wanted <= tile for tile in have]))
+                if pools[wanted].size == 0:
+                    raise ValueError(f"no tile with coefficients is labelled {sorted(wanted)}")
+        return np.array([pool[min(int(u * pool.size), pool.size - 1)]
+                         for pool, u in zip((pools[frozenset(w)] for w in labels), rng.random(n))], dtype=np.int64)
 
     def nearest(self, rows, cols) -> Coefficients:
         """Coefficients of the measured tile whose origin is nearest to each ``(row, col)``."""

@@ -88,6 +88,19 @@ def test_class_embedding_and_null_class():
         UNet.from_preset("tiny", 1)(x, t, y=torch.tensor([0, 0]))
 
 
+def test_a_multi_hot_label_embeds_as_the_sum_of_its_classes():
+    model = _perturb(UNet.from_preset("tiny", 1, num_classes=3, seed=0))
+    table = model.class_embed.weight
+    both = model._class_embedding(torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(both[0], table[0] + table[2])
+    torch.testing.assert_close(both[1], table[3])  # no class: the null class
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([50, 50])
+    one_hot = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    torch.testing.assert_close(model(x, t, y=one_hot), model(x, t, y=torch.tensor([1, 3])))
+    with pytest.raises(GeodiffError, match="multi-hot"):
+        model(x, t, y=torch.ones(2, 4))
+
+
 def test_low_resolution_conditioning_is_resized_bilinearly():
     model = _perturb(UNet.from_preset("tiny", 1, cond_channels=2, seed=0))
     x, t = torch.randn(2, 1, 16, 24), torch.tensor([5, 9])

@@ -99,3 +99,20 @@ def test_every_sampler_runs_on_a_canvas_with_learned_variance(sampler):
         assert (runs[0] - runs[1]).abs().max() > 1e-3
     else:
         torch.testing.assert_close(runs[0], runs[1])
+
+
+def test_a_label_map_gives_each_window_the_class_at_its_centre():
+    def by_class(x, t, y):  # each window predicts its class everywhere
+        return x * 0 + y.to(x.dtype).reshape(-1, 1, 1, 1)
+
+    x, t = torch.zeros(1, 1, 32, 96, dtype=torch.float64), torch.tensor([5])
+    fn = fused(by_class, (32, 32), (16, 16), batch_size=3)
+    uniform = torch.full((1, 32, 96), 2)
+    torch.testing.assert_close(fn(x, t, y=uniform), fn(x, t, y=torch.tensor([2])))
+    halves = torch.zeros(1, 32, 96, dtype=torch.long)
+    halves[..., 48:] = 1
+    profile = fn(x, t, y=halves)[0, 0, 16]
+    # Windows start at 0, 16, 32, 48, 64: centres 16, 32 are class 0; 48, 64, 80 class 1.
+    assert profile[:16].eq(0).all() and profile[-16:].eq(1).all()
+    steps = profile.diff()
+    assert (steps >= 0).all() and steps.max() < 0.2  # a blend across the boundary, no step

@@ -118,6 +118,21 @@ def test_draws_come_jointly_from_training_tiles():
     np.testing.assert_array_equal(c.draw(5, seed=1).scale, c.scale[index])
 
 
+def test_labelled_draws_come_from_tiles_of_the_classes_asked_for():
+    c = Scaler("minmax").fit(tiles(n=6, nan_fraction=0))
+    c.meta = {"labels": [["sea"], ["land"], ["sea", "ice"], [], ["land"], ["sea"]], "scene": list("abcdef")}
+    asked = [["sea"]] * 500 + [["land"]] * 500 + [["sea", "ice"]] * 10
+    index = c.draw_index(len(asked), seed=0, labels=asked)
+    assert set(index[:500]) == {0, 2, 5} and set(index[500:1000]) == {1, 4} and set(index[1000:]) == {2}
+    np.testing.assert_array_equal(c.draw_index(3, seed=0, labels=asked[:3]), index[:3])  # draw i ignores n
+    drawn = c.draw(2, seed=3, labels=[["land"], ["sea"]]).meta["labels"]
+    assert drawn[0] == ["land"] and "sea" in drawn[1]
+    picked = c.subset(np.array([4, 2]))
+    assert picked.meta["labels"] == [["land"], ["sea", "ice"]] and picked.meta["scene"] == ["e", "c"]
+    with pytest.raises(ValueError, match="labelled"):
+        c.draw_index(1, seed=0, labels=[["ice", "land"]])
+
+
 def test_nearest_location(campi_flegrei):
     da = geodiff.open_scene(campi_flegrei / "vel.tif")
     grid = TileGrid.from_scene(da, 32)

@@ -73,7 +73,8 @@ def prepare(data, labels, cond, name: str, dtype: torch.dtype):
         x = x.to(dtype)
         if not torch.isfinite(x).all():
             raise GeodiffError(f"{name} contains NaN or inf; fill or drop nodata pixels before training")
-    y = as_tensor(labels, torch.long)
+    y = as_tensor(labels)
+    y = None if y is None else y.float() if y.is_floating_point() else y.long()  # multi-hot or class indices
     c = as_tensor(cond, dtype if isinstance(x, torch.Tensor) else None)
     for other, what in ((y, "labels"), (c, "cond")):
         if other is not None and other.shape[0] != len(x):

@@ -273,7 +273,9 @@ class Trainer:
             y = None if y_all is None else y_all[idx]
             if y is not None and cfg.class_dropout:
                 drop = torch.rand(cfg.batch_size, generator=self._gen_data) < cfg.class_dropout
-                y = torch.where(drop, torch.full_like(y, self.model.num_classes), y)
+                # The null class: index num_classes, or an all-zero multi-hot row.
+                y = torch.where(drop[:, None], 0.0, y) if y.is_floating_point() else \
+                    torch.where(drop, torch.full_like(y, self.model.num_classes), y)
             y = None if y is None else y.to(self.device)
             c = None if c_all is None else c_all[idx].to(self.device, non_blocking=True)
             t, weights = self.timestep_draw.sample(
