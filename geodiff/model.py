@@ -277,7 +277,7 @@ class DiffusionModel:
         """
         if renormalise:
             self.scaler.check_renormalisable()  # before the network runs, not after
-        conditions, label_sets = self._label_conditions(labels, guidance, n)
+        conditions, label_sets = self.label_conditions(labels, guidance, n)
         z = self.generate(n, sampler=sampler, sample_steps=sample_steps, seed=seed, batch_size=batch_size,
                           device=device, progress=progress, timestep_spacing=timestep_spacing, conditions=conditions)
         if renormalise:
@@ -324,7 +324,7 @@ class DiffusionModel:
             return int(name)
         raise GeodiffError(f"unknown class {name!r}; the model's classes are {self.classes}")
 
-    def _label_conditions(self, labels, guidance: float, n: int):
+    def label_conditions(self, labels, guidance: float, n: int):
         """``(Conditions, label sets)`` for sampling ``labels`` (one sorted list of names per
         sample), or ``(None, None)`` without them."""
         from geodiff.diffusion.conditions import Conditions

@@ -14,7 +14,8 @@ from dask.highlevelgraph import HighLevelGraph
 from geodiff import recipe
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.io.scene import GeoreferenceWarning
-from geodiff.model import DiffusionModel, _pair
+from geodiff.label_map import label_lattice
+from geodiff.model import DiffusionModel, _pair, check_guidance
 from geodiff.names import COEFFICIENTS, SCENE_METHODS
 from geodiff.scaling import Coefficients
 from geodiff.scene_blocks import (
@@ -61,7 +62,8 @@ class _TileJob:
 def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler: str = recipe.SAMPLER,
                  sample_steps: int = recipe.SAMPLE_STEPS, seed: int = 0, mask: bool = True, coefficients: str = "location",
                  batch_size: int = 16, device=None, timestep_spacing: str = recipe.TIMESTEP_SPACING,
-                 renormalise: bool = False, method: str = "fused", stride=None, block=None) -> xr.DataArray:
+                 renormalise: bool = False, method: str = "fused", stride=None, block=None, labels=None,
+                 guidance: float = 0.0, label_column: str = "label") -> xr.DataArray:
     """``n`` synthetic versions of ``scene`` on its own grid, generated block by block when computed.
 
     Parameters
@@ -109,6 +111,14 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
     stride, block
         ``"fused"`` only: window stride (default half a tile) and block size in pixels (default
         8 tiles), an int or a ``(rows, cols)`` pair.
+    labels, guidance, label_column
+        A class-conditional model's label map (``"fused"`` only): one class name for the whole
+        scene, a GeoDataFrame of polygons with class names in ``label_column``, or a raster on
+        the scene's grid (names, or indices into ``model.classes``); see
+        :mod:`geodiff.label_map`. Each window is sampled as the class at its centre, and fused
+        windows make region boundaries seamless; unlabelled pixels are sampled unconditionally.
+        ``"draw"`` coefficients come from training tiles of each tile's class. ``guidance`` is
+        the classifier-free guidance weight.
 
     Returns
     -------
@@ -123,7 +133,8 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         At the call, not when computed: arguments the model cannot sample with (see
         :meth:`~geodiff.model.DiffusionModel.check_sampling`), a scene of other bands or units,
         a grid smaller than one window, a stride larger than a window, a block under two tiles or
-        too large for memory.
+        too large for memory, a label map with unknown classes or on another grid or CRS, a
+        guidance weight < 0.
     """
     if method not in SCENE_METHODS:
         raise GeodiffError(f"method must be one of {', '.join(SCENE_METHODS)}, got {method!r}")
@@ -137,6 +148,16 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         raise GeodiffError("block applies to method='fused' only")
     if renormalise:
         model.scaler.check_renormalisable()
+    if labels is None and guidance:
+        raise GeodiffError("guidance needs labels to guide towards")
+    if labels is not None:
+        check_guidance(model, guidance)
+        if model.multi_label:
+            raise GeodiffError("a label map gives one class per region; this model is multi-label: sample its "
+                               "tiles with sample_tiles(n, labels=...)")
+        if method != "fused":
+            raise GeodiffError("a label map needs method='fused' (windows take their class, and fusion blends "
+                               "the regions)")
     stacked = [d for d in scene.dims if d not in ("band", "y", "x")]
     if stacked:
         raise SceneError(f"a synthetic scene is sampled on one grid, (y, x) or (band, y, x); this one also has "
@@ -149,8 +170,13 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         raise SceneError("the grid is all nodata: nothing to sample (mask=False samples every pixel)")
     grid = TileGrid.from_scene(scene, model.tile, 0, edge="pad")
     tiles = grid.stack(scene, tiles_per_chunk=1)
+    lattice = None
+    if labels is not None:
+        lattice = label_lattice(labels, scene, model.classes, max(1, min(stride) // 2), column=label_column)
     if method == "fused" and coefficients == "draw":
-        per_tile = _coefficient_field_draw(model, tiles, n, seed)
+        tile_classes = None if lattice is None else lattice.tile_classes(grid.row_starts, grid.col_starts, model.tile,
+                                                                         grid.shape)
+        per_tile = _coefficient_field_draw(model, tiles, n, seed, tile_classes)
     else:
         per_tile = _coefficients(model, tiles, coefficients, n, seed)
     call = {"sampler": sampler, "sample_steps": sample_steps, "seed": seed, "coefficients": coefficients,
@@ -159,8 +185,10 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         block = (BLOCK_TILES * model.tile[0], BLOCK_TILES * model.tile[1]) if block is None else _pair(block)
         (h, w) = grid.shape
         check_layout((h, w), model.tile, block, n, model.channels, sample_steps)
+        if lattice is not None:
+            call.update(labels=_describe(labels), guidance=float(guidance))
         data = _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, sample_steps,
-                            batch_size, device, timestep_spacing, call)
+                            batch_size, device, timestep_spacing, call, lattice, float(guidance))
         call.update(stride=list(stride), block=list(block), margin=[model.tile[0] // 2, model.tile[1] // 2],
                     normalised_space="per-pixel coefficients interpolated bilinearly between tile centres")
     else:
@@ -192,8 +220,17 @@ def _valid(scene: xr.DataArray) -> xr.DataArray:
     return np.isfinite(scene).any("band") if "band" in scene.dims else np.isfinite(scene)
 
 
+def _describe(labels) -> str:
+    """What a label map was, for attrs."""
+    if isinstance(labels, str):
+        return labels
+    if isinstance(labels, xr.DataArray):
+        return f"raster {labels.name or ''}".strip()
+    return f"{len(labels)} polygons"
+
+
 def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, sample_steps, batch_size, device,
-                 timestep_spacing, call) -> darr.Array:
+                 timestep_spacing, call, lattice=None, guidance=0.0) -> darr.Array:
     rows, cols = len(grid.row_starts), len(grid.col_starts)
     ch = model.channels
     th, tw = model.tile
@@ -204,9 +241,10 @@ def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sam
     if mask:
         valid = darr.asarray(_valid(scene).data).rechunk((block_sizes(shape[0], block[0]),
                                                           block_sizes(shape[1], block[1])))
-    job = BlockJob(Generation(model, n, sampler, sample_steps, batch_size, device, timestep_spacing), stride)
+    job = BlockJob(Generation(model, n, sampler, sample_steps, batch_size, device, timestep_spacing), stride,
+                   lattice, guidance, shape)
     name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.loc, per_tile.scale,
-                                       sorted(call.items()))
+                                       sorted(call.items()), None if lattice is None else lattice.classes)
     graph, (row_sizes, col_sizes), dependencies = block_graph(
         job, model.scaler, nodes, shape, block, (th // 2, tw // 2), seed, valid, name, bool(model.bands))
     chunks = ((n,), *([(ch,)] if model.bands else []), row_sizes, col_sizes)
@@ -249,7 +287,8 @@ def _sizes(starts: np.ndarray, size: int, length: int) -> tuple[int, ...]:
 DRAW_CORRELATION_TILES = 3.0
 
 
-def _coefficient_field_draw(model: DiffusionModel, tiles: xr.DataArray, n: int, seed: int) -> Coefficients:
+def _coefficient_field_draw(model: DiffusionModel, tiles: xr.DataArray, n: int, seed: int,
+                            tile_classes: np.ndarray | None = None) -> Coefficients:
     """Coefficient sets per tile and sample from a smooth random field with the training tiles'
     distribution at every tile.
 
@@ -259,7 +298,8 @@ def _coefficient_field_draw(model: DiffusionModel, tiles: xr.DataArray, n: int, 
     :data:`DRAW_CORRELATION_TILES` tiles) is mapped through its normal CDF onto the training sets
     ordered by their first band's ``loc``: every tile takes a whole training set (``loc`` and
     ``scale`` stay jointly consistent), with the empirical marginal, and neighbouring tiles take
-    neighbouring sets.
+    neighbouring sets. With ``tile_classes`` (a class index per tile; the null class for none),
+    a tile maps onto the training sets of its class only.
     """
     from scipy.special import ndtr
 
@@ -275,7 +315,18 @@ def _coefficient_field_draw(model: DiffusionModel, tiles: xr.DataArray, n: int, 
     u = np.stack([gaussian_random_field(shape, Exponential(1.0, DRAW_CORRELATION_TILES),
                                         seed=np.random.default_rng([int(seed), i]))[:grid_rows, :grid_cols]
                   for i in range(n)])
-    index = ordered[np.minimum((ndtr(u) * len(ordered)).astype(int), len(ordered) - 1)]  # (n, rows, cols)
+    position = ndtr(u)  # (n, rows, cols), uniform in [0, 1)
+    classes = np.full((grid_rows, grid_cols), -1) if tile_classes is None else np.asarray(tile_classes)
+    have = [set(v or ()) for v in c.meta.get("labels", [[]] * len(c))]
+    index = np.empty(u.shape, dtype=np.int64)
+    for k in np.unique(classes):
+        pool = ordered
+        if 0 <= k < len(model.classes or ()):
+            pool = ordered[[model.classes[k] in have[i] for i in ordered]]
+            if pool.size == 0:
+                raise SceneError(f"no training tile of class {model.classes[k]!r} has coefficients to draw")
+        cells = classes == k
+        index[:, cells] = pool[np.minimum((position[:, cells] * len(pool)).astype(int), len(pool) - 1)]
     sets = index.reshape(n, -1).T  # (tiles, n), row-major tiles as the grid stacks them
     count = sets.shape[0]
     return Coefficients(model.scaler.method, c.loc[sets].reshape(count, -1), c.scale[sets].reshape(count, -1),

@@ -36,12 +36,13 @@ from __future__ import annotations
 import math
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dask.array as darr
 import numpy as np
 
 from geodiff.errors import GeodiffError
+from geodiff.label_map import LabelLattice
 from geodiff.model import DiffusionModel
 
 #: Blocks are this many tiles on a side unless told otherwise.
@@ -192,9 +193,14 @@ class BlockJob:
 
     generation: Generation
     stride: tuple[int, int]
+    labels: LabelLattice | None = None
+    guidance: float = 0.0
+    shape: tuple[int, int] | None = None  # the scene's, for the label map
 
-    def __call__(self, seed: int, size: tuple[int, int], top: Strip | None, left: Strip | None,
-                 corner: Strip | None, valid) -> Block:
+    def __call__(self, seed: int, origin: tuple[int, int], size: tuple[int, int], top: Strip | None,
+                 left: Strip | None, corner: Strip | None, valid) -> Block:
+        import torch
+
         from geodiff.diffusion.conditions import Conditions
 
         h, w = size
@@ -213,10 +219,12 @@ class BlockJob:
             (top, np.s_[..., :mt, ml:ml + w], np.s_[..., mt:mt + pad[0], ml:ml + w], fade_rows),
             (left, np.s_[..., mt:mt + h, :ml], np.s_[..., mt:mt + h, ml:ml + pad[1]], fade_cols),
             (corner, np.s_[..., :mt, :ml], None, None)) if s is not None]
-        conditions = None
+        conditions = Conditions()
+        if self.labels is not None:
+            canvas = self.labels.canvas(origin[0] - mt, origin[1] - ml, *known.shape[-2:], self.shape)
+            conditions = Conditions(labels=torch.from_numpy(canvas).expand(n, *canvas.shape), guidance=self.guidance,
+                                    null_label=self.labels.null)
         if given:
-            import torch
-
             calls = given[0][0].states.shape[0]
             states = np.full((calls, *known.shape), np.nan, np.float32)
             weight = np.ones(known.shape[-2:], np.float32)  # of the replayed states: 1 on the margins
@@ -226,9 +234,9 @@ class BlockJob:
                 if band is not None:
                     states[(slice(None), *band)] = strip.band
                     weight[band[1:]] = np.minimum(weight[band[1:]], fade)
-            conditions = Conditions(known=torch.from_numpy(np.nan_to_num(known)),
-                                    mask=torch.from_numpy(np.isfinite(known)), states=list(torch.from_numpy(states)),
-                                    state_weight=torch.from_numpy(weight))
+            conditions = replace(conditions, known=torch.from_numpy(np.nan_to_num(known)),
+                                 mask=torch.from_numpy(np.isfinite(known)), states=list(torch.from_numpy(states)),
+                                 state_weight=torch.from_numpy(weight))
         trace: list = []
         z = self.generation(seed, shape=known.shape[-2:], stride=self.stride, conditions=conditions, record=trace)
         return Block(z[..., mt:mt + h, ml:ml + w], np.stack([x.float().cpu().numpy() for x in trace]), mt, ml)
@@ -284,7 +292,8 @@ def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], blo
             left = (strip_name, "right", i, j - 1) if j else None
             corner = (strip_name, "corner", i - 1, j - 1) if i and j else None
             valid_key = (valid.name, i, j) if valid is not None else None
-            graph[(z_name, i, j)] = (_run, job_key, block_seed, (rows[i], cols[j]), top, left, corner, valid_key)
+            graph[(z_name, i, j)] = (_run, job_key, block_seed, (r0, c0), (rows[i], cols[j]), top, left, corner,
+                                     valid_key)
             if i + 1 < len(rows):
                 graph[(strip_name, "bottom", i, j)] = (_strip, (z_name, i, j), margin[0], None)
             if j + 1 < len(cols):
