@@ -10,14 +10,14 @@ import importlib
 
 from geodiff import accessor as _accessor  # noqa: F401  (registers .diffusion)
 from geodiff._version import __version__
-from geodiff.io import open_scene, open_stack, to_geotiff, to_netcdf, to_zarr
+from geodiff.io import export_dataset, open_scene, open_stack, to_geotiff, to_netcdf, to_zarr
 from geodiff.model import DiffusionModel, load_model
 from geodiff.training import fit
 
 _SUBPACKAGES = ("io", "tiling", "scaling", "diffusion", "geostats", "insar", "synth", "metrics")
 
 __all__ = [
-    "DiffusionModel", "TileDataset", "__version__", "diffusion", "fit", "geostats", "insar", "io", "load_model",
+    "DiffusionModel", "TileDataset", "__version__", "diffusion", "export_dataset", "fit", "geostats", "insar", "io", "load_model",
     "metrics", "open_scene", "open_stack", "scaling", "synth", "tiling", "to_geotiff", "to_netcdf", "to_zarr",
 ]
 

@@ -37,6 +37,7 @@ _FOLDERS = {
     "model.json": ("geodiff-model", {"model.json", "model.safetensors"}),
     "trainer.json": ("geodiff-checkpoint", {"trainer.json", "model.safetensors", "ema.safetensors",
                                             "optimizer.safetensors"}),
+    "dataset.json": ("geodiff-dataset", {"dataset.json", "tiles.zarr", "index.parquet"}),
     "extractor.json": ("geodiff-feature-extractor", {"extractor.json", "extractor.safetensors"}),
     "report.json": ("geodiff-report", {"report.json", "report.html", "tiles.png", "variogram.png", "psd.png",
                                        "histogram.png", "tsne.png", "extractor"}),
