@@ -6,6 +6,7 @@ import dask.array as darr
 import geopandas as gpd
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 from shapely.geometry import box
 
@@ -72,3 +73,20 @@ def test_nothing_is_left_behind_and_no_foreign_folder_is_replaced(tmp_path, cond
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "ours"]
     with pytest.raises(GeodiffError, match="sample"):
         geodiff.export_dataset(tiles.isel(sample=0), tmp_path / "flat")
+
+
+def test_the_pytorch_loader_in_the_docs_reads_an_exported_dataset(tmp_path, conditional, monkeypatch):
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "index.md").read_text()
+    code = docs.split("A PyTorch loader:")[1].split("```python")[1].split("```")[0]
+    tiles = conditional.sample_tiles(3, labels=["sea", "land", "sea"], sample_steps=2, progress=False)
+    geodiff.export_dataset(tiles, tmp_path / "out")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "docs/index.md", "exec"), scope)
+    x, y = next(iter(torch.utils.data.DataLoader(scope["Labelled"]("out"), batch_size=3)))
+    assert x.shape == (3, 16, 16) and scope["Labelled"]("out").classes == ["land", "sea"]
+    torch.testing.assert_close(x, torch.from_numpy(tiles.values))
+    torch.testing.assert_close(y, torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))
+    assert len(scope["loader"].dataset) == 3
