@@ -148,9 +148,23 @@ class DiffusionModel:
         Min-max and fixed scaling put every training pixel inside ``feature_range``; clamping
         the estimates there (improved DDPM's ``clip_denoised``) stops the first steps, where
         sqrt(alpha_bar) is tiny, from amplifying the network's error into huge values.
-        Robust and standard scaling are unbounded, so they are not clamped.
+        Robust and standard scaling are unbounded, so they are not clamped. An upsampling
+        model's tiles are scaled with their low-resolution version's coefficients, so fine
+        detail reaches past the range: it is clamped to four times its half-width.
         """
-        return tuple(self.scaler.feature_range) if self.scaler.method in ("minmax", "fixed") else None
+        if self.scaler.method not in ("minmax", "fixed"):
+            return None
+        low, high = self.scaler.feature_range
+        if self.upsample_factor:
+            center, half = (low + high) / 2, (high - low) / 2
+            return center - 4 * half, center + 4 * half
+        return low, high
+
+    @property
+    def upsample_factor(self) -> int | None:
+        """The factor a super-resolution model (``fit(..., upsample=f)``) upsamples by; None for
+        other models."""
+        return self.summary.get("upsample")
 
     def check_sampling(self, n: int, *, sampler: str, sample_steps: int, batch_size: int, seed: int,
                        timestep_spacing: str = recipe.TIMESTEP_SPACING, shape=None,
@@ -370,6 +384,33 @@ class DiffusionModel:
         if isinstance(like, xr.Dataset):
             like = open_scene(like, chunks="auto" if like.chunks else None)
         return sample_scene(like, n, self, coefficients=coefficients, **options)
+
+    def upsample(self, coarse, n: int = 1, *, like=None, factor: int | None = None, coarse_options: dict | None = None,
+                 **options) -> xr.DataArray:
+        """A super-resolution model's fine versions of a coarse scene, on a grid
+        :attr:`upsample_factor` times finer (transform and CRS exact, the nodata mask repeated).
+
+        ``coarse`` is a ``([band,] y, x)`` DataArray whose pixels are the factor times the
+        model's training pixels; ``n`` fine samples of it come back lazily, sampled with fused
+        windows block by block like any scene (:mod:`geodiff.upsampling`). Or, in one call of
+        the two-stage pipeline, ``coarse`` is a model: it samples ``n`` scenes on the grid of
+        ``like`` (with ``coarse_options``) and each is upsampled. ``factor``, when given, must
+        be the model's. Every other option is :func:`geodiff.sampling.sample_scene`'s
+        (``seed``, ``sample_steps``, ``stride``, ``block``, ...).
+
+        Raises
+        ------
+        geodiff.errors.GeodiffError
+            Before any work: not an upsampling model, another factor, a coarse scene of other
+            bands, units or pixel size, or smaller than one fine tile.
+        """
+        from geodiff.upsampling import two_stage, upsample
+
+        if isinstance(coarse, DiffusionModel):
+            return two_stage(coarse, self, n, like=like, coarse_options=coarse_options, factor=factor, **options)
+        if like is not None or coarse_options is not None:
+            raise GeodiffError("like and coarse_options are for the two-stage pipeline, upsample(coarse_model, n, like=...)")
+        return upsample(self, coarse, n, factor=factor, **options)
 
     def provenance(self, **call) -> dict:
         """Attributes that say where a sample came from."""

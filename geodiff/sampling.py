@@ -63,7 +63,7 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
                  sample_steps: int = recipe.SAMPLE_STEPS, seed: int = 0, mask: bool = True, coefficients: str = "location",
                  batch_size: int = 16, device=None, timestep_spacing: str = recipe.TIMESTEP_SPACING,
                  renormalise: bool = False, method: str = "fused", stride=None, block=None, labels=None,
-                 guidance: float = 0.0, label_column: str = "label") -> xr.DataArray:
+                 guidance: float = 0.0, label_column: str = "label", low_res: xr.DataArray | None = None) -> xr.DataArray:
     """``n`` synthetic versions of ``scene`` on its own grid, generated block by block when computed.
 
     Parameters
@@ -119,6 +119,10 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         windows make region boundaries seamless; unlabelled pixels are sampled unconditionally.
         ``"draw"`` coefficients come from training tiles of each tile's class. ``guidance`` is
         the classifier-free guidance weight.
+    low_res
+        A super-resolution model's conditioning: the coarse scene interpolated onto this grid,
+        ``([band,] y, x)`` in physical units (``"fused"`` only). Use
+        :meth:`~geodiff.model.DiffusionModel.upsample`, which builds it.
 
     Returns
     -------
@@ -148,6 +152,11 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         raise GeodiffError("block applies to method='fused' only")
     if renormalise:
         model.scaler.check_renormalisable()
+    if (low_res is None) != (not model.upsample_factor):
+        raise GeodiffError("a super-resolution model samples from a coarse scene: model.upsample(coarse)"
+                           if low_res is None else "low_res conditions a super-resolution model; this one is not")
+    if low_res is not None and method != "fused":
+        raise GeodiffError("upsampling needs method='fused'")
     if labels is None and guidance:
         raise GeodiffError("guidance needs labels to guide towards")
     if labels is not None:
@@ -188,7 +197,7 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         if lattice is not None:
             call.update(labels=_describe(labels), guidance=float(guidance))
         data = _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, sample_steps,
-                            batch_size, device, timestep_spacing, call, lattice, float(guidance))
+                            batch_size, device, timestep_spacing, call, lattice, float(guidance), low_res)
         call.update(stride=list(stride), block=list(block), margin=[model.tile[0] // 2, model.tile[1] // 2],
                     normalised_space="per-pixel coefficients interpolated bilinearly between tile centres")
     else:
@@ -230,7 +239,7 @@ def _describe(labels) -> str:
 
 
 def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, sample_steps, batch_size, device,
-                 timestep_spacing, call, lattice=None, guidance=0.0) -> darr.Array:
+                 timestep_spacing, call, lattice=None, guidance=0.0, low_res=None) -> darr.Array:
     rows, cols = len(grid.row_starts), len(grid.col_starts)
     ch = model.channels
     th, tw = model.tile
@@ -244,9 +253,10 @@ def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sam
     job = BlockJob(Generation(model, n, sampler, sample_steps, batch_size, device, timestep_spacing), stride,
                    lattice, guidance, shape)
     name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.loc, per_tile.scale,
-                                       sorted(call.items()), None if lattice is None else lattice.classes)
+                                       sorted(call.items()), None if lattice is None else lattice.classes, low_res)
+    field = None if low_res is None else darr.asarray(low_res.data)
     graph, (row_sizes, col_sizes), dependencies = block_graph(
-        job, model.scaler, nodes, shape, block, (th // 2, tw // 2), seed, valid, name, bool(model.bands))
+        job, model.scaler, nodes, shape, block, (th // 2, tw // 2), seed, valid, name, bool(model.bands), field)
     chunks = ((n,), *([(ch,)] if model.bands else []), row_sizes, col_sizes)
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=dependencies)
     return darr.Array(hlg, name, chunks, dtype=np.float32)

@@ -22,7 +22,7 @@ from geodiff.errors import GeodiffError
 from geodiff.labels import label_source, multi_hot, vocabulary
 from geodiff.scaling import Coefficients, Scaler
 from geodiff.tile_index import Tiling, index_tiles
-from geodiff.tiling.augment import coarsened
+from geodiff.tiling.augment import area_mean, coarsened
 from geodiff.tiling.fill import FillMethod, fill_planes
 from geodiff.tiling.grid import _pair
 
@@ -75,17 +75,22 @@ class TileDataset(torch.utils.data.Dataset):
         Band names (None for single-band scenes) and the scenes' units.
     skipped
         ``(scene id, why)`` of the scenes that gave no tile.
+    low_res
+        For super-resolution: items are ``(tile, low)`` pairs, ``low`` the tile area-averaged by
+        this factor (in linear power for backscatter), both scaled with coefficients measured on
+        ``low``, as an upsampling model sees them (:meth:`with_low_res`). None: tiles only.
     """
 
     def __init__(self, index, members: dict[str, Member], *, scaler: Scaler, tiling: Tiling, fill: FillMethod = "nearest",
-                 augment: Augment | None = None, bands=None, units=None, skipped=(), cache_bytes: int = CACHE_BYTES):
+                 augment: Augment | None = None, bands=None, units=None, skipped=(), cache_bytes: int = CACHE_BYTES,
+                 low_res: int | None = None):
         self.index = index.reset_index(drop=True)
         self.members = members
         self.scaler, self.fill, self.augment = scaler, fill, augment or Augment()
         self.tiling, self.tile = tiling, tiling.tile
         self.bands, self.units, self.skipped = bands, units, list(skipped)
         self.classes = vocabulary(self.index["labels"])
-        self.cache_bytes = cache_bytes
+        self.cache_bytes, self.low_res = cache_bytes, low_res
         suffixes = [""] if not bands else [f"_{b}" for b in bands]
         self._loc = np.stack([self.index[f"loc{s}"].to_numpy(np.float64) for s in suffixes], 1)
         self._scale = np.stack([self.index[f"scale{s}"].to_numpy(np.float64) for s in suffixes], 1)
@@ -133,7 +138,20 @@ class TileDataset(torch.utils.data.Dataset):
         picked = self.index.iloc[np.flatnonzero(rows) if rows.dtype == bool else rows]
         return TileDataset(picked, self.members, scaler=self.scaler, tiling=self.tiling, fill=self.fill,
                            augment=self.augment, bands=self.bands, units=self.units, skipped=self.skipped,
-                           cache_bytes=self.cache_bytes)
+                           cache_bytes=self.cache_bytes, low_res=self.low_res)
+
+    def with_low_res(self, factor: int) -> TileDataset:
+        """The same tiles as ``(tile, low-resolution tile)`` pairs for training an upsampling
+        model by ``factor``."""
+        if not (isinstance(factor, int) and factor >= 2):
+            raise GeodiffError(f"an upsampling factor is an integer >= 2, got {factor!r}")
+        if self.tile[0] % factor or self.tile[1] % factor:
+            raise GeodiffError(f"the {self.tile[0]}x{self.tile[1]} tile does not split into {factor}x{factor} blocks")
+        if tuple(self.tiling.scales) != (1,):
+            raise GeodiffError("super-resolution learns from the tiles at their own resolution: use scales=(1,)")
+        out = self.subset(np.arange(len(self)))
+        out.low_res = int(factor)
+        return out
 
     def __len__(self) -> int:
         return len(self.index)
@@ -157,16 +175,24 @@ class TileDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.__getitems__([i])[0]
 
-    def __getitems__(self, items) -> torch.Tensor:
+    def __getitems__(self, items) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """A batch: ``items`` are row positions, or ``(position, draw)`` pairs where ``draw`` is a
-        ``(flip, turns, shift)`` augmentation (as :meth:`draws` makes them)."""
-        out = np.empty((len(items), self._loc.shape[1], *self.tile), np.float32)
+        ``(flip, turns, shift)`` augmentation (as :meth:`draws` makes them). With
+        :attr:`low_res`, a ``(tiles, low-resolution tiles)`` pair."""
+        channels, (h, w) = self._loc.shape[1], self.tile
+        out = np.empty((len(items), channels, h, w), np.float32)
+        f = self.low_res or 1
+        low = np.empty((len(items), channels, h // f, w // f), np.float32) if self.low_res else None
         for k, item in enumerate(items):
             i, draw = (item, None) if np.isscalar(item) else item
-            out[k] = self._tile(int(i), draw)
-        return torch.from_numpy(out)
+            planes = self._tile(int(i), draw)
+            out[k] = planes[0]
+            if low is not None:
+                low[k] = planes[1]
+        return torch.from_numpy(out) if low is None else (torch.from_numpy(out), torch.from_numpy(low))
 
-    def _tile(self, i: int, draw) -> np.ndarray:
+    def _tile(self, i: int, draw) -> list[np.ndarray]:
+        """Row ``i`` scaled, filled and augmented: ``[tile]``, or ``[tile, low]`` with :attr:`low_res`."""
         values = self.raw(i)
         loc, scale = self._loc[i], self._scale[i]
         flip, turns, shift = draw if draw is not None else (False, 0, 0.0)
@@ -174,11 +200,19 @@ class TileDataset(torch.utils.data.Dataset):
             values = values + values.dtype.type(shift)
             if self.scaler.per_tile and self.scaler.method != "fixed":
                 loc = loc + shift  # the tile's own statistics move with it
-        scaled = self.scaler._scale_block(values, loc, scale)
-        filled = fill_planes(scaled, self.fill)
-        if flip:
-            filled = np.flip(filled, -1)
-        return np.rot90(filled, turns, axes=(-2, -1)) if turns else filled
+        planes = [values]
+        if self.low_res:
+            planes.append(area_mean(values, self.low_res, db=_is_db(self.units)))
+            if self.scaler.per_tile and self.scaler.method != "fixed":
+                # The coefficients an upsampling model can know: the low-resolution tile's.
+                loc, scale = self.scaler._tile_statistics(planes[1])
+        out = []
+        for plane in planes:
+            filled = fill_planes(self.scaler._scale_block(plane, loc, scale), self.fill)
+            if flip:
+                filled = np.flip(filled, -1)
+            out.append(np.rot90(filled, turns, axes=(-2, -1)) if turns else filled)
+        return out
 
     def raw(self, i: int) -> np.ndarray:
         """Row ``i``'s tile in scene units, NaN as nodata, ``(band, y, x)``, unscaled."""
@@ -224,6 +258,10 @@ class TileDataset(torch.utils.data.Dataset):
         return Coefficients(self.scaler.method, self._loc, self._scale, self._window[:, 0], self._window[:, 1],
                             self.bands, self.units, self.scaler.db, meta)
 
+
+
+def _is_db(units) -> bool:
+    return str(units or "").strip().lower() == "db"
 
 
 def _open_coarsened(member: Member, factor: int) -> xr.DataArray:

@@ -60,6 +60,7 @@ class FitConfig:
     val_fraction: float
     split: str
     conditional: bool
+    upsample: int | None
     preset: str
     network: dict | None
     schedule: str
@@ -132,6 +133,7 @@ def fit(
     label_column: str = "label",
     label_rule: str = "majority",
     conditional: bool = False,
+    upsample: int | None = None,
     band_files=None,
     val_fraction: float = 0.0,
     split: str = "auto",
@@ -191,6 +193,11 @@ def fit(
         for classifier-free guidance.
         The model keeps its class vocabulary (``model.classes``) and samples
         ``sample_tiles(n, labels=..., guidance=w)``.
+    upsample
+        Train a super-resolution model by this factor (2, 4): the network sees each tile
+        area-averaged by the factor (in linear power for backscatter) as its low-resolution
+        conditioning, and both are scaled with the low-resolution tile's coefficients, which is
+        what :meth:`~geodiff.model.DiffusionModel.upsample` knows of a coarse scene.
     band_files
         Band names (``("VV", "VH")``): files differing only by them are the bands of one scene.
     val_fraction, split
@@ -269,12 +276,15 @@ def fit(
             band_files=band_files, progress=progress)
     if conditional and not dataset.classes:
         raise GeodiffError("conditional=True needs labels: labels='attrs', 'json' or a GeoDataFrame of polygons")
+    if upsample is not None:
+        dataset = dataset.with_low_res(upsample)
     # A dataset built beforehand brings its own tiling, scaling and augmentation.
     cut = dataset.tiling
     fit_config = FitConfig(
         cut.tile, epochs, train_steps, cut.overlap, cut.max_nodata, None if cut.patch is None else tuple(cut.patch),
         tuple(cut.scales), max_tiles, dataset.fill, dataset.scaler.to_config(),
-        asdict(dataset.augment) if dataset.augment.active else None, val_fraction, split, conditional, preset, network,
+        asdict(dataset.augment) if dataset.augment.active else None, val_fraction, split, conditional, upsample,
+        preset, network,
         schedule,
         timesteps, learn_sigma, prediction, noise, batch_size, lr, max_seconds, seed, dict(train_options))
     # The split is this fit's: the caller's dataset (and its index) stay as they were.
@@ -289,9 +299,11 @@ def fit(
         y_train = _class_targets(train, dataset.classes, multi_label)
         y_val = None if val is None else _class_targets(val, dataset.classes, multi_label)
         train_options = {"class_dropout": 0.1, **train_options}
-    classes = {"num_classes": len(dataset.classes)} if conditional else {}
+    extra = {"num_classes": len(dataset.classes)} if conditional else {}
+    if upsample is not None:
+        extra["cond_channels"] = channels
     net = UNet.from_preset(preset, channels, learn_sigma=learn_sigma,
-                           **{"seed": init_seed(seed), **classes, **(network or {})})
+                           **{"seed": init_seed(seed), **extra, **(network or {})})
     if th % net.divisor or tw % net.divisor:
         raise TilingError(f"tile {th}x{tw} is not divisible by {net.divisor} as the {preset!r} network needs; "
                           f"use a tile size that is a multiple of {net.divisor}")
@@ -323,6 +335,8 @@ def fit(
         "fit_config": fit_config.to_dict(),
         "classes": list(dataset.classes) if conditional else None,
         "multi_label": multi_label,
+        "upsample": upsample,
+        "pixel_size": _pixel_size(dataset) if upsample else None,
     }
     crs = _single_crs(dataset)
     return DiffusionModel(
@@ -378,6 +392,20 @@ def _source(scenes, dataset) -> str:
         return str(scenes.encoding.get("source", ""))
     sources = [s for m in dataset.members.values() for s in m.sources]
     return sources[0] if len(sources) == 1 else ""
+
+
+def _pixel_size(dataset) -> list[float] | None:
+    """``(dy, dx)`` of the scenes' pixels in their CRS units, from the tile footprints, when they
+    share one (None for pixel grids or mixed resolutions). Footprints are axis-aligned for
+    north-up grids, which is what an upsampling model's grid check needs."""
+    index = dataset.index
+    if index["crs"].isna().any():
+        return None
+    bounds = index["footprint"].bounds.to_numpy()
+    th, tw = dataset.tile
+    sizes = np.unique(np.round(np.stack([(bounds[:, 3] - bounds[:, 1]) / th, (bounds[:, 2] - bounds[:, 0]) / tw], 1)
+                               / index["factor"].to_numpy()[:, None], 9), axis=0)
+    return [float(v) for v in sizes[0]] if len(sizes) == 1 else None
 
 
 def _single_crs(dataset) -> str | None:

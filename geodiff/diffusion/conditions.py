@@ -55,7 +55,9 @@ class Conditions:
     null_label : int, optional
         The network's null class (its ``num_classes``), needed for ``guidance``.
     low_res : Tensor (B, c, h, w), optional
-        Low-resolution conditioning image, passed to the network as ``cond``.
+        Low-resolution conditioning image, passed to the network as ``cond`` (resized to the
+        tile by the network); for canvases, given on the canvas's pixels and cut with the
+        windows.
     states : sequence of Tensor (B, C, H, W), optional
         One state per network call, in call order: what the network sees at that call wherever
         the state is finite (NaN elsewhere: the sampler's own state). Record them with the same

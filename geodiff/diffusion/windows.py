@@ -56,16 +56,19 @@ def fused(model_fn: Callable, window: tuple[int, int], stride: tuple[int, int], 
     :func:`window_starts`); the windows of all canvases go through ``model_fn`` in batches of
     ``batch_size``, each with its canvas's timestep and label, and their outputs are averaged
     per pixel with :func:`window_weights`. A canvas of exactly one window is that window's call.
-    A label map ``y`` of shape ``(B, H, W)`` gives each window the class at its centre pixel:
+    Conditioning ``cond`` is given on the canvas's pixels ``(B, c, H, W)`` and cut with the
+    windows. A label map ``y`` of shape ``(B, H, W)`` gives each window the class at its centre pixel:
     where two regions meet, windows of either class overlap and their fused predictions blend
     one region into the other within a window, with no boundary step.
     """
     wh, ww = window
 
     def canvas_fn(x: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
-        if "cond" in kwargs:
-            raise ValueError("low-resolution conditioning is not cut into windows; sample its tiles one by one")
         b, _, h, w = x.shape
+        cond = kwargs.get("cond")
+        if cond is not None and tuple(cond.shape[-2:]) != (h, w):
+            raise ValueError(f"conditioning for a canvas is given on the canvas's {h}x{w} pixels, "
+                             f"got {tuple(cond.shape[-2:])}")
         boxes = [(i, r, c) for i in range(b) for r in window_starts(h, wh, stride[0])
                  for c in window_starts(w, ww, stride[1])]
         weights = window_weights(wh, ww, device=x.device, dtype=x.dtype)
@@ -81,6 +84,8 @@ def fused(model_fn: Callable, window: tuple[int, int], stride: tuple[int, int], 
                 extra = {"y": torch.stack([labels[i, r + wh // 2, c + ww // 2] for i, r, c in chunk])}
             else:
                 extra = {"y": labels[index]}
+            if cond is not None:
+                extra["cond"] = torch.stack([cond[i, :, r:r + wh, c:c + ww] for i, r, c in chunk])
             pred = model_fn(tiles, t[index], **extra)
             if out is None:
                 out = x.new_zeros((b, pred.shape[1], h, w))

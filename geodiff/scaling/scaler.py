@@ -226,6 +226,13 @@ class Scaler:
         out = loc + scale * (np.asarray(scaled, np.float64) - center) / half
         return from_db(out) if self.db else out
 
+    def transform_field(self, values: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Physical values to the normalised space with coefficients per pixel, the inverse of
+        :meth:`inverse_field` (a zero ``scale`` maps to the centre, as for constant tiles)."""
+        center, half = self._center_halfwidth
+        x = self._forward(np.asarray(values, np.float64))
+        return center + half * (x - loc) / np.where(scale > 0, scale, 1.0)
+
     def check_renormalisable(self) -> None:
         """Raise :class:`~geodiff.errors.GeodiffError` unless :meth:`renormalise` applies."""
         if not self.per_tile or self.method == "fixed":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 from affine import Affine
@@ -48,6 +50,21 @@ def coarsened(scene: xr.DataArray, factor: int) -> xr.DataArray:
             scene.rio.transform(recalc=True) @ Affine.scale(factor)
         )
     return coarse
+
+
+def area_mean(values: np.ndarray, factor: int, *, db: bool = False) -> np.ndarray:
+    """``(..., h, w)`` block-averaged by ``factor`` over its last two axes (NaN-aware; sides must
+    divide). ``db``: the values are decibels, averaged as linear power (what a coarser radar
+    resolution cell measures) and returned in dB."""
+    h, w = values.shape[-2:]
+    if h % factor or w % factor:
+        raise TilingError(f"a {h}x{w} tile does not split into {factor}x{factor} blocks")
+    x = 10.0 ** (values / 10.0) if db else values
+    blocks = x.reshape(*x.shape[:-2], h // factor, factor, w // factor, factor)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
+        mean = np.nanmean(blocks, axis=(-3, -1))
+    return (10.0 * np.log10(mean) if db else mean).astype(values.dtype, copy=False)
 
 
 def dihedral(tiles: xr.DataArray, *, flips: bool = False, rot90: bool = False, seed=None) -> xr.DataArray:

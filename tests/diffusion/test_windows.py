@@ -74,12 +74,6 @@ def test_one_window_canvas_is_the_plain_sampler():
     torch.testing.assert_close(canvas, plain)
 
 
-def test_low_res_conditioning_is_refused_on_a_canvas():
-    with pytest.raises(ValueError, match="low-resolution"):
-        fused(lambda x, t, cond=None: x, (8, 8), (4, 4))(torch.zeros(1, 1, 16, 16), torch.tensor([3]),
-                                                          cond=torch.zeros(1, 1, 4, 4))
-
-
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmsolver++", "unipc", "heun"])
 def test_every_sampler_runs_on_a_canvas_with_learned_variance(sampler):
     """Both halves of a learned-variance network are fused: DDPM's steps take their noise scale
@@ -116,3 +110,14 @@ def test_a_label_map_gives_each_window_the_class_at_its_centre():
     assert profile[:16].eq(0).all() and profile[-16:].eq(1).all()
     steps = profile.diff()
     assert (steps >= 0).all() and steps.max() < 0.2  # a blend across the boundary, no step
+
+
+def test_canvas_conditioning_is_cut_with_the_windows():
+    def echo(x, t, cond):  # each window predicts its own part of the conditioning
+        return cond * 1.0
+
+    x, t = torch.zeros(2, 1, 40, 56, dtype=torch.float64), torch.tensor([3, 7])
+    cond = torch.randn(2, 1, 40, 56, dtype=torch.float64)
+    torch.testing.assert_close(fused(echo, (16, 16), (8, 8), batch_size=7)(x, t, cond=cond), cond)
+    with pytest.raises(ValueError, match="canvas"):
+        fused(echo, (16, 16), (8, 8))(x, t, cond=cond[..., :20, :28])

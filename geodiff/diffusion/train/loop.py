@@ -184,10 +184,11 @@ class Trainer:
         ----------
         data : Tensor (N, C, H, W), Dataset or iterable of batches
             Training tiles, float, finite (typically scaled to [-1, 1]): a tensor, a map-style
-            Dataset with ``__getitems__`` (batches drawn per step, see :mod:`.batches`), or an
+            Dataset with ``__getitems__`` (batches drawn per step, see :mod:`.batches`; a batch
+            may be a ``(tiles, cond)`` pair, the conditioning read with the tiles), or an
             iterable of batches such as a DataLoader, taken in its order (give ``train_steps``).
-        labels : LongTensor (N,), optional
-            Class labels (the model needs ``num_classes``).
+        labels : LongTensor (N,) or Tensor (N, classes), optional
+            Class labels or multi-hot rows (the model needs ``num_classes``).
         cond : Tensor (N, C', h, w), optional
             Low-resolution conditioning images.
         train_steps : int, optional
@@ -269,6 +270,7 @@ class Trainer:
         totals: dict[str, torch.Tensor] = {}
         for _ in range(cfg.grad_accum):
             idx, x0 = next(batches)
+            x0, c_batch = x0 if isinstance(x0, tuple) else (x0, None)  # a Dataset's (tiles, cond)
             x0 = x0.to(self.device, dtype, non_blocking=True)
             y = None if y_all is None else y_all[idx]
             if y is not None and cfg.class_dropout:
@@ -277,7 +279,8 @@ class Trainer:
                 y = torch.where(drop[:, None], 0.0, y) if y.is_floating_point() else \
                     torch.where(drop, torch.full_like(y, self.model.num_classes), y)
             y = None if y is None else y.to(self.device)
-            c = None if c_all is None else c_all[idx].to(self.device, non_blocking=True)
+            c = c_batch if c_all is None else c_all[idx]
+            c = None if c is None else c.to(self.device, dtype, non_blocking=True)
             t, weights = self.timestep_draw.sample(
                 x0.shape[0], device=self.device, generator=self._gen_noise
             )
@@ -317,7 +320,10 @@ class Trainer:
         loss_sum, mse_sum = 0.0, 0.0
         for start in range(0, len(x), bs):
             sl = slice(start, min(start + bs, len(x)))
-            x0 = feeding.rows(x, sl.start, sl.stop).to(self.device, next(self.model.parameters()).dtype)
+            x0 = feeding.rows(x, sl.start, sl.stop)
+            x0, c_batch = x0 if isinstance(x0, tuple) else (x0, None if cond is None else cond[sl])
+            dtype = next(self.model.parameters()).dtype
+            x0 = x0.to(self.device, dtype)
             t = torch.randint(len(self.schedule), (x0.shape[0],), generator=g, device=self.device)
             noise = draw_noise(
                 self.config.noise, x0.shape, generator=g, device=self.device, dtype=x0.dtype
@@ -327,7 +333,7 @@ class Trainer:
                 t,
                 noise,
                 None if y is None else y[sl].to(self.device),
-                None if cond is None else cond[sl].to(self.device),
+                None if c_batch is None else c_batch.to(self.device, dtype),
             )
             loss_sum += float(losses["loss"].sum())
             mse_sum += float(losses["mse"].sum())

@@ -1,0 +1,112 @@
+"""Super-resolution: low-resolution training pairs, the finer grid, the conditioning field, upsampling (issue 14)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import geodiff
+from geodiff.errors import GeodiffError, SceneError
+from geodiff.tile_dataset import TileDataset
+from geodiff.tiling.augment import area_mean, coarsened
+from geodiff.upsampling import _interpolated, fine_template
+from tests.test_collection import TINY, _scene
+
+
+def test_area_mean_is_xarrays_block_mean_in_linear_power_for_decibels():
+    rng = np.random.default_rng(0)
+    values = rng.normal(-15, 4, (2, 12, 8)).astype(np.float32)
+    values[0, 0, 0] = np.nan
+    da = xr.DataArray(values, dims=("band", "y", "x"))
+    expected = da.coarsen(y=4, x=4).mean().values
+    np.testing.assert_allclose(area_mean(values, 4), expected, rtol=1e-6)
+    power = 10 * np.log10(xr.DataArray(10 ** (values / 10), dims=da.dims).coarsen(y=2, x=2).mean().values)
+    np.testing.assert_allclose(area_mean(values, 2, db=True), power, rtol=1e-5)
+
+
+def test_low_resolution_pairs_share_the_coarse_tiles_coefficients():
+    scene = _scene(0, shape=(48, 64), nan=0.02)
+    ds = TileDataset.from_scenes(scene, tile=16, progress=False).with_low_res(4)
+    tiles, low = ds.__getitems__([0, 3])
+    assert tiles.shape == (2, 1, 16, 16) and low.shape == (2, 1, 4, 4)
+    # Min-max of the coarse tile: it spans [-1, 1]; the fine tile, scaled alike, reaches beyond.
+    torch.testing.assert_close(low.amin((1, 2, 3)), torch.full((2,), -1.0))
+    torch.testing.assert_close(low.amax((1, 2, 3)), torch.full((2,), 1.0))
+    raw = ds.raw(3)
+    np.testing.assert_allclose(np.nanmin(area_mean(raw, 4)), np.nanmin(coarsened(
+        xr.DataArray(raw[0], dims=("y", "x")), 4).values), rtol=1e-6)
+    assert tiles[1].abs().max() > 1.0
+    with pytest.raises(GeodiffError, match="split"):
+        ds.with_low_res(3)
+
+
+def test_the_fine_grid_is_the_coarse_transform_with_smaller_pixels_and_the_mask_repeated():
+    fine_real = _scene(1, shape=(40, 64), nan=0.0)
+    coarse = coarsened(fine_real, 4)
+    coarse = coarse.where(~((coarse["x"] > coarse["x"][5]) & (coarse["y"] > coarse["y"][5])))
+    fine = fine_template(coarse, 4)
+    np.testing.assert_allclose(fine["x"].values, fine_real["x"].values)
+    np.testing.assert_allclose(fine["y"].values, fine_real["y"].values)
+    assert fine.rio.transform() == fine_real.rio.transform() and fine.rio.crs == fine_real.rio.crs
+    np.testing.assert_array_equal(np.isnan(fine.values), np.isnan(coarse.values).repeat(4, 0).repeat(4, 1))
+
+
+def test_the_conditioning_field_is_torchs_bilinear_resize_of_the_whole_scene_whatever_the_chunks():
+    rng = np.random.default_rng(2)
+    coarse = xr.DataArray(rng.gamma(2.0, 0.05, (2, 20, 26)).astype(np.float32), dims=("band", "y", "x"))
+    scaler = geodiff.scaling.Scaler(db=True)
+    chunked = _interpolated(coarse.chunk({"y": 7, "x": 9}), 2, scaler).values
+    whole = torch.nn.functional.interpolate(torch.from_numpy(10 * np.log10(coarse.values))[None], scale_factor=2,
+                                            mode="bilinear", align_corners=False)[0].numpy()
+    np.testing.assert_allclose(10 * np.log10(chunked), whole, rtol=1e-5, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def upsampler():
+    return geodiff.fit(_scene(0, shape=(64, 96), nan=0.0), tile=16, train_steps=3, upsample=2, **TINY)
+
+
+def test_upsampling_gives_lazy_deterministic_fine_scenes_on_the_exact_grid(upsampler):
+    assert upsampler.upsample_factor == 2 and upsampler.network.config["cond_channels"] == 1
+    assert upsampler.summary["pixel_size"] == [30.0, 30.0] and upsampler.fit_config["upsample"] == 2
+    real = _scene(3, shape=(48, 64), nan=0.05)
+    coarse = coarsened(real, 2)
+    fine = upsampler.upsample(coarse, 2, sample_steps=2, block=32, seed=1)
+    assert fine.chunks is not None and fine.shape == (2, 48, 64)
+    assert fine.rio.transform() == real.rio.transform() and fine.rio.crs == real.rio.crs
+    values = fine.values
+    np.testing.assert_array_equal(np.isnan(values[0]), np.isnan(coarse.values).repeat(2, 0).repeat(2, 1))
+    np.testing.assert_array_equal(upsampler.upsample(coarse, 2, sample_steps=2, block=32, seed=1).values, values)
+    assert fine.attrs["upsample_factor"] == 2 and fine.attrs["coefficients"] == "location"
+    # The coarse scene reaches the network: another coarse scene, another fine one, same seed.
+    other = upsampler.upsample(coarse * 0.5 + coarse.mean(), 2, sample_steps=2, block=32, seed=1).values
+    assert not np.allclose(np.nan_to_num(other), np.nan_to_num(values))
+
+
+def test_the_two_stage_pipeline_samples_coarse_scenes_and_upsamples_each(upsampler):
+    coarse_grid = coarsened(_scene(4, shape=(64, 64), nan=0.0), 2)
+    coarse_model = geodiff.fit(coarsened(_scene(5, shape=(64, 96), nan=0.0), 2), tile=16, train_steps=2, **TINY)
+    fine = upsampler.upsample(coarse_model, 2, like=coarse_grid, sample_steps=2, block=32,
+                              coarse_options={"sample_steps": 2})
+    assert fine.shape == (2, 64, 64) and fine.attrs["coarse_model_id"] == coarse_model.model_id
+    assert fine.rio.transform() == coarse_grid.rio.transform() * __import__("affine").Affine.scale(0.5)
+    assert np.isfinite(fine.values).all() and not np.allclose(fine.values[0], fine.values[1])
+
+
+def test_bad_upsampling_requests_are_refused_before_any_work(upsampler):
+    coarse = coarsened(_scene(3, shape=(48, 64), nan=0.0), 2)
+    with pytest.raises(GeodiffError, match="upsamples by 2, not 4"):
+        upsampler.upsample(coarse, factor=4)
+    with pytest.raises(SceneError, match="pixels are 120"):
+        upsampler.upsample(coarsened(coarse, 2))
+    with pytest.raises(SceneError, match="smaller than the model's"):
+        upsampler.upsample(coarse.isel(y=slice(0, 6)))
+    with pytest.raises(GeodiffError, match="model.upsample"):
+        upsampler.sample_scene(1, like=coarse)
+    plain = geodiff.fit(coarse, tile=16, train_steps=1, **TINY)
+    with pytest.raises(GeodiffError, match="does not upsample"):
+        plain.upsample(coarse)
+    with pytest.raises(GeodiffError, match="two-stage"):
+        upsampler.upsample(coarse, like=coarse)
