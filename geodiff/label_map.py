@@ -98,11 +98,11 @@ def _index(name: str, classes: list[str]) -> int:
 
 
 def _raster_classes(values: np.ndarray, classes: list[str]) -> np.ndarray:
-    """Class indices of raster cells holding names or indices; NaN, None and negative: null."""
+    """Class indices of raster cells holding names or indices; NaN, None, '' and negative: null."""
     null = len(classes)
     if values.dtype.kind in "OUS":
         out = np.full(values.shape, null, np.int16)
-        for name in {str(v) for v in values.ravel() if v is not None and v == v and str(v)}:
+        for name in {str(v) for v in values.ravel() if isinstance(v, str) and v}:
             out[values == name] = _index(name, classes)
         return out
     finite = np.isfinite(values) & (values >= 0)
