@@ -9,10 +9,19 @@ network makes, not in the range the tile is rescaled to (that comes from real ti
 by construction). The last dates are held out: the classifier's accuracy on their real tiles is
 the reference. Printed: accuracy by class on the held-out real tiles, and on guided samples by
 class and guidance weight, and which class unconditional samples (no label) are taken for.
+
+Part 2, a label map: one synthetic scene (``--scene-size`` pixels, dB) whose west half is
+ocean and east half land, sampled with fused windows (``sample_scene(labels=polygons)``),
+against the same two halves sampled as two separate scenes and put side by side. Printed: the
+step at the region boundary, the largest column-to-column mean absolute difference within a tile
+of the boundary over the median one across the scene (1 where the boundary does not show).
 Run::
 
     python benchmarks/conditional.py [--max-seconds 600] [--samples 48] [--guidance 0 1 3]
-                                     [--held-out-dates 4] [--threads 2] [--json out.json]
+                                     [--held-out-dates 4] [--scene-size 96 192] [--model DIR]
+                                     [--threads 2] [--json out.json]
+
+``--model DIR`` keeps the trained model there and reuses it.
 """
 
 from __future__ import annotations
@@ -109,6 +118,8 @@ def main() -> None:
     p.add_argument("--held-out-dates", type=int, default=4)
     p.add_argument("--sample-steps", type=int, default=25)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--scene-size", type=int, nargs=2, default=[96, 192], help="label-map scene (rows, cols)")
+    p.add_argument("--model", type=Path, help="keep the trained model here and reuse it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
@@ -121,8 +132,13 @@ def main() -> None:
     test_ds = dataset(files(dates[-args.held_out_dates:]), polygons)
     classes = train_ds.classes
     start = time.perf_counter()
-    model = geodiff.fit(train_ds, train_steps=100_000, max_seconds=args.max_seconds, conditional=True,
-                        seed=args.seed, progress=False)
+    if args.model and args.model.exists():
+        model = geodiff.load_model(args.model)
+    else:
+        model = geodiff.fit(train_ds, train_steps=100_000, max_seconds=args.max_seconds, conditional=True,
+                            seed=args.seed, progress=False)
+        if args.model:
+            model.save(args.model)
     train_s = time.perf_counter() - start
     x_train, y_train = train_ds.to_tensor(), classes_of(train_ds, classes)
     x_test, y_test = test_ds.to_tensor(), classes_of(test_ds, classes)
@@ -150,8 +166,55 @@ def main() -> None:
     results["unconditional_taken_for"] = {c: float((free == i).mean()) for i, c in enumerate(classes)}
     print("unconditional samples taken for " + ", ".join(f"{c} {v:.2f}" for c, v in
                                                          results["unconditional_taken_for"].items()))
+    results["label_map"] = label_map(model, test_ds, classes, args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def boundary_step(values: np.ndarray, column: int, tile: int) -> float:
+    """Largest column-to-column mean |difference| within ``tile`` columns of ``column``, over
+    the median one, on ``(band, y, x)`` values in dB."""
+    steps = np.nanmean(np.abs(np.diff(values, axis=-1)), axis=(0, 1))  # step j: between columns j and j + 1
+    near = steps[max(column - tile, 0):column + tile]
+    return float(near.max() / np.median(steps))
+
+
+def label_map(model, test_ds, classes, args) -> dict:
+    """Part 2: a west-ocean, east-land scene, fused against two scenes side by side."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    import geodiff
+    from geodiff.scaling import to_db
+
+    h, w = args.scene_size
+    member = next(iter(test_ds.members.values())).open()
+    grid = member.isel(y=slice(0, 1), x=slice(0, 1)).squeeze(drop=True)
+    res = 30.0
+    x0, y0 = float(grid["x"]) - res / 2, float(grid["y"]) + res / 2
+    like = geodiff.synth.template((h, w), res, crs=member.rio.crs, origin=(x0, y0))
+    bands = xr_bands(like, test_ds.bands).assign_attrs(units=model.units or "")
+    middle = x0 + res * (w // 2)
+    polygons = gpd.GeoDataFrame({"label": ["ocean", "land"]},
+                                geometry=[box(x0, y0 - res * h, middle, y0), box(middle, y0 - res * h, x0 + res * w, y0)],
+                                crs=member.rio.crs)
+    options = {"sample_steps": args.sample_steps, "seed": args.seed, "guidance": 1.0}
+    fused = to_db(model.sample_scene(1, like=bands, labels=polygons, **options).values[0])
+    west = bands.isel(x=slice(0, w // 2))
+    east = bands.isel(x=slice(w // 2, None))
+    apart = np.concatenate([to_db(model.sample_scene(1, like=west, labels="ocean", **options).values[0]),
+                            to_db(model.sample_scene(1, like=east, labels="land", **options).values[0])], axis=-1)
+    out = {"fused": boundary_step(fused, w // 2, model.tile[1]), "side_by_side": boundary_step(apart, w // 2, model.tile[1])}
+    print(f"label map, step at the ocean/land boundary over the median: fused {out['fused']:.2f}, "
+          f"two scenes side by side {out['side_by_side']:.2f}")
+    return out
+
+
+def xr_bands(like, bands):
+    """``like`` as a ``(band, y, x)`` grid of the model's bands (values unused)."""
+    import xarray as xr
+
+    return xr.concat([like] * len(bands), dim="band").assign_coords(band=bands)
 
 
 if __name__ == "__main__":
