@@ -147,3 +147,34 @@ def test_train_offers_every_scaler_the_library_has_and_fixed_takes_its_range(tmp
             "--scaling", "fixed", "--fixed-range", "-50", "50"]
     assert main(argv) == 0
     assert geodiff.load_model(tmp_path / "m").scaler.fixed_range == (-50.0, 50.0)
+
+
+def test_cli_trains_conditional_and_upsampling_models_and_samples_them(tmp_path, capsys):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from geodiff.tiling.augment import coarsened
+    from tests.test_collection import _scene
+
+    scene = _scene(0, shape=(48, 64), nan=0.0)
+    scene.rio.to_raster(tmp_path / "scene.tif")
+    left, bottom, right, top = scene.rio.bounds()
+    middle = (left + right) / 2
+    gpd.GeoDataFrame({"cover": ["sea", "land"]}, geometry=[box(left, bottom, middle, top), box(middle, bottom, right, top)],
+                     crs=scene.rio.crs).to_file(tmp_path / "regions.gpkg")
+    common = ["--tile", "16", "--train-steps", "2", "--preset", "tiny", "--batch-size", "4"]
+    assert main(["train", str(tmp_path / "scene.tif"), "--out", str(tmp_path / "cond"), "--labels",
+                 str(tmp_path / "regions.gpkg"), "--label-column", "cover", "--conditional", *common]) == 0
+    assert main(["sample", str(tmp_path / "cond"), "--out", str(tmp_path / "sea.tif"), "-n", "2", "--labels", "sea",
+                 "--guidance", "1", "--sample-steps", "2"]) == 0
+    assert main(["sample", str(tmp_path / "cond"), "--out", str(tmp_path / "map.tif"), "-n", "1", "--like",
+                 str(tmp_path / "scene.tif"), "--labels", str(tmp_path / "regions.gpkg"), "--label-column", "cover",
+                 "--sample-steps", "2"]) == 0
+    mapped = rioxarray.open_rasterio(tmp_path / "map.tif")
+    assert mapped.shape == (1, 48, 64) and mapped.attrs["labels"] == "2 polygons"
+    assert main(["train", str(tmp_path / "scene.tif"), "--out", str(tmp_path / "sr"), "--upsample", "2", *common]) == 0
+    coarsened(scene, 2).rio.to_raster(tmp_path / "coarse.tif")
+    assert main(["sample", str(tmp_path / "sr"), "--out", str(tmp_path / "fine.tif"), "-n", "1", "--like",
+                 str(tmp_path / "coarse.tif"), "--sample-steps", "2"]) == 0
+    fine = rioxarray.open_rasterio(tmp_path / "fine.tif")
+    assert fine.shape == (1, 48, 64) and fine.rio.transform() == scene.rio.transform()

@@ -110,3 +110,11 @@ def test_bad_upsampling_requests_are_refused_before_any_work(upsampler):
         plain.upsample(coarse)
     with pytest.raises(GeodiffError, match="two-stage"):
         upsampler.upsample(coarse, like=coarse)
+
+
+def test_a_saved_upsampling_model_loads_and_upsamples_the_same(upsampler, tmp_path):
+    coarse = coarsened(_scene(3, shape=(48, 64), nan=0.0), 2)
+    again = geodiff.load_model(upsampler.save(tmp_path / "sr"))
+    assert again.upsample_factor == 2 and again.summary["pixel_size"] == upsampler.summary["pixel_size"]
+    np.testing.assert_array_equal(again.upsample(coarse, sample_steps=2, block=32).values,
+                                  upsampler.upsample(coarse, sample_steps=2, block=32).values)

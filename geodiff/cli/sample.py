@@ -40,6 +40,11 @@ def register(subparsers) -> None:
                    help="rescale scene tiles with the scene's local range, or draws from the training tiles")
     p.add_argument("--no-mask", action="store_true", help="do not copy the scene's nodata mask")
     p.add_argument("--nodata", type=float, help="nodata value of the --like scene overriding the file's")
+    p.add_argument("--labels", metavar="CLASS_OR_FILE",
+                   help="a class-conditional model's class, or a vector file of labelled polygons (a label map "
+                        "on --like)")
+    p.add_argument("--label-column", default="label", help="the polygons' column of class names (default label)")
+    p.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance weight (default 0)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     p.add_argument("--seed", type=int, default=0)
@@ -49,6 +54,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import geodiff
     from geodiff.files import check_destination
+    from geodiff.cli.train import label_source
     from geodiff.sampling import sample_scene
 
     out = check_destination(args.out, overwrite=args.overwrite, inputs=[args.model, args.like])
@@ -56,17 +62,29 @@ def run(args: argparse.Namespace) -> int:
     if writer is None:
         raise GeodiffError(f"cannot tell the format of {out}: use a .tif, .nc or .zarr name")
     model = geodiff.load_model(args.model, device=args.device)
-    if args.like:
+    labels = args.labels
+    if model.upsample_factor:
+        if not args.like:
+            raise GeodiffError("a super-resolution model upsamples a coarse scene: give it as --like")
+        coarse = geodiff.open_scene(args.like, band=model.bands, nodata=args.nodata)
+        synth = model.upsample(coarse, args.n, sampler=args.sampler, sample_steps=args.sample_steps, seed=args.seed,
+                               mask=not args.no_mask, batch_size=args.batch_size, device=args.device,
+                               timestep_spacing=args.timestep_spacing, stride=args.stride, block=args.block)
+    elif args.like:
         scene = geodiff.open_scene(args.like, band=model.bands, nodata=args.nodata)
+        if labels is not None and labels not in (model.classes or ()):
+            labels = label_source(labels)
         synth = sample_scene(scene, args.n, model, sampler=args.sampler, sample_steps=args.sample_steps, seed=args.seed,
                              mask=not args.no_mask, coefficients=args.coefficients,
                              batch_size=args.batch_size, device=args.device,
                              timestep_spacing=args.timestep_spacing, renormalise=args.renormalise,
-                             method=args.method, stride=args.stride, block=args.block)
+                             method=args.method, stride=args.stride, block=args.block, labels=labels,
+                             guidance=args.guidance, label_column=args.label_column)
     else:
         synth = model.sample_tiles(args.n, sampler=args.sampler, sample_steps=args.sample_steps, seed=args.seed,
                                    batch_size=args.batch_size, device=args.device,
-                                   timestep_spacing=args.timestep_spacing, renormalise=args.renormalise)
+                                   timestep_spacing=args.timestep_spacing, renormalise=args.renormalise,
+                                   labels=labels, guidance=args.guidance)
     writer(synth, out, overwrite=args.overwrite)  # its bar counts the tiles generated while written
     print(f"wrote {args.n} sample(s) to {out}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import get_args
 
+from geodiff.errors import GeodiffError
 from geodiff.names import PRESETS
 from geodiff.scaling.scaler import Method
 
@@ -35,6 +36,12 @@ def register(subparsers) -> None:
     p.add_argument("--max-nodata", type=float, default=0.5, help="drop tiles with more nodata (default 0.5)")
     p.add_argument("--val-fraction", type=float, default=0.0,
                    help="tiles held out for the validation loss, by scene (or spatial block for one scene)")
+    p.add_argument("--labels", metavar="SOURCE",
+                   help="tile labels: 'attrs' (each scene's label attribute), 'json' (BigEarthNet sidecars) or "
+                        "a vector file of labelled polygons")
+    p.add_argument("--label-column", default="label", help="the polygons' column of class names (default label)")
+    p.add_argument("--conditional", action="store_true", help="train a class-conditional model on the labels")
+    p.add_argument("--upsample", type=int, metavar="F", help="train a super-resolution model by this factor")
     p.add_argument("--index", help="write the tile index here as GeoParquet (one row per tile, with its split)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader processes reading tiles ahead")
     p.add_argument("--batch-size", type=int, default=16)
@@ -42,6 +49,18 @@ def register(subparsers) -> None:
     p.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
+
+
+def label_source(value: str | None):
+    """``attrs`` and ``json`` as they are; anything else is a vector file of labelled polygons."""
+    if value is None or value in ("attrs", "json"):
+        return value
+    import geopandas as gpd
+
+    try:
+        return gpd.read_file(value)
+    except (OSError, ValueError, RuntimeError) as err:  # pyogrio's DataSourceError is a RuntimeError
+        raise GeodiffError(f"cannot read label polygons from {value}: {err}") from err
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     dataset = TileDataset.from_scenes(args.scene, args.tile, max_nodata=args.max_nodata,
                                       scaler=Scaler(args.scaling, db=args.db,
                                                     fixed_range=tuple(args.fixed_range) if args.fixed_range else None), band_files=args.band_files,
-                                      band=args.band, nodata=args.nodata, units=args.units)
-    model = fit(dataset, args.tile, args.epochs, **options)
+                                      band=args.band, nodata=args.nodata, units=args.units,
+                                      labels=label_source(args.labels), label_column=args.label_column)
+    model = fit(dataset, args.tile, args.epochs, conditional=args.conditional, upsample=args.upsample, **options)
     if args.index:
         # The same call as fit's, so the column is the split the model was trained with.
         index = dataset.index.assign(split=split_tiles(dataset.index, args.val_fraction, seed=args.seed))
