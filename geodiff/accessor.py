@@ -45,12 +45,21 @@ class DiffusionAccessor:
         """``n`` synthetic scenes on this grid, lazily; see :func:`geodiff.sampling.sample_scene`."""
         from geodiff.sampling import sample_scene
 
+        return sample_scene(self._scene(), n, self._need(model), **options)
+
+    def _need(self, model):
         model = model or self._model
         if model is None:
             raise GeodiffError("no model to sample from: pass the model fit returned, "
                                "da.diffusion.sample(n, model=model) (or geodiff.load_model(path)); an "
                                "object derived from the fitted one (isel, copy, arithmetic) does not carry it")
-        return sample_scene(self._scene(), n, model, **options)
+        return model
+
+    def inpaint(self, model=None, n: int = 1, **options):
+        """This scene's NaN gaps filled, ``n`` times, lazily; see :func:`geodiff.restoration.inpaint`."""
+        from geodiff.restoration import inpaint
+
+        return inpaint(self._scene(), self._need(model), n, **options)
 
 
 @xr.register_dataset_accessor("diffusion")

@@ -63,7 +63,8 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
                  sample_steps: int = recipe.SAMPLE_STEPS, seed: int = 0, mask: bool = True, coefficients: str = "location",
                  batch_size: int = 16, device=None, timestep_spacing: str = recipe.TIMESTEP_SPACING,
                  renormalise: bool = False, method: str = "fused", stride=None, block=None, labels=None,
-                 guidance: float = 0.0, label_column: str = "label", low_res: xr.DataArray | None = None) -> xr.DataArray:
+                 guidance: float = 0.0, label_column: str = "label", low_res: xr.DataArray | None = None,
+                 known: xr.DataArray | None = None) -> xr.DataArray:
     """``n`` synthetic versions of ``scene`` on its own grid, generated block by block when computed.
 
     Parameters
@@ -123,6 +124,10 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         A super-resolution model's conditioning: the coarse scene interpolated onto this grid,
         ``([band,] y, x)`` in physical units (``"fused"`` only). Use
         :meth:`~geodiff.model.DiffusionModel.upsample`, which builds it.
+    known
+        Values to keep wherever they are finite, ``([band,] y, x)`` on this grid in physical
+        units (``"fused"`` only): the rest is generated around them. Use
+        :func:`geodiff.restoration.inpaint`, which fills a scene's gaps so.
 
     Returns
     -------
@@ -155,8 +160,8 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
     if (low_res is None) != (not model.upsample_factor):
         raise GeodiffError("a super-resolution model samples from a coarse scene: model.upsample(coarse)"
                            if low_res is None else "low_res conditions a super-resolution model; this one is not")
-    if low_res is not None and method != "fused":
-        raise GeodiffError("upsampling needs method='fused'")
+    if (low_res is not None or known is not None) and method != "fused":
+        raise GeodiffError("upsampling and inpainting need method='fused'")
     if labels is None and guidance:
         raise GeodiffError("guidance needs labels to guide towards")
     if labels is not None:
@@ -197,7 +202,7 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         if lattice is not None:
             call.update(labels=_describe(labels), guidance=float(guidance))
         data = _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, sample_steps,
-                            batch_size, device, timestep_spacing, call, lattice, float(guidance), low_res)
+                            batch_size, device, timestep_spacing, call, lattice, float(guidance), low_res, known)
         call.update(stride=list(stride), block=list(block), margin=[model.tile[0] // 2, model.tile[1] // 2],
                     normalised_space="per-pixel coefficients interpolated bilinearly between tile centres")
     else:
@@ -239,7 +244,7 @@ def _describe(labels) -> str:
 
 
 def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, sample_steps, batch_size, device,
-                 timestep_spacing, call, lattice=None, guidance=0.0, low_res=None) -> darr.Array:
+                 timestep_spacing, call, lattice=None, guidance=0.0, low_res=None, known=None) -> darr.Array:
     rows, cols = len(grid.row_starts), len(grid.col_starts)
     ch = model.channels
     th, tw = model.tile
@@ -253,10 +258,12 @@ def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sam
     job = BlockJob(Generation(model, n, sampler, sample_steps, batch_size, device, timestep_spacing), stride,
                    lattice, guidance, shape)
     name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.loc, per_tile.scale,
-                                       sorted(call.items()), None if lattice is None else lattice.classes, low_res)
-    field = None if low_res is None else darr.asarray(low_res.data)
+                                       sorted(call.items()), None if lattice is None else lattice.classes, low_res,
+                                       known)
+    low_res, known = (None if f is None else darr.asarray(f.data) for f in (low_res, known))
     graph, (row_sizes, col_sizes), dependencies = block_graph(
-        job, model.scaler, nodes, shape, block, (th // 2, tw // 2), seed, valid, name, bool(model.bands), field)
+        job, model.scaler, nodes, shape, block, (th // 2, tw // 2), seed, valid, name, bool(model.bands), low_res,
+        known)
     chunks = ((n,), *([(ch,)] if model.bands else []), row_sizes, col_sizes)
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=dependencies)
     return darr.Array(hlg, name, chunks, dtype=np.float32)

@@ -199,7 +199,7 @@ class BlockJob:
 
     def __call__(self, seed: int, origin: tuple[int, int], size: tuple[int, int], top: Strip | None,
                  left: Strip | None, corner: Strip | None, valid, nodes: Nodes | None = None,
-                 low_res: np.ndarray | None = None) -> Block:
+                 low_res: np.ndarray | None = None, real: np.ndarray | None = None) -> Block:
         import torch
 
         from geodiff.diffusion.conditions import Conditions
@@ -227,7 +227,7 @@ class BlockJob:
                                     null_label=self.labels.null)
         if low_res is not None:
             conditions = replace(conditions, low_res=torch.from_numpy(
-                _canvas_low_res(self, low_res, nodes, origin, (mt, ml), known.shape[-2:]).astype(np.float32)))
+                _canvas_field(self, low_res, nodes, origin, (mt, ml), known.shape[-2:]).astype(np.float32)))
         if given:
             calls = given[0][0].states.shape[0]
             states = np.full((calls, *known.shape), np.nan, np.float32)
@@ -238,19 +238,25 @@ class BlockJob:
                 if band is not None:
                     states[(slice(None), *band)] = strip.band
                     weight[band[1:]] = np.minimum(weight[band[1:]], fade)
+            conditions = replace(conditions, states=list(torch.from_numpy(states)), state_weight=torch.from_numpy(weight))
+        if real is not None:
+            # The scene's own valid pixels are known too (inpainting); margins keep their
+            # neighbours' values, which are the real ones wherever the scene has data.
+            z_real = _canvas_field(self, real, nodes, origin, (mt, ml), known.shape[-2:])
+            known = np.where(np.isfinite(known), known, z_real).astype(np.float32)
+        if given or real is not None:
             conditions = replace(conditions, known=torch.from_numpy(np.nan_to_num(known)),
-                                 mask=torch.from_numpy(np.isfinite(known)), states=list(torch.from_numpy(states)),
-                                 state_weight=torch.from_numpy(weight))
+                                 mask=torch.from_numpy(np.isfinite(known)))
         trace: list = []
         z = self.generation(seed, shape=known.shape[-2:], stride=self.stride, conditions=conditions, record=trace)
         return Block(z[..., mt:mt + h, ml:ml + w], np.stack([x.float().cpu().numpy() for x in trace]), mt, ml)
 
 
-def _canvas_low_res(job: BlockJob, chunk: np.ndarray, nodes: Nodes, origin, margins, canvas) -> np.ndarray:
-    """The conditioning field on a block's canvas, in the canvas's normalised space
-    ``(n, C, H, W)``. ``chunk`` is the block's chunk of the physical field with a tile of
-    overlap on every side, which holds the whole canvas (margins and look-ahead are at most a
-    tile)."""
+def _canvas_field(job: BlockJob, chunk: np.ndarray, nodes: Nodes, origin, margins, canvas) -> np.ndarray:
+    """A field on the scene's grid (a conditioning image, the scene's own values) on a block's
+    canvas, in the canvas's normalised space ``(n, C, H, W)``. ``chunk`` is the block's chunk of
+    the physical field with a tile of overlap on every side, which holds the whole canvas
+    (margins and look-ahead are at most a tile)."""
     th, tw = job.generation.model.tile
     (mt, ml), (hc, wc) = margins, canvas
     field = chunk if chunk.ndim == 3 else chunk[None]
@@ -293,22 +299,26 @@ def _strip(block: Block, rows: int | None, cols: int | None) -> Strip | None:
 
 def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], block: tuple[int, int],
                 margin: tuple[int, int], seed: int, valid: darr.Array | None, name: str,
-                bands: bool, low_res: darr.Array | None = None) -> tuple[dict, tuple, list]:
+                bands: bool, low_res: darr.Array | None = None, real: darr.Array | None = None) -> tuple[dict, tuple, list]:
     """The dask graph of a fused scene: ``(graph, chunks, dependencies)`` for ``darr.Array``.
 
     Output chunks are the blocks, with keys ``(name, 0, [0,] i, j)``. The model and the
-    coefficient nodes are one graph key each, not copied into every task. ``low_res``, a
-    conditioning field on the scene's grid ``([band,] y, x)``, is read per block with a tile of
+    coefficient nodes are one graph key each, not copied into every task. ``low_res`` (a
+    conditioning field) and ``real`` (the scene's values, known wherever finite), both
+    ``([band,] y, x)`` on the scene's grid in physical units, are read per block with a tile of
     overlap around it (dask's ``overlap``), so each block task gets its canvas's part.
     """
     rows, cols = block_sizes(shape[0], block[0]), block_sizes(shape[1], block[1])
-    overlapped = None
-    if low_res is not None:
-        tile = job.generation.model.tile
-        lead = low_res.shape[:-2]
-        overlapped = darr.overlap.overlap(low_res.rechunk((*lead, rows, cols)),
-                                          depth={low_res.ndim - 2: tile[0], low_res.ndim - 1: tile[1]},
-                                          boundary="nearest")
+    tile = job.generation.model.tile
+
+    def overlapped(field):
+        if field is None:
+            return None
+        lead = field.shape[:-2]
+        return darr.overlap.overlap(field.rechunk((*lead, rows, cols)),
+                                    depth={field.ndim - 2: tile[0], field.ndim - 1: tile[1]}, boundary="nearest")
+
+    fields = [overlapped(low_res), overlapped(real)]
     r_off, c_off = np.cumsum((0, *rows)), np.cumsum((0, *cols))
     job_key, nodes_key, z_name, strip_name = f"{name}-job", f"{name}-nodes", f"{name}-z", f"{name}-strip"
     graph: dict = {job_key: job, nodes_key: nodes}
@@ -320,9 +330,9 @@ def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], blo
             left = (strip_name, "right", i, j - 1) if j else None
             corner = (strip_name, "corner", i - 1, j - 1) if i and j else None
             valid_key = (valid.name, i, j) if valid is not None else None
-            low_key = None if overlapped is None else (overlapped.name, *([0] * (overlapped.ndim - 2)), i, j)
+            field_keys = [None if f is None else (f.name, *([0] * (f.ndim - 2)), i, j) for f in fields]
             graph[(z_name, i, j)] = (_run, job_key, block_seed, (r0, c0), (rows[i], cols[j]), top, left, corner,
-                                     valid_key, nodes_key, low_key)
+                                     valid_key, nodes_key, *field_keys)
             if i + 1 < len(rows):
                 graph[(strip_name, "bottom", i, j)] = (_strip, (z_name, i, j), margin[0], None)
             if j + 1 < len(cols):
@@ -332,4 +342,4 @@ def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], blo
             box = (slice(r0, r0 + rows[i]), slice(c0, c0 + cols[j]))
             key = (name, 0, 0, i, j) if bands else (name, 0, i, j)
             graph[key] = (to_physical, (z_name, i, j), scaler, nodes_key, *box, valid_key, bands)
-    return graph, (rows, cols), [a for a in (valid, overlapped) if a is not None]
+    return graph, (rows, cols), [a for a in (valid, *fields) if a is not None]
