@@ -161,6 +161,12 @@ class DiffusionModel:
         return low, high
 
     @property
+    def conditioning(self) -> str | None:
+        """What the network is conditioned on besides labels: ``"upsample"`` (a coarse scene),
+        ``"paired"`` (a paired scene, e.g. a noisy interferogram), or None."""
+        return self.summary.get("conditioning") or ("upsample" if self.upsample_factor else None)
+
+    @property
     def upsample_factor(self) -> int | None:
         """The factor a super-resolution model (``fit(..., upsample=f)``) upsamples by; None for
         other models."""

@@ -157,9 +157,12 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         raise GeodiffError("block applies to method='fused' only")
     if renormalise:
         model.scaler.check_renormalisable()
-    if (low_res is None) != (not model.upsample_factor):
-        raise GeodiffError("a super-resolution model samples from a coarse scene: model.upsample(coarse)"
-                           if low_res is None else "low_res conditions a super-resolution model; this one is not")
+    if (low_res is None) != (model.conditioning is None):
+        needs = {"upsample": "a super-resolution model samples from a coarse scene: model.upsample(coarse)",
+                 "paired": "a model conditioned on paired scenes samples from one: geodiff.denoising.denoise(scene, "
+                           "model)"}
+        raise GeodiffError(needs[model.conditioning] if low_res is None else
+                           "low_res conditions a model trained with a conditioning image; this one is not")
     if (low_res is not None or known is not None) and method != "fused":
         raise GeodiffError("upsampling and inpainting need method='fused'")
     if labels is None and guidance:

@@ -79,18 +79,22 @@ class TileDataset(torch.utils.data.Dataset):
         For super-resolution: items are ``(tile, low)`` pairs, ``low`` the tile area-averaged by
         this factor (in linear power for backscatter), both scaled with coefficients measured on
         ``low``, as an upsampling model sees them (:meth:`with_low_res`). None: tiles only.
+    paired
+        For paired conditioning (a denoiser): the conditioning scene of each scene, by id; items
+        are ``(tile, condition)`` pairs, the condition the same window of its scene, both scaled
+        with the condition's coefficients (:meth:`with_condition`).
     """
 
     def __init__(self, index, members: dict[str, Member], *, scaler: Scaler, tiling: Tiling, fill: FillMethod = "nearest",
                  augment: Augment | None = None, bands=None, units=None, skipped=(), cache_bytes: int = CACHE_BYTES,
-                 low_res: int | None = None):
+                 low_res: int | None = None, paired: dict[str, Member] | None = None):
         self.index = index.reset_index(drop=True)
         self.members = members
         self.scaler, self.fill, self.augment = scaler, fill, augment or Augment()
         self.tiling, self.tile = tiling, tiling.tile
         self.bands, self.units, self.skipped = bands, units, list(skipped)
         self.classes = vocabulary(self.index["labels"])
-        self.cache_bytes, self.low_res = cache_bytes, low_res
+        self.cache_bytes, self.low_res, self.paired = cache_bytes, low_res, paired
         suffixes = [""] if not bands else [f"_{b}" for b in bands]
         self._loc = np.stack([self.index[f"loc{s}"].to_numpy(np.float64) for s in suffixes], 1)
         self._scale = np.stack([self.index[f"scale{s}"].to_numpy(np.float64) for s in suffixes], 1)
@@ -138,7 +142,7 @@ class TileDataset(torch.utils.data.Dataset):
         picked = self.index.iloc[np.flatnonzero(rows) if rows.dtype == bool else rows]
         return TileDataset(picked, self.members, scaler=self.scaler, tiling=self.tiling, fill=self.fill,
                            augment=self.augment, bands=self.bands, units=self.units, skipped=self.skipped,
-                           cache_bytes=self.cache_bytes, low_res=self.low_res)
+                           cache_bytes=self.cache_bytes, low_res=self.low_res, paired=self.paired)
 
     def with_low_res(self, factor: int) -> TileDataset:
         """The same tiles as ``(tile, low-resolution tile)`` pairs for training an upsampling
@@ -149,8 +153,29 @@ class TileDataset(torch.utils.data.Dataset):
             raise GeodiffError(f"the {self.tile[0]}x{self.tile[1]} tile does not split into {factor}x{factor} blocks")
         if tuple(self.tiling.scales) != (1,):
             raise GeodiffError("super-resolution learns from the tiles at their own resolution: use scales=(1,)")
+        if self.paired:
+            raise GeodiffError("a dataset is conditioned on its low-resolution tiles or on paired scenes, not both")
         out = self.subset(np.arange(len(self)))
         out.low_res = int(factor)
+        return out
+
+    def with_condition(self, scenes) -> TileDataset:
+        """The same tiles as ``(tile, condition)`` pairs, the condition read from the same window
+        of the matching scene of ``scenes`` (collected as :func:`geodiff.collection.collect`
+        does, one per scene of this dataset, in order, on the same grids): a model trained on
+        them learns these scenes given those (a denoiser learns clean given noisy)."""
+        if self.low_res:
+            raise GeodiffError("a dataset is conditioned on its low-resolution tiles or on paired scenes, not both")
+        conditions = collect(scenes)
+        if len(conditions) != len(self.members):
+            raise GeodiffError(f"{len(conditions)} conditioning scenes for {len(self.members)} scenes: give one per scene")
+        for (scene_id, member), condition in zip(self.members.items(), conditions):
+            a, b = member.open(), condition.open()
+            if a.shape != b.shape:
+                raise GeodiffError(f"the conditioning scene {condition.id} is {dict(b.sizes)}, scene {scene_id} is "
+                                   f"{dict(a.sizes)}: each pair shares one grid")
+        out = self.subset(np.arange(len(self)))
+        out.paired = dict(zip(self.members, conditions))
         return out
 
     def __len__(self) -> int:
@@ -182,7 +207,8 @@ class TileDataset(torch.utils.data.Dataset):
         channels, (h, w) = self._loc.shape[1], self.tile
         out = np.empty((len(items), channels, h, w), np.float32)
         f = self.low_res or 1
-        low = np.empty((len(items), channels, h // f, w // f), np.float32) if self.low_res else None
+        conditioned = self.low_res or self.paired
+        low = np.empty((len(items), channels, h // f, w // f), np.float32) if conditioned else None
         for k, item in enumerate(items):
             i, draw = (item, None) if np.isscalar(item) else item
             planes = self._tile(int(i), draw)
@@ -203,9 +229,11 @@ class TileDataset(torch.utils.data.Dataset):
         planes = [values]
         if self.low_res:
             planes.append(area_mean(values, self.low_res, db=_is_db(self.units)))
-            if self.scaler.per_tile and self.scaler.method != "fixed":
-                # The coefficients an upsampling model can know: the low-resolution tile's.
-                loc, scale = self.scaler._tile_statistics(planes[1])
+        elif self.paired:
+            planes.append(self._paired_raw(i) + values.dtype.type(shift))
+        if len(planes) > 1 and self.scaler.per_tile and self.scaler.method != "fixed":
+            # The coefficients a conditioned model can know at sampling time: its condition's.
+            loc, scale = self.scaler._tile_statistics(planes[1])
         out = []
         for plane in planes:
             filled = fill_planes(self.scaler._scale_block(plane, loc, scale), self.fill)
@@ -220,6 +248,13 @@ class TileDataset(torch.utils.data.Dataset):
         scene_id = self._scene[i]
         opener = partial(_open_coarsened, self.members[scene_id], factor)
         return self._cache.window((scene_id, factor), opener, row // factor, col // factor, *self.tile)
+
+    def _paired_raw(self, i: int) -> np.ndarray:
+        """Row ``i``'s window of its paired conditioning scene, in scene units."""
+        row, col, factor = (int(v) for v in self._window[i])
+        scene_id = self._scene[i]
+        opener = partial(_open_coarsened, self.paired[scene_id], factor)
+        return self._cache.window(("paired", scene_id, factor), opener, row // factor, col // factor, *self.tile)
 
     def draws(self, positions, generator: torch.Generator) -> list:
         """``positions`` with random augmentations from ``generator`` (positions alone when the

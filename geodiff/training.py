@@ -134,6 +134,7 @@ def fit(
     label_rule: str = "majority",
     conditional: bool = False,
     upsample: int | None = None,
+    condition=None,
     band_files=None,
     val_fraction: float = 0.0,
     split: str = "auto",
@@ -198,6 +199,11 @@ def fit(
         area-averaged by the factor (in linear power for backscatter) as its low-resolution
         conditioning, and both are scaled with the low-resolution tile's coefficients, which is
         what :meth:`~geodiff.model.DiffusionModel.upsample` knows of a coarse scene.
+    condition
+        Scenes paired one to one with ``scenes`` (same grids, same order, anything ``scenes``
+        takes): the model learns each scene given its pair, whose tiles are its conditioning
+        and whose coefficients scale both (a denoiser: clean scenes given noisy ones, see
+        :func:`geodiff.denoising.fit_denoiser`).
     band_files
         Band names (``("VV", "VH")``): files differing only by them are the bands of one scene.
     val_fraction, split
@@ -276,8 +282,13 @@ def fit(
             band_files=band_files, progress=progress)
     if conditional and not dataset.classes:
         raise GeodiffError("conditional=True needs labels: labels='attrs', 'json' or a GeoDataFrame of polygons")
+    if upsample is not None and condition is not None:
+        raise GeodiffError("a model is conditioned on low-resolution tiles (upsample) or on paired scenes "
+                           "(condition), not both")
     if upsample is not None:
         dataset = dataset.with_low_res(upsample)
+    if condition is not None:
+        dataset = dataset.with_condition(condition)
     # A dataset built beforehand brings its own tiling, scaling and augmentation.
     cut = dataset.tiling
     fit_config = FitConfig(
@@ -300,7 +311,7 @@ def fit(
         y_val = None if val is None else _class_targets(val, dataset.classes, multi_label)
         train_options = {"class_dropout": 0.1, **train_options}
     extra = {"num_classes": len(dataset.classes)} if conditional else {}
-    if upsample is not None:
+    if upsample is not None or condition is not None:
         extra["cond_channels"] = channels
     net = UNet.from_preset(preset, channels, learn_sigma=learn_sigma,
                            **{"seed": init_seed(seed), **extra, **(network or {})})
@@ -336,6 +347,7 @@ def fit(
         "classes": list(dataset.classes) if conditional else None,
         "multi_label": multi_label,
         "upsample": upsample,
+        "conditioning": "upsample" if upsample else "paired" if condition is not None else None,
         "pixel_size": _pixel_size(dataset) if upsample else None,
     }
     crs = _single_crs(dataset)

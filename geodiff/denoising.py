@@ -1,0 +1,160 @@
+"""Denoising interferograms: a diffusion model of clean deformation given the noisy interferogram.
+
+After Popescu, Anantrasirichai, Biggs and Zhu (Bristol): train on pairs built from physics
+(:func:`denoising_pairs`: deformation sources of :mod:`geodiff.synth` added to real noise from
+short interferograms, or to synthetic atmosphere when none is given) with a spatially correlated
+forward process, then restore real interferograms. Here the network learns the clean tile given
+the noisy one as its conditioning image (``fit(clean, condition=noisy)``, both scaled with the
+noisy tile's coefficients, the only ones known when restoring), and :func:`denoise` samples the
+clean scene with fused windows in blocks, like any scene, from the noisy scene; the mean of
+several samples is the estimate and their spread its uncertainty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from geodiff.errors import GeodiffError, SceneError
+from geodiff.restoration import MAX_GAP
+
+def default_noise(tile: int) -> dict:
+    """The forward process denoisers train with: a von Karman field of the Kolmogorov exponent
+    (the spectrum of InSAR atmospheres) with an outer scale of a quarter tile, in pixels."""
+    return {"kind": "power", "exponent": 8 / 3, "length": max(tile / 4, 1.0)}
+
+
+def denoising_pairs(n: int, *, tile: int = 64, noise: xr.DataArray | None = None, spacing: float = 100.0,
+                    kinds: Sequence[str] = ("mogi", "okada", "sill"), max_nodata: float = MAX_GAP,
+                    seed: int = 0) -> xr.Dataset:
+    """``n`` (clean, noisy) line-of-sight displacement tiles in mm, ``(sample, y, x)``.
+
+    ``clean`` is the deformation of one random source per tile (:func:`geodiff.synth.dataset`,
+    Sentinel-1 geometry); ``noisy`` adds noise to it: a random ``tile``-pixel crop of a real
+    interferogram of ``noise`` (a ``(time, y, x)`` stack in mm, e.g. short interferograms whose
+    signal is atmosphere and decorrelation; crops with more than ``max_nodata`` missing are
+    redrawn, gaps filled by their nearest value), or, without ``noise``, synthetic turbulent
+    atmosphere, a ramp and decorrelation noise from :mod:`geodiff.synth`. The ``source``
+    coordinate names each tile's source kind.
+    """
+    from geodiff.insar.phase import phase_to_displacement
+    from geodiff.synth import Atmosphere, dataset, template
+    from geodiff.tiling.fill import fill_planes
+
+    rng = np.random.default_rng(seed)
+    like = template((tile, tile), spacing)
+    synthetic = noise is None
+    ds = dataset(n, like=like, kinds=kinds, atmosphere=Atmosphere() if synthetic else None,
+                 ramp=0.5 if synthetic else None, coherence=(0.3, 0.95) if synthetic else None, seed=rng)
+    clean = ds["deformation"].values * 1000.0
+    if synthetic:
+        added = phase_to_displacement(ds["atmosphere"].values + ds["ramp"].values + ds["noise"].values) * 1000.0
+    else:
+        added = _real_noise(noise, n, tile, max_nodata, rng, fill_planes)
+    coords = {"sample": np.arange(n), "y": like["y"].values, "x": like["x"].values, "source": ds["source"]}
+    out = xr.Dataset({"clean": (("sample", "y", "x"), clean.astype(np.float32)),
+                      "noisy": (("sample", "y", "x"), (clean + added).astype(np.float32))}, coords=coords)
+    for name in out.data_vars:
+        out[name].attrs["units"] = "mm"
+    out.attrs["noise"] = "synthetic atmosphere, ramp, decorrelation" if synthetic else "real interferograms"
+    return out.rio.write_crs(like.rio.crs)
+
+
+def _real_noise(stack: xr.DataArray, n: int, tile: int, max_nodata: float, rng, fill_planes) -> np.ndarray:
+    if stack.ndim != 3:
+        raise GeodiffError(f"noise is a (time, y, x) stack of interferograms in mm, got dims {stack.dims}")
+    t, h, w = stack.shape
+    if h < tile or w < tile:
+        raise GeodiffError(f"noise interferograms of {h} x {w} pixels are smaller than a {tile}-pixel tile")
+    values = np.asarray(stack.values, np.float64)
+    out = np.empty((n, tile, tile))
+    for k in range(n):
+        for _ in range(100):
+            i, r, c = rng.integers(t), rng.integers(h - tile + 1), rng.integers(w - tile + 1)
+            crop = values[i, r:r + tile, c:c + tile]
+            if np.isnan(crop).mean() <= max_nodata:
+                break
+        else:
+            raise GeodiffError(f"no crop of the noise stack has at most {max_nodata:.0%} missing")
+        crop = fill_planes(crop[None], "nearest")[0]
+        out[k] = crop - crop.mean()  # noise, not a reference offset
+    return out
+
+
+def fit_denoiser(pairs: xr.Dataset, *, noise=None, **options):
+    """A denoising model trained on ``pairs`` (:func:`denoising_pairs`): ``geodiff.fit`` of the
+    clean tiles conditioned on the noisy ones, with the correlated forward process of
+    :func:`default_noise` unless ``noise`` is given. ``options`` are ``fit``'s (tile defaults to
+    the pairs' size)."""
+    from geodiff.training import fit
+
+    for name in ("clean", "noisy"):
+        if name not in pairs:
+            raise GeodiffError(f"denoising pairs need a {name!r} variable (geodiff.denoising.denoising_pairs)")
+    tile = options.pop("tile", min(pairs.sizes["y"], pairs.sizes["x"]))
+    return fit(pairs["clean"], tile, condition=pairs["noisy"], noise=noise or default_noise(tile), **options)
+
+
+def denoise(scene: xr.DataArray, model, n: int = 4, *, gaps: str = "fill", max_gap: float = MAX_GAP,
+            samples: bool = False, **options) -> xr.Dataset:
+    """The clean estimate of a noisy ``scene`` from a denoising model, in the scene's units.
+
+    Parameters
+    ----------
+    scene
+        A ``(y, x)`` interferogram or rate map in the model's units (mm), NaN as gaps.
+    model
+        A model from :func:`fit_denoiser` (or ``fit(clean, condition=noisy)``).
+    n
+        Samples drawn; ``denoised`` is their mean and ``spread`` their standard deviation.
+    gaps
+        ``"fill"``: the estimate covers the gaps too; ``"keep"``: NaN where the scene is.
+    max_gap
+        Largest fraction of missing pixels accepted (Popescu et al. skip interferograms more than
+        half missing).
+    samples
+        Also return the ``n`` samples (``samples`` variable).
+    options
+        :func:`geodiff.sampling.sample_scene`'s ``seed``, ``sample_steps``, ``stride``, ``block``, ...
+
+    Returns
+    -------
+    xarray.Dataset
+        ``denoised`` and ``spread`` on the scene's grid (lazy), ``samples`` if asked; attrs with
+        the provenance.
+
+    Raises
+    ------
+    geodiff.errors.GeodiffError
+        A model not conditioned on paired scenes, a scene of other units, all gaps or more than
+        ``max_gap`` missing, an unknown ``gaps``.
+    """
+    from geodiff.sampling import sample_scene
+    from geodiff.upsampling import _interpolated
+
+    if model.conditioning != "paired":
+        raise GeodiffError("denoising needs a model conditioned on noisy scenes: geodiff.denoising.fit_denoiser")
+    if gaps not in ("fill", "keep"):
+        raise GeodiffError(f"gaps must be 'fill' or 'keep', got {gaps!r}")
+    for name in ("coefficients", "method", "mask", "known", "low_res"):
+        if name in options:
+            raise GeodiffError(f"denoising sets {name} itself")
+    fraction = float((~np.isfinite(scene)).mean())
+    if fraction == 1.0:
+        raise SceneError("the scene is all gaps: there is nothing to denoise")
+    if fraction > max_gap:
+        raise SceneError(f"{fraction:.0%} of the scene is missing, more than max_gap={max_gap:.0%}: raise max_gap to "
+                         "denoise it anyway")
+    condition = _interpolated(scene, 1, model.scaler).assign_coords(scene.coords)  # gaps filled, per chunk
+    drawn = sample_scene(scene, n, model, coefficients="location", mask=gaps == "keep", method="fused",
+                         low_res=condition, **options)
+    out = xr.Dataset({"denoised": drawn.mean("sample"), "spread": drawn.std("sample")})
+    if samples:
+        out["samples"] = drawn
+    for name in out.data_vars:
+        out[name].attrs["units"] = scene.attrs.get("units", "")
+    out.attrs.update({k: v for k, v in drawn.attrs.items() if isinstance(v, (str, int, float))},
+                     restoration="denoise", gap_fraction=round(fraction, 6), samples=n)
+    return out

@@ -1,0 +1,85 @@
+"""Denoising: physics-built pairs, paired conditioning, and restoring a noisy scene (issue 15)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import geodiff
+from geodiff.denoising import denoise, denoising_pairs, fit_denoiser
+from geodiff.errors import GeodiffError, SceneError
+from geodiff.insar.phase import phase_to_displacement
+from geodiff.tile_dataset import TileDataset
+from tests.test_collection import TINY, _scene
+
+
+def test_synthetic_pairs_add_geodiff_synths_atmosphere_ramp_and_noise_to_the_deformation():
+    pairs = denoising_pairs(4, tile=32, seed=3)
+    ref = geodiff.synth.dataset(4, like=geodiff.synth.template((32, 32), 100.0), seed=np.random.default_rng(3))
+    np.testing.assert_allclose(pairs["clean"].values, ref["deformation"].values * 1000, rtol=1e-6)
+    added = phase_to_displacement(ref["atmosphere"] + ref["ramp"] + ref["noise"]).values * 1000
+    np.testing.assert_allclose(pairs["noisy"].values - pairs["clean"].values, added, rtol=1e-4, atol=1e-3)
+    assert list(pairs["source"].values) == list(ref["source"].values) and pairs["noisy"].attrs["units"] == "mm"
+
+
+def test_real_noise_pairs_take_demeaned_crops_of_the_stack():
+    stack = xr.DataArray(np.arange(2 * 40 * 50, dtype=float).reshape(2, 40, 50), dims=("time", "y", "x"))
+    pairs = denoising_pairs(5, tile=16, noise=stack, seed=0)
+    for added in (pairs["noisy"] - pairs["clean"]).values:
+        candidates = [(t, r, c) for t in range(2) for r in range(25) for c in range(35)
+                      if np.allclose(stack.values[t, r:r + 16, c:c + 16] - stack.values[t, r:r + 16, c:c + 16].mean(),
+                                     added, atol=1e-3)]
+        assert len(candidates) >= 1
+    with pytest.raises(GeodiffError, match="smaller than"):
+        denoising_pairs(1, tile=64, noise=stack)
+
+
+def test_paired_tiles_are_scaled_with_the_conditions_coefficients():
+    clean, noisy = _scene(0, nan=0.0), _scene(1, nan=0.0) * 3
+    ds = TileDataset.from_scenes(clean, tile=16, progress=False).with_condition(noisy.assign_attrs(clean.attrs))
+    tiles, conds = ds.__getitems__([2])
+    assert conds.amin() == -1 and conds.amax() == 1  # min-max of the noisy tile
+    row, col = (int(v) for v in ds.index[["row", "col"]].iloc[2])
+    window = noisy.values[row:row + 16, col:col + 16]
+    lo, hi = window.min(), window.max()
+    expected = -1 + 2 * (clean.values[row:row + 16, col:col + 16] - lo) / (hi - lo)
+    np.testing.assert_allclose(tiles[0, 0].numpy(), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(GeodiffError, match="one per scene"):
+        ds.with_condition([noisy, noisy])
+
+
+@pytest.fixture(scope="module")
+def denoiser():
+    return fit_denoiser(denoising_pairs(16, tile=32, seed=0), train_steps=3, batch_size=4, **TINY)
+
+
+def test_denoising_a_scene_gives_the_mean_of_its_samples_on_the_scenes_grid(denoiser):
+    assert denoiser.conditioning == "paired" and denoiser.noise["kind"] == "power"
+    scene = denoising_pairs(1, tile=64, seed=7)["noisy"].isel(sample=0, drop=True)
+    scene = scene.where(~((scene["x"] < scene["x"][10]) & (scene["y"] > scene["y"][20])))
+    out = denoise(scene, denoiser, 3, sample_steps=2, samples=True, seed=1)
+    np.testing.assert_allclose(out["denoised"].values, out["samples"].values.mean(0), rtol=1e-5, atol=1e-5)
+    assert out["samples"].shape == (3, 64, 64) and np.isfinite(out["denoised"].values).all()
+    assert out.rio.crs == scene.rio.crs and out["denoised"].attrs["units"] == "mm"
+    assert (out["spread"].values > 0).mean() > 0.99
+    kept = denoise(scene, denoiser, 3, sample_steps=2, gaps="keep", seed=1)["denoised"].values
+    np.testing.assert_array_equal(np.isnan(kept), np.isnan(scene.values))
+    np.testing.assert_allclose(kept[np.isfinite(kept)], out["denoised"].values[np.isfinite(kept)], rtol=1e-5)
+
+
+def test_bad_denoising_requests_are_refused(denoiser):
+    scene = denoising_pairs(1, tile=64, seed=7)["noisy"].isel(sample=0, drop=True)
+    with pytest.raises(SceneError, match="max_gap"):
+        denoise(scene.where(scene["x"] < scene["x"][20]), denoiser)
+    with pytest.raises(SceneError, match="all gaps"):
+        denoise(scene * np.nan, denoiser)
+    with pytest.raises(GeodiffError, match="'fill' or 'keep'"):
+        denoise(scene, denoiser, gaps="drop")
+    with pytest.raises(GeodiffError, match="trained on data in mm"):
+        denoise(scene.assign_attrs(units="rad"), denoiser, sample_steps=2)
+    plain = geodiff.fit(_scene(0, nan=0.0), tile=16, train_steps=1, **TINY)
+    with pytest.raises(GeodiffError, match="conditioned on noisy"):
+        denoise(scene, plain)
+    with pytest.raises(GeodiffError, match="denoise"):
+        denoiser.sample_scene(1, like=scene)
