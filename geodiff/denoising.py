@@ -20,6 +20,7 @@ import xarray as xr
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.restoration import MAX_GAP
 
+
 def default_noise(tile: int) -> dict:
     """The forward process denoisers train with: a von Karman field of the Kolmogorov exponent
     (the spectrum of InSAR atmospheres) with an outer scale of a quarter tile, in pixels."""

@@ -53,8 +53,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import geodiff
-    from geodiff.files import check_destination
     from geodiff.cli.train import label_source
+    from geodiff.files import check_destination
     from geodiff.sampling import sample_scene
 
     out = check_destination(args.out, overwrite=args.overwrite, inputs=[args.model, args.like])
