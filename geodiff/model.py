@@ -167,6 +167,12 @@ class DiffusionModel:
         return self.summary.get("conditioning") or ("upsample" if self.upsample_factor else None)
 
     @property
+    def cond_residual(self) -> bool:
+        """Whether the network generates the residual from its resized conditioning image
+        (``TrainConfig.cond_residual``); :meth:`generate` adds the image back."""
+        return bool(self.summary.get("train_config", {}).get("cond_residual"))
+
+    @property
     def upsample_factor(self) -> int | None:
         """The factor a super-resolution model (``fit(..., upsample=f)``) upsamples by; None for
         other models."""
@@ -271,6 +277,11 @@ class DiffusionModel:
                            seed=sample_seeds(seed, start, size), clip=clip, noise=NoiseSpec.from_config(self.noise),
                            device=device, callback=lambda info: bar.update(1),
                            conditions=conditions.rows(start, start + size, n), record=record)
+                low = conditions.rows(start, start + size, n).low_res
+                if self.cond_residual and low is not None:
+                    from geodiff.diffusion.unet import resized
+
+                    x = x + resized(low.to(x.device, x.dtype), x.shape[-2:])
                 out.append(x.float().cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 

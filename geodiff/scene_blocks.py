@@ -225,9 +225,12 @@ class BlockJob:
             canvas = self.labels.canvas(origin[0] - mt, origin[1] - ml, *known.shape[-2:], self.shape)
             conditions = Conditions(labels=torch.from_numpy(canvas).expand(n, *canvas.shape), guidance=self.guidance,
                                     null_label=self.labels.null)
+        offset = None
         if low_res is not None:
-            conditions = replace(conditions, low_res=torch.from_numpy(
-                _canvas_field(self, low_res, nodes, origin, (mt, ml), known.shape[-2:]).astype(np.float32)))
+            canvas_low = _canvas_field(self, low_res, nodes, origin, (mt, ml), known.shape[-2:]).astype(np.float32)
+            conditions = replace(conditions, low_res=torch.from_numpy(canvas_low))
+            if self.generation.model.cond_residual:  # the sampler's state is the residual from it
+                offset = canvas_low
         if given:
             calls = given[0][0].states.shape[0]
             states = np.full((calls, *known.shape), np.nan, np.float32)
@@ -245,8 +248,9 @@ class BlockJob:
             z_real = _canvas_field(self, real, nodes, origin, (mt, ml), known.shape[-2:])
             known = np.where(np.isfinite(known), known, z_real).astype(np.float32)
         if given or real is not None:
-            conditions = replace(conditions, known=torch.from_numpy(np.nan_to_num(known)),
-                                 mask=torch.from_numpy(np.isfinite(known)))
+            held = known if offset is None else known - offset
+            conditions = replace(conditions, known=torch.from_numpy(np.nan_to_num(held)),
+                                 mask=torch.from_numpy(np.isfinite(held)))
         trace: list = []
         z = self.generation(seed, shape=known.shape[-2:], stride=self.stride, conditions=conditions, record=trace)
         return Block(z[..., mt:mt + h, ml:ml + w], np.stack([x.float().cpu().numpy() for x in trace]), mt, ml)

@@ -118,3 +118,28 @@ def test_a_saved_upsampling_model_loads_and_upsamples_the_same(upsampler, tmp_pa
     assert again.upsample_factor == 2 and again.summary["pixel_size"] == upsampler.summary["pixel_size"]
     np.testing.assert_array_equal(again.upsample(coarse, sample_steps=2, block=32).values,
                                   upsampler.upsample(coarse, sample_steps=2, block=32).values)
+
+
+def test_a_residual_model_learns_the_tile_minus_its_resized_condition_and_adds_it_back():
+    from geodiff.diffusion import NoiseSchedule, TrainConfig, Trainer
+    from geodiff.diffusion.conditions import Conditions
+    from geodiff.diffusion.unet import UNet
+
+    net = UNet.from_preset("tiny", 1, cond_channels=1, attention_resolutions=(), seed=0)
+    trainer = Trainer(net, NoiseSchedule("sigmoid", 100), TrainConfig(train_steps=1, cond_residual=True,
+                                                                      progress=False), device="cpu")
+    x0, low = torch.randn(2, 1, 16, 16), torch.randn(2, 1, 8, 8)
+    expected = x0 - torch.nn.functional.interpolate(low, size=(16, 16), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(trainer._target(x0, low), expected)
+    model = geodiff.fit(_scene(0, shape=(64, 96), nan=0.0), tile=16, train_steps=2, upsample=2, cond_residual=True,
+                        **TINY)
+    assert model.cond_residual
+    conditions = Conditions(low_res=torch.from_numpy(np.full((2, 1, 8, 8), 0.5, np.float32)))
+    shifted = Conditions(low_res=conditions.low_res + 1.0)
+    a = model.generate(2, sample_steps=2, conditions=conditions, clip=None)
+    b = model.generate(2, sample_steps=2, conditions=shifted, clip=None)
+    # The residual the network makes moves with its input, but the added image moves b by 1 exactly
+    # where the network's own change is small: the mean shift is about 1.
+    assert np.mean(b - a) == pytest.approx(1.0, abs=0.5)
+    fine = model.upsample(coarsened(_scene(3, shape=(48, 64), nan=0.0), 2), sample_steps=2, block=32)
+    assert np.isfinite(fine.values).all()

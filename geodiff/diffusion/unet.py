@@ -88,6 +88,14 @@ def _zero(module: nn.Module) -> nn.Module:
     return module
 
 
+def resized(image: torch.Tensor, size) -> torch.Tensor:
+    """A conditioning image ``(B, c, h, w)`` resized bilinearly to ``size`` as the network sees
+    it (``align_corners=False``; the identity at its own size)."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=tuple(size), mode="bilinear", align_corners=False)
+
+
 class ResBlock(nn.Module):
     """GroupNorm-SiLU-conv twice, the time embedding entering as scale and shift of the second norm."""
 
@@ -408,10 +416,7 @@ class UNet(nn.Module):
                 y = torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
             emb = emb + self._class_embedding(y)
         if cond is not None:
-            cond = F.interpolate(
-                cond.to(x.dtype), size=x.shape[-2:], mode="bilinear", align_corners=False
-            )
-            x = torch.cat([x, cond], dim=1)
+            x = torch.cat([x, resized(cond.to(x.dtype), x.shape[-2:])], dim=1)
 
         h = self.input(x)
         skips = [h]

@@ -51,6 +51,10 @@ class TrainConfig:
         Forward-process noise (white or spatially correlated).
     class_dropout : float
         Probability of replacing a class label with the null class (classifier-free guidance).
+    cond_residual : bool
+        With a conditioning image, learn the tile minus that image resized bilinearly to it
+        (the residual of SRDiff, Li et al. 2022) instead of the tile itself: the network only
+        learns what the conditioning does not hold. Samples then add the image back.
     amp : {"auto", "bf16", "fp32"}
         "auto" is bf16 autocast on CUDA and fp32 elsewhere.
     channels_last : bool, optional
@@ -96,6 +100,7 @@ class TrainConfig:
     timestep_draw: str = "uniform"
     noise: Any = field(default_factory=NoiseSpec)
     class_dropout: float = 0.0
+    cond_residual: bool = False
     amp: str = "auto"
     channels_last: bool | None = None
     compile: bool = False

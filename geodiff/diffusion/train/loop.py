@@ -29,6 +29,7 @@ from ..losses import training_losses
 from ..noise import draw_noise
 from ..schedule import NoiseSchedule
 from ..timestep_draw import create_timestep_draw
+from ..unet import resized
 from . import batches as feeding
 from . import state
 from .config import TrainConfig
@@ -281,6 +282,7 @@ class Trainer:
             y = None if y is None else y.to(self.device)
             c = c_batch if c_all is None else c_all[idx]
             c = None if c is None else c.to(self.device, dtype, non_blocking=True)
+            x0 = self._target(x0, c)
             t, weights = self.timestep_draw.sample(
                 x0.shape[0], device=self.device, generator=self._gen_noise
             )
@@ -309,6 +311,13 @@ class Trainer:
         self.step += 1
         return totals
 
+    def _target(self, x0: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """What the network learns to generate: the tiles, or their residual from the resized
+        conditioning image (``cond_residual``)."""
+        if not self.config.cond_residual or cond is None:
+            return x0
+        return x0 - resized(cond, x0.shape[-2:])
+
     @torch.no_grad()
     def validation_loss(
         self, x, y=None, cond=None, *, batch_size: int | None = None
@@ -323,7 +332,7 @@ class Trainer:
             x0 = feeding.rows(x, sl.start, sl.stop)
             x0, c_batch = x0 if isinstance(x0, tuple) else (x0, None if cond is None else cond[sl])
             dtype = next(self.model.parameters()).dtype
-            x0 = x0.to(self.device, dtype)
+            x0 = self._target(x0.to(self.device, dtype), None if c_batch is None else c_batch.to(self.device, dtype))
             t = torch.randint(len(self.schedule), (x0.shape[0],), generator=g, device=self.device)
             noise = draw_noise(
                 self.config.noise, x0.shape, generator=g, device=self.device, dtype=x0.dtype
