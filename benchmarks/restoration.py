@@ -165,14 +165,14 @@ def mexico_noise_mm(files: list[str]):
 def mogi_tests(count: int, noise, seed: int, tile: int = 32, spacing: float = 150.0):
     """Held-out Mogi sources on noise crops: ``(clean, noisy, sources)``."""
     import geodiff
-    from geodiff.denoising import _real_noise
+    from geodiff.denoising import noise_crops
     from geodiff.tiling.fill import fill_planes
 
     rng = np.random.default_rng(seed)
     like = geodiff.synth.template((tile, tile), spacing)
     sources = [geodiff.synth.random_source("mogi", like, rng) for _ in range(count)]
     clean = np.stack([geodiff.synth.deformation(like, [s]).values * 1000 for s in sources])
-    added = _real_noise(noise, count, tile, 0.5, rng, fill_planes)
+    added = noise_crops(noise, count, tile, 0.5, rng, fill_planes)
     return like, clean, clean + added, sources
 
 

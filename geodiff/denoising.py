@@ -53,7 +53,7 @@ def denoising_pairs(n: int, *, tile: int = 64, noise: xr.DataArray | None = None
     if synthetic:
         added = phase_to_displacement(ds["atmosphere"].values + ds["ramp"].values + ds["noise"].values) * 1000.0
     else:
-        added = _real_noise(noise, n, tile, max_nodata, rng, fill_planes)
+        added = noise_crops(noise, n, tile, max_nodata, rng, fill_planes)
     coords = {"sample": np.arange(n), "y": like["y"].values, "x": like["x"].values, "source": ds["source"]}
     out = xr.Dataset({"clean": (("sample", "y", "x"), clean.astype(np.float32)),
                       "noisy": (("sample", "y", "x"), (clean + added).astype(np.float32))}, coords=coords)
@@ -63,7 +63,9 @@ def denoising_pairs(n: int, *, tile: int = 64, noise: xr.DataArray | None = None
     return out.rio.write_crs(like.rio.crs)
 
 
-def _real_noise(stack: xr.DataArray, n: int, tile: int, max_nodata: float, rng, fill_planes) -> np.ndarray:
+def noise_crops(stack: xr.DataArray, n: int, tile: int, max_nodata: float, rng, fill_planes) -> np.ndarray:
+    """``n`` random ``tile``-pixel crops of a ``(time, y, x)`` noise stack, each with at most
+    ``max_nodata`` missing (gaps filled by their nearest value) and its mean removed."""
     if stack.ndim != 3:
         raise GeodiffError(f"noise is a (time, y, x) stack of interferograms in mm, got dims {stack.dims}")
     t, h, w = stack.shape
@@ -133,7 +135,7 @@ def denoise(scene: xr.DataArray, model, n: int = 4, *, gaps: str = "fill", max_g
         ``max_gap`` missing, an unknown ``gaps``.
     """
     from geodiff.sampling import sample_scene
-    from geodiff.upsampling import _interpolated
+    from geodiff.upsampling import interpolated
 
     if model.conditioning != "paired":
         raise GeodiffError("denoising needs a model conditioned on noisy scenes: geodiff.denoising.fit_denoiser")
@@ -148,7 +150,7 @@ def denoise(scene: xr.DataArray, model, n: int = 4, *, gaps: str = "fill", max_g
     if fraction > max_gap:
         raise SceneError(f"{fraction:.0%} of the scene is missing, more than max_gap={max_gap:.0%}: raise max_gap to "
                          "denoise it anyway")
-    condition = _interpolated(scene, 1, model.scaler).assign_coords(scene.coords)  # gaps filled, per chunk
+    condition = interpolated(scene, 1, model.scaler).assign_coords(scene.coords)  # gaps filled, per chunk
     drawn = sample_scene(scene, n, model, coefficients="location", mask=gaps == "keep", method="fused",
                          low_res=condition, **options)
     out = xr.Dataset({"denoised": drawn.mean("sample"), "spread": drawn.std("sample")})

@@ -38,7 +38,7 @@ def upsample(model, coarse: xr.DataArray, n: int = 1, *, factor: int | None = No
     """
     f = check_upsampling(model, coarse, factor)
     fine = fine_template(coarse, f)
-    field = _interpolated(coarse, f, model.scaler)
+    field = interpolated(coarse, f, model.scaler)
     out = _sample(fine, n, model, field, options)
     out.attrs.update(upsample_factor=f, coarse_shape=[coarse.sizes["y"], coarse.sizes["x"]])
     return out
@@ -111,7 +111,7 @@ def _finer(centres: np.ndarray, factor: int) -> np.ndarray:
     return first_edge + (np.arange(len(centres) * factor) + 0.5) * step / factor
 
 
-def _interpolated(coarse: xr.DataArray, factor: int, scaler) -> xr.DataArray:
+def interpolated(coarse: xr.DataArray, factor: int, scaler) -> xr.DataArray:
     """The conditioning field: ``coarse`` gap-filled and interpolated bilinearly onto the finer
     grid in the scaler's space (torch's ``align_corners=False`` resize, as the network's),
     returned in physical units, lazily per chunk."""

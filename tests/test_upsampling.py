@@ -11,7 +11,7 @@ import geodiff
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.tile_dataset import TileDataset
 from geodiff.tiling.augment import area_mean, coarsened
-from geodiff.upsampling import _interpolated, fine_template
+from geodiff.upsampling import interpolated, fine_template
 from tests.test_collection import TINY, _scene
 
 
@@ -57,7 +57,7 @@ def test_the_conditioning_field_is_torchs_bilinear_resize_of_the_whole_scene_wha
     rng = np.random.default_rng(2)
     coarse = xr.DataArray(rng.gamma(2.0, 0.05, (2, 20, 26)).astype(np.float32), dims=("band", "y", "x"))
     scaler = geodiff.scaling.Scaler(db=True)
-    chunked = _interpolated(coarse.chunk({"y": 7, "x": 9}), 2, scaler).values
+    chunked = interpolated(coarse.chunk({"y": 7, "x": 9}), 2, scaler).values
     whole = torch.nn.functional.interpolate(torch.from_numpy(10 * np.log10(coarse.values))[None], scale_factor=2,
                                             mode="bilinear", align_corners=False)[0].numpy()
     np.testing.assert_allclose(10 * np.log10(chunked), whole, rtol=1e-5, atol=1e-4)
