@@ -166,13 +166,12 @@ def mogi_tests(count: int, noise, seed: int, tile: int = 32, spacing: float = 15
     """Held-out Mogi sources on noise crops: ``(clean, noisy, sources)``."""
     import geodiff
     from geodiff.denoising import noise_crops
-    from geodiff.tiling.fill import fill_planes
 
     rng = np.random.default_rng(seed)
     like = geodiff.synth.template((tile, tile), spacing)
     sources = [geodiff.synth.random_source("mogi", like, rng) for _ in range(count)]
     clean = np.stack([geodiff.synth.deformation(like, [s]).values * 1000 for s in sources])
-    added = noise_crops(noise, count, tile, 0.5, rng, fill_planes)
+    added = noise_crops(noise, count, tile, 0.5, rng)
     return like, clean, clean + added, sources
 
 

@@ -42,7 +42,6 @@ def denoising_pairs(n: int, *, tile: int = 64, noise: xr.DataArray | None = None
     """
     from geodiff.insar.phase import phase_to_displacement
     from geodiff.synth import Atmosphere, dataset, template
-    from geodiff.tiling.fill import fill_planes
 
     rng = np.random.default_rng(seed)
     like = template((tile, tile), spacing)
@@ -53,7 +52,7 @@ def denoising_pairs(n: int, *, tile: int = 64, noise: xr.DataArray | None = None
     if synthetic:
         added = phase_to_displacement(ds["atmosphere"].values + ds["ramp"].values + ds["noise"].values) * 1000.0
     else:
-        added = noise_crops(noise, n, tile, max_nodata, rng, fill_planes)
+        added = noise_crops(noise, n, tile, max_nodata, rng)
     coords = {"sample": np.arange(n), "y": like["y"].values, "x": like["x"].values, "source": ds["source"]}
     out = xr.Dataset({"clean": (("sample", "y", "x"), clean.astype(np.float32)),
                       "noisy": (("sample", "y", "x"), (clean + added).astype(np.float32))}, coords=coords)
@@ -63,9 +62,11 @@ def denoising_pairs(n: int, *, tile: int = 64, noise: xr.DataArray | None = None
     return out.rio.write_crs(like.rio.crs)
 
 
-def noise_crops(stack: xr.DataArray, n: int, tile: int, max_nodata: float, rng, fill_planes) -> np.ndarray:
+def noise_crops(stack: xr.DataArray, n: int, tile: int, max_nodata: float, rng: np.random.Generator) -> np.ndarray:
     """``n`` random ``tile``-pixel crops of a ``(time, y, x)`` noise stack, each with at most
     ``max_nodata`` missing (gaps filled by their nearest value) and its mean removed."""
+    from geodiff.tiling.fill import fill_planes
+
     if stack.ndim != 3:
         raise GeodiffError(f"noise is a (time, y, x) stack of interferograms in mm, got dims {stack.dims}")
     t, h, w = stack.shape
