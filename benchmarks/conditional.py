@@ -61,7 +61,7 @@ def footprints():
     import rioxarray
     from shapely.geometry import box
 
-    first = sorted(p for p in DATA.iterdir() if p.is_dir())[0]
+    first = min(p for p in DATA.iterdir() if p.is_dir())
     rows = []
     for path in sorted(first.glob("*_VV.tif")):
         if burst_of(path) in BURSTS:

@@ -215,9 +215,9 @@ def supervised_unet(x_noisy: torch.Tensor, x_clean: torch.Tensor, preset: str, s
 
 
 def run_denoise(args) -> dict:
-    import geodiff
-    from geodiff.denoising import denoise, denoising_pairs, fit_denoiser
     from scipy.ndimage import gaussian_filter, median_filter
+
+    from geodiff.denoising import denoise, denoising_pairs, fit_denoiser
 
     files = sorted(str(f) for f in MEXICO.glob("*_unw.tif"))
     train_noise, test_noise = mexico_noise_mm(files[:24]), mexico_noise_mm(files[24:])
