@@ -189,9 +189,8 @@ def label_map(model, test_ds, classes, args) -> dict:
 
     h, w = args.scene_size
     member = next(iter(test_ds.members.values())).open()
-    grid = member.isel(y=slice(0, 1), x=slice(0, 1)).squeeze(drop=True)
-    res = 30.0
-    x0, y0 = float(grid["x"]) - res / 2, float(grid["y"]) + res / 2
+    res = abs(member.rio.resolution()[0])
+    x0, _, _, y0 = member.rio.bounds()  # the synthetic grid starts at a burst's corner
     like = geodiff.synth.template((h, w), res, crs=member.rio.crs, origin=(x0, y0))
     bands = xr_bands(like, test_ds.bands).assign_attrs(units=model.units or "")
     middle = x0 + res * (w // 2)
