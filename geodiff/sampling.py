@@ -64,7 +64,7 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
                  batch_size: int = 16, device=None, timestep_spacing: str = recipe.TIMESTEP_SPACING,
                  renormalise: bool = False, method: str = "fused", stride=None, block=None, labels=None,
                  guidance: float = 0.0, label_column: str = "label", low_res: xr.DataArray | None = None,
-                 known: xr.DataArray | None = None) -> xr.DataArray:
+                 known: xr.DataArray | None = None, consistent_with: xr.DataArray | None = None) -> xr.DataArray:
     """``n`` synthetic versions of ``scene`` on its own grid, generated block by block when computed.
 
     Parameters
@@ -128,6 +128,9 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         Values to keep wherever they are finite, ``([band,] y, x)`` on this grid in physical
         units (``"fused"`` only): the rest is generated around them. Use
         :func:`geodiff.restoration.inpaint`, which fills a scene's gaps so.
+    consistent_with
+        For a super-resolution model: the coarse scene repeated onto this grid; every x_0
+        estimate is projected so that its block means are that scene (:mod:`geodiff.consistency`).
 
     Returns
     -------
@@ -205,7 +208,8 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         if lattice is not None:
             call.update(labels=_describe(labels), guidance=float(guidance))
         data = _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, sample_steps,
-                            batch_size, device, timestep_spacing, call, lattice, float(guidance), low_res, known)
+                            batch_size, device, timestep_spacing, call, lattice, float(guidance), low_res, known,
+                            consistent_with)
         call.update(stride=list(stride), block=list(block), margin=[model.tile[0] // 2, model.tile[1] // 2],
                     normalised_space="per-pixel coefficients interpolated bilinearly between tile centres")
     else:
@@ -247,7 +251,8 @@ def _describe(labels) -> str:
 
 
 def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, sample_steps, batch_size, device,
-                 timestep_spacing, call, lattice=None, guidance=0.0, low_res=None, known=None) -> darr.Array:
+                 timestep_spacing, call, lattice=None, guidance=0.0, low_res=None, known=None,
+                 consistent_with=None) -> darr.Array:
     rows, cols = len(grid.row_starts), len(grid.col_starts)
     ch = model.channels
     th, tw = model.tile
@@ -262,11 +267,11 @@ def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sam
                    lattice, guidance, shape)
     name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.loc, per_tile.scale,
                                        sorted(call.items()), None if lattice is None else lattice.classes, low_res,
-                                       known)
-    low_res, known = (None if f is None else darr.asarray(f.data) for f in (low_res, known))
+                                       known, consistent_with)
+    low_res, known, target = (None if f is None else darr.asarray(f.data) for f in (low_res, known, consistent_with))
     graph, (row_sizes, col_sizes), dependencies = block_graph(
         job, model.scaler, nodes, shape, block, (th // 2, tw // 2), seed, valid, name, bool(model.bands), low_res,
-        known)
+        known, target)
     chunks = ((n,), *([(ch,)] if model.bands else []), row_sizes, col_sizes)
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=dependencies)
     return darr.Array(hlg, name, chunks, dtype=np.float32)

@@ -199,7 +199,8 @@ class BlockJob:
 
     def __call__(self, seed: int, origin: tuple[int, int], size: tuple[int, int], top: Strip | None,
                  left: Strip | None, corner: Strip | None, valid, nodes: Nodes | None = None,
-                 low_res: np.ndarray | None = None, real: np.ndarray | None = None) -> Block:
+                 low_res: np.ndarray | None = None, real: np.ndarray | None = None,
+                 target: np.ndarray | None = None) -> Block:
         import torch
 
         from geodiff.diffusion.conditions import Conditions
@@ -231,6 +232,13 @@ class BlockJob:
             conditions = replace(conditions, low_res=torch.from_numpy(canvas_low))
             if self.generation.model.cond_residual:  # the sampler's state is the residual from it
                 offset = canvas_low
+        if target is not None:
+            from geodiff.consistency import block_mean_projection
+
+            loc, scale = _canvas_coefficients(nodes, origin, (mt, ml), known.shape[-2:])
+            conditions = replace(conditions, project=block_mean_projection(
+                _canvas_crop(self, target, (mt, ml), known.shape[-2:]), loc, scale, self.generation.model.scaler,
+                self.generation.model.upsample_factor, (origin[0] - mt, origin[1] - ml), offset))
         if given:
             calls = given[0][0].states.shape[0]
             states = np.full((calls, *known.shape), np.nan, np.float32)
@@ -256,19 +264,27 @@ class BlockJob:
         return Block(z[..., mt:mt + h, ml:ml + w], np.stack([x.float().cpu().numpy() for x in trace]), mt, ml)
 
 
-def _canvas_field(job: BlockJob, chunk: np.ndarray, nodes: Nodes, origin, margins, canvas) -> np.ndarray:
-    """A field on the scene's grid (a conditioning image, the scene's own values) on a block's
-    canvas, in the canvas's normalised space ``(n, C, H, W)``. ``chunk`` is the block's chunk of
-    the physical field with a tile of overlap on every side, which holds the whole canvas
-    (margins and look-ahead are at most a tile)."""
+def _canvas_crop(job: BlockJob, chunk: np.ndarray, margins, canvas) -> np.ndarray:
+    """A field on the scene's grid on a block's canvas, ``(C, H, W)`` in physical units.
+    ``chunk`` is the block's chunk of the field with a tile of overlap on every side, which
+    holds the whole canvas (margins and look-ahead are at most a tile)."""
     th, tw = job.generation.model.tile
     (mt, ml), (hc, wc) = margins, canvas
     field = chunk if chunk.ndim == 3 else chunk[None]
-    crop = field[:, th - mt:th - mt + hc, tw - ml:tw - ml + wc]
-    rows = slice(origin[0] - mt, origin[0] - mt + hc)
-    cols = slice(origin[1] - ml, origin[1] - ml + wc)
-    loc, scale = nodes.field(rows, cols)
-    return job.generation.model.scaler.transform_field(crop[None], loc, scale)
+    return field[:, th - mt:th - mt + hc, tw - ml:tw - ml + wc]
+
+
+def _canvas_coefficients(nodes: Nodes, origin, margins, canvas) -> tuple[np.ndarray, np.ndarray]:
+    """``loc``, ``scale`` per pixel of a block's canvas, ``(n, C, H, W)``."""
+    (mt, ml), (hc, wc) = margins, canvas
+    return nodes.field(slice(origin[0] - mt, origin[0] - mt + hc), slice(origin[1] - ml, origin[1] - ml + wc))
+
+
+def _canvas_field(job: BlockJob, chunk: np.ndarray, nodes: Nodes, origin, margins, canvas) -> np.ndarray:
+    """A field on the scene's grid (a conditioning image, the scene's own values) on a block's
+    canvas, in the canvas's normalised space ``(n, C, H, W)`` (see :func:`_canvas_crop`)."""
+    loc, scale = _canvas_coefficients(nodes, origin, margins, canvas)
+    return job.generation.model.scaler.transform_field(_canvas_crop(job, chunk, margins, canvas)[None], loc, scale)
 
 
 def to_physical(block: Block, scaler, nodes: Nodes, rows: slice, cols: slice, valid, bands: bool) -> np.ndarray:
@@ -303,14 +319,17 @@ def _strip(block: Block, rows: int | None, cols: int | None) -> Strip | None:
 
 def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], block: tuple[int, int],
                 margin: tuple[int, int], seed: int, valid: darr.Array | None, name: str,
-                bands: bool, low_res: darr.Array | None = None, real: darr.Array | None = None) -> tuple[dict, tuple, list]:
+                bands: bool, low_res: darr.Array | None = None, real: darr.Array | None = None,
+                target: darr.Array | None = None) -> tuple[dict, tuple, list]:
     """The dask graph of a fused scene: ``(graph, chunks, dependencies)`` for ``darr.Array``.
 
     Output chunks are the blocks, with keys ``(name, 0, [0,] i, j)``. The model and the
     coefficient nodes are one graph key each, not copied into every task. ``low_res`` (a
-    conditioning field) and ``real`` (the scene's values, known wherever finite), both
-    ``([band,] y, x)`` on the scene's grid in physical units, are read per block with a tile of
-    overlap around it (dask's ``overlap``), so each block task gets its canvas's part.
+    conditioning field), ``real`` (the scene's values, known wherever finite) and ``target``
+    (a coarse scene repeated onto the grid, whose block means the samples keep: see
+    :mod:`geodiff.consistency`), all ``([band,] y, x)`` on the scene's grid in physical units,
+    are read per block with a tile of overlap around it (dask's ``overlap``), so each block task
+    gets its canvas's part.
     """
     rows, cols = block_sizes(shape[0], block[0]), block_sizes(shape[1], block[1])
     tile = job.generation.model.tile
@@ -322,7 +341,7 @@ def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], blo
         return darr.overlap.overlap(field.rechunk((*lead, rows, cols)),
                                     depth={field.ndim - 2: tile[0], field.ndim - 1: tile[1]}, boundary="nearest")
 
-    fields = [overlapped(low_res), overlapped(real)]
+    fields = [overlapped(low_res), overlapped(real), overlapped(target)]
     r_off, c_off = np.cumsum((0, *rows)), np.cumsum((0, *cols))
     job_key, nodes_key, z_name, strip_name = f"{name}-job", f"{name}-nodes", f"{name}-z", f"{name}-strip"
     graph: dict = {job_key: job, nodes_key: nodes}

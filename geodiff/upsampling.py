@@ -12,7 +12,9 @@ interpolated low-resolution image). Upsampling a scene is scene sampling on the 
   the model was trained to be scaled with;
 - the conditioning field: the coarse scene (gaps filled by their nearest value) interpolated
   bilinearly onto the finer grid in the scaler's space (dB for backscatter), as the network
-  resized each coarse tile in training, cut per window with the fused windows.
+  resized each coarse tile in training, cut per window with the fused windows;
+- data consistency (``consistent=True``, the default): every x_0 estimate is projected so that
+  its block means are the coarse scene (:mod:`geodiff.consistency`).
 """
 
 from __future__ import annotations
@@ -31,26 +33,25 @@ from geodiff.io.scene import GeoreferenceWarning
 PIXEL_SIZE_TOLERANCE = 1e-3
 
 
-def upsample(model, coarse: xr.DataArray, n: int = 1, *, factor: int | None = None, **options) -> xr.DataArray:
+def upsample(model, coarse: xr.DataArray, n: int = 1, *, factor: int | None = None, consistent: bool = True,
+             **options) -> xr.DataArray:
     """``n`` fine versions of ``coarse`` on a grid ``model.upsample_factor`` times finer.
 
     See :meth:`geodiff.model.DiffusionModel.upsample`.
     """
-    f = check_upsampling(model, coarse, factor)
-    fine = fine_template(coarse, f)
-    field = interpolated(coarse, f, model.scaler)
-    out = _sample(fine, n, model, field, options)
-    out.attrs.update(upsample_factor=f, coarse_shape=[coarse.sizes["y"], coarse.sizes["x"]])
-    return out
-
-
-def _sample(fine, n, model, field, options):
     from geodiff.sampling import sample_scene
 
-    for name in ("coefficients", "method", "low_res"):
+    f = check_upsampling(model, coarse, factor)
+    for name in ("coefficients", "method", "low_res", "consistent_with"):
         if name in options:
             raise GeodiffError(f"upsampling sets {name} itself (coefficients of the coarse scene, fused windows)")
-    return sample_scene(fine, n, model, coefficients="location", method="fused", low_res=field, **options)
+    fine = fine_template(coarse, f)
+    out = sample_scene(fine, n, model, coefficients="location", method="fused",
+                       low_res=interpolated(coarse, f, model.scaler), consistent_with=fine if consistent else None,
+                       **options)
+    out.attrs.update(upsample_factor=f, coarse_shape=[coarse.sizes["y"], coarse.sizes["x"]],
+                     consistent=int(consistent))
+    return out
 
 
 def check_upsampling(model, coarse: xr.DataArray, factor: int | None) -> int:

@@ -20,7 +20,7 @@ sees the noisy known pixels as context for the unknown ones.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -65,6 +65,10 @@ class Conditions:
     state_weight : Tensor broadcastable to (B, C, H, W), optional
         How much of the recorded state the network sees, per pixel (1: all of it; the rest is the
         sampler's own state).
+    project : callable, optional
+        A map of every x_0 estimate onto the samples consistent with an observation, applied
+        before the known pixels are put back (e.g. fine pixels whose block means are a coarse
+        scene, as DDNM's range-space projection, Wang et al. 2023).
     """
 
     known: torch.Tensor | None = None
@@ -76,6 +80,7 @@ class Conditions:
     low_res: torch.Tensor | None = None
     states: Sequence[torch.Tensor] | None = None
     state_weight: torch.Tensor | None = None
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def check(self, shape: tuple[int, ...], num_timesteps: int) -> None:
         """Raise ValueError unless the conditions fit samples of ``shape``."""
@@ -131,7 +136,9 @@ class Conditions:
         return out
 
     def impose(self, x0: torch.Tensor) -> torch.Tensor:
-        """``x0`` with the known pixels put back."""
+        """``x0`` projected (with ``project``) and with the known pixels put back."""
+        if self.project is not None:
+            x0 = self.project(x0)
         return x0 if self.mask is None else self.impose_on(x0, self.known)
 
     def state_at(self, call: int, x: torch.Tensor) -> torch.Tensor:

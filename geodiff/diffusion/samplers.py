@@ -100,7 +100,7 @@ class Denoiser:
             raise ValueError(f"model output shape {tuple(out.shape)} does not match x {tuple(x.shape)}")
         out = out.to(x.dtype)
         x0 = self.schedule.predict_x0(x, i, out, self.prediction)
-        if self.clip is None and self.conditions.mask is None:
+        if self.clip is None and self.conditions.mask is None and self.conditions.project is None:
             return Denoised(x0, self.schedule.predict_eps(x, i, out, self.prediction), variance_range)
         if self.clip is not None:
             x0 = x0.clamp(*self.clip)
