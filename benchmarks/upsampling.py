@@ -3,13 +3,14 @@
 Per product and factor, an upsampling model (``geodiff.fit(..., upsample=f)``, the default
 recipe, a training budget of ``--max-seconds``) learns from the training part; each held-out
 real scene is area-averaged by ``f`` (linear power for backscatter, as ``fit`` trains) and
-brought back to its own grid by the model (``model.upsample``) and by bicubic interpolation (in
-dB for backscatter; torch's ``bicubic``, ``align_corners=False``). Scored against the real
+brought back to its own grid by the model (``model.upsample``, consistent with the coarse scene
+by default) and by bicubic interpolation (in dB for backscatter; torch's ``bicubic``,
+``align_corners=False``). Scored against the real
 fine scene on its valid pixels, in the scaler's space (dB, mm/yr):
 
 - PSNR, with the real scene's range (max - min) as peak: of one sample, and of the mean of
-  ``--samples`` samples (the posterior mean's estimate; one sample carries the posterior's
-  spread and scores lower by construction);
+  ``--samples`` samples in the scored space (the posterior mean's estimate; one sample carries
+  the posterior's spread and scores lower by construction);
 - the short-lag semivariogram (lags 1 to 8 fine pixels): RMS log-ratio against the real scene's,
   of one sample (lower is better; the sample's own texture is what it is judged on).
 
@@ -105,7 +106,7 @@ def run(product: str, factor: int, args) -> dict:
     train, test, options, db = opera(args.held_out_dates, args.scenes) if product == "opera" else campi()
     start = time.perf_counter()
     model = geodiff.fit(train, train_steps=100_000, max_seconds=args.max_seconds, upsample=factor, seed=args.seed,
-                        progress=False, **options)
+                        progress=False, cond_residual=args.residual, **options)
     seconds = time.perf_counter() - start
     scores = {k: [] for k in ("psnr_bicubic", "psnr_sample", "psnr_mean", "vario_bicubic", "vario_sample")}
     for k, scene in enumerate(test):
@@ -113,7 +114,7 @@ def run(product: str, factor: int, args) -> dict:
         truth = space(fine.values, db)
         samples = space(model.upsample(coarse, args.samples, seed=args.seed + k).values, db)
         cubic = bicubic(coarse.values, factor, db)
-        mean = space(np.mean(10 ** (samples / 10), 0), True) if db else samples.mean(0)
+        mean = samples.mean(0)  # in the scored space (dB): the estimate of least squared error there
         for name, estimate in (("bicubic", cubic), ("sample", samples[0]), ("mean", mean)):
             scores[f"psnr_{name}"].append(psnr(estimate, truth))
         scores["vario_bicubic"].append(variogram_error(cubic, truth))
@@ -132,6 +133,8 @@ def main() -> None:
     p.add_argument("--scenes", type=int, default=6, help="held-out OPERA scenes scored")
     p.add_argument("--samples", type=int, default=2, help="samples per scene (their mean is scored too)")
     p.add_argument("--held-out-dates", type=int, default=4)
+    p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=False,
+                   help="train on the residual from the resized coarse tile (TrainConfig.cond_residual)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path)
