@@ -36,14 +36,16 @@ class LabelLattice:
         canvas's look-ahead) taking the edge's class."""
         rows = np.clip(np.arange(top, top + height), 0, shape[0] - 1)
         cols = np.clip(np.arange(left, left + width), 0, shape[1] - 1)
-        r = np.minimum(np.rint(rows / self.step).astype(int), self.classes.shape[0] - 1)
-        c = np.minimum(np.rint(cols / self.step).astype(int), self.classes.shape[1] - 1)
-        return self.classes[np.ix_(r, c)].astype(np.int64)
+        return self._at(rows, cols).astype(np.int64)
 
     def tile_classes(self, row_starts, col_starts, tile: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
         """``(rows, cols)`` class at the centre of each tile of a tile grid."""
         rows = np.minimum(np.asarray(row_starts) + tile[0] // 2, shape[0] - 1)
         cols = np.minimum(np.asarray(col_starts) + tile[1] // 2, shape[1] - 1)
+        return self._at(rows, cols)
+
+    def _at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Classes of the lattice nodes nearest scene pixels ``rows x cols``."""
         r = np.minimum(np.rint(rows / self.step).astype(int), self.classes.shape[0] - 1)
         c = np.minimum(np.rint(cols / self.step).astype(int), self.classes.shape[1] - 1)
         return self.classes[np.ix_(r, c)]

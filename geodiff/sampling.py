@@ -342,7 +342,7 @@ def _coefficient_field_draw(model: DiffusionModel, tiles: xr.DataArray, n: int, 
                   for i in range(n)])
     position = ndtr(u)  # (n, rows, cols), uniform in [0, 1)
     classes = np.full((grid_rows, grid_cols), -1) if tile_classes is None else np.asarray(tile_classes)
-    have = [set(v or ()) for v in c.meta.get("labels", [[]] * len(c))]
+    have = None if tile_classes is None else [set(v or ()) for v in c.meta.get("labels", [[]] * len(c))]
     index = np.empty(u.shape, dtype=np.int64)
     for k in np.unique(classes):
         pool = ordered

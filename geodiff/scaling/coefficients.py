@@ -66,7 +66,9 @@ class Coefficients:
             return None if a is None else a[index]
 
         count = len(self)
-        meta = {k: np.asarray(v, dtype=object)[index].tolist() if isinstance(v, list) and len(v) == count else v
+        picked = np.arange(count)[index]
+        # Lists of lists (labels) are cut as lists: numpy would make equal-length ones a 2-D array.
+        meta = {k: [v[i] for i in np.atleast_1d(picked)] if isinstance(v, list) and len(v) == count else v
                 for k, v in self.meta.items()}
         return Coefficients(self.method, self.loc[index], self.scale[index], pick(self.row),
                             pick(self.col), self.bands, self.units, self.db, meta)
