@@ -164,7 +164,7 @@ class DiffusionModel:
     def conditioning(self) -> str | None:
         """What the network is conditioned on besides labels: ``"upsample"`` (a coarse scene),
         ``"paired"`` (a paired scene, e.g. a noisy interferogram), or None."""
-        return self.summary.get("conditioning") or ("upsample" if self.upsample_factor else None)
+        return self.summary.get("conditioning")
 
     @property
     def cond_residual(self) -> bool:
