@@ -6,6 +6,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from numbers import Real
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -152,6 +153,7 @@ def fit(
     device=None,
     seed: int = 0,
     progress: bool = True,
+    resume: bool = False,
     **train_options,
 ) -> DiffusionModel:
     """Train a diffusion model on the tiles of one scene or of a collection of scenes.
@@ -234,6 +236,15 @@ def fit(
         (the caller's global torch RNG is left untouched): same seed, same model id on one device.
     progress
         Show progress bars (indexing, training).
+    resume
+        Continue from the trainer checkpoint in ``checkpoint_dir`` (a training option, with
+        ``checkpoint_every``) when there is one: weights, EMA, optimizer, random streams and
+        step, so that the run ends as an uninterrupted one would (a restarted torchrun job).
+
+    Under torchrun (``torchrun --nproc-per-node N -m geodiff train ...``, or a process group
+    joined with :func:`geodiff.diffusion.train.distributed.init_from_env`) the ranks train
+    one model with DistributedDataParallel, ``batch_size`` being the global batch; every rank
+    returns the same model.
 
     Returns
     -------
@@ -250,7 +261,7 @@ def fit(
     """
 
     from geodiff.diffusion import NoiseSchedule
-    from geodiff.diffusion.checkpoint import versions
+    from geodiff.diffusion.checkpoint import STATE_FILE, versions
     from geodiff.diffusion.train import TrainConfig, Trainer, init_seed
     from geodiff.diffusion.unet import UNet
     from geodiff.splits import split_tiles
@@ -323,6 +334,8 @@ def fit(
                          lr=lr, max_seconds=max_seconds, prediction=prediction, learn_sigma=learn_sigma,
                          noise=noise, seed=seed, progress=progress, num_workers=num_workers, **train_options)
     trainer = Trainer(net, NoiseSchedule(schedule, timesteps), config, device=device)
+    if resume and config.checkpoint_dir and (Path(config.checkpoint_dir) / STATE_FILE).is_file():
+        trainer.load(config.checkpoint_dir)
     start = time.monotonic()
     history = trainer.fit(train, labels=y_train, val_data=val, val_labels=y_val)
     losses = [r["loss"] for r in history if "loss" in r]

@@ -1,4 +1,8 @@
-"""``geodiff train SCENE [SCENE ...] --out MODEL``: fit a diffusion model on the tiles of scenes."""
+"""``geodiff train SCENE [SCENE ...] --out MODEL``: fit a diffusion model on the tiles of scenes.
+
+On several processes: ``torchrun --nproc-per-node N -m geodiff train ...`` (DistributedDataParallel,
+``--batch-size`` the global batch; rank 0 writes the model, the index and the checkpoints).
+"""
 
 from __future__ import annotations
 
@@ -44,6 +48,11 @@ def register(subparsers) -> None:
     p.add_argument("--upsample", type=int, metavar="F", help="train a super-resolution model by this factor")
     p.add_argument("--index", help="write the tile index here as GeoParquet (one row per tile, with its split)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader processes reading tiles ahead")
+    p.add_argument("--checkpoint-dir", help="write the trainer's checkpoint here (at the end and every "
+                                            "--checkpoint-every steps)")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (default: at the end)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in --checkpoint-dir when there is one")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--device", help="cuda, mps or cpu (default: best available)")
@@ -64,19 +73,24 @@ def label_source(value: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
+    from geodiff.diffusion.train import distributed
     from geodiff.files import atomic_file, check_destination
     from geodiff.scaling import Scaler
     from geodiff.splits import split_tiles
     from geodiff.tile_dataset import TileDataset
     from geodiff.training import check_training_args, fit
 
+    if args.resume and not args.checkpoint_dir:
+        raise GeodiffError("--resume continues from --checkpoint-dir: give it")
     check_destination(args.out, overwrite=args.overwrite, inputs=args.scene, parents=True)
     if args.index:
         check_destination(args.index, overwrite=args.overwrite, inputs=args.scene, parents=True)
     options = {"train_steps": args.train_steps, "max_seconds": args.max_seconds, "preset": args.preset,
                "max_nodata": args.max_nodata, "batch_size": args.batch_size, "lr": args.lr,
                "device": args.device, "seed": args.seed, "val_fraction": args.val_fraction,
-               "num_workers": args.num_workers}
+               "num_workers": args.num_workers, "resume": args.resume}
+    if args.checkpoint_dir:
+        options.update(checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every)
     check_training_args(epochs=args.epochs, train_steps=args.train_steps, batch_size=args.batch_size, lr=args.lr,
                         max_nodata=args.max_nodata, seed=args.seed, max_seconds=args.max_seconds,
                         val_fraction=args.val_fraction)
@@ -85,7 +99,14 @@ def run(args: argparse.Namespace) -> int:
                                                     fixed_range=tuple(args.fixed_range) if args.fixed_range else None), band_files=args.band_files,
                                       band=args.band, nodata=args.nodata, units=args.units,
                                       labels=label_source(args.labels), label_column=args.label_column)
-    model = fit(dataset, args.tile, args.epochs, conditional=args.conditional, upsample=args.upsample, **options)
+    group = distributed.init_from_env(args.device)
+    try:
+        model = fit(dataset, args.tile, args.epochs, conditional=args.conditional, upsample=args.upsample,
+                    **options, progress=group.main)
+    finally:
+        distributed.close()
+    if not group.main:
+        return 0
     if args.index:
         # The same call as fit's, so the column is the split the model was trained with.
         index = dataset.index.assign(split=split_tiles(dataset.index, args.val_fraction, seed=args.seed))

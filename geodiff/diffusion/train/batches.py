@@ -124,17 +124,19 @@ def rows(data, start: int, stop: int) -> torch.Tensor:
 
 
 class StepBatches:
-    """The batch sampler of a run: the items of every micro-batch from step ``start`` to ``total``."""
+    """The batch sampler of a run: the items of every micro-batch from step ``start`` to ``total``
+    (this rank's share of them in a data-parallel run, see :mod:`.distributed`)."""
 
-    def __init__(self, data, batch_size: int, grad_accum: int, seed: int, start: int, total: int):
+    def __init__(self, data, batch_size: int, grad_accum: int, seed: int, start: int, total: int, group=None):
         self.data, self.batch_size, self.grad_accum, self.seed = data, batch_size, grad_accum, seed
-        self.start, self.total = start, total
+        self.start, self.total, self.group = start, total, group
 
     def __iter__(self):
         n = len(self.data)
         for step in range(self.start, self.total):
             for micro in range(self.grad_accum):
-                yield batch_items(n, self.batch_size, self.seed, step, micro, self.data)
+                items = batch_items(n, self.batch_size, self.seed, step, micro, self.data)
+                yield items if self.group is None else self.group.share(items)
 
     def __len__(self) -> int:
         return (self.total - self.start) * self.grad_accum
@@ -157,12 +159,15 @@ class Fetch(torch.utils.data.Dataset):
 
 
 def batches(data, batch_size: int, grad_accum: int, seed: int, start: int, total: int, *, workers: int = 0,
-            pin_memory: bool = False):
+            pin_memory: bool = False, group=None):
     """``(positions, tiles)`` for every micro-batch from step ``start`` to ``total``: read in this
     process, or by ``workers`` DataLoader processes for a Dataset."""
     if isinstance(data, BatchStream):
+        if group is not None and group.world > 1:
+            raise GeodiffError("an iterable of batches cannot be shared by the ranks of a data-parallel run; "
+                               "pass a Dataset or a tensor")
         return iter(data)
-    plan = StepBatches(data, batch_size, grad_accum, seed, start, total)
+    plan = StepBatches(data, batch_size, grad_accum, seed, start, total, group)
     fetch = Fetch(data)
     if workers and not isinstance(data, torch.Tensor):
         loader = torch.utils.data.DataLoader(fetch, batch_sampler=plan, num_workers=workers, collate_fn=_identity,

@@ -147,6 +147,18 @@ class ProgressBar(Hook):
             self.bar.close()
 
 
+class Agreement(Hook):
+    """In a data-parallel run, stops every rank when any rank's hooks before it decided to stop
+    (a time budget runs on each rank's clock), so that the ranks never wait on each other."""
+
+    def __init__(self, group):
+        self.group = group
+
+    def after_step(self, trainer, event: Step) -> None:
+        event.stop = self.group.any(event.stop)
+        event.out_of_time = self.group.any(event.out_of_time)
+
+
 class Previews(Hook):
     """Calls ``callback(step, ema_model)`` every ``every`` steps and at the last one."""
 

@@ -31,9 +31,9 @@ from ..schedule import NoiseSchedule
 from ..timestep_draw import create_timestep_draw
 from ..unet import resized
 from . import batches as feeding
-from . import state
+from . import distributed, state
 from .config import TrainConfig
-from .hooks import Checkpoints, History, Hook, Previews, ProgressBar, Step, TimeBudget
+from .hooks import Agreement, Checkpoints, History, Hook, Previews, ProgressBar, Step, TimeBudget
 from .precision import autocast_dtype, gpu_only
 from .rng import (
     DATA,
@@ -59,7 +59,12 @@ class Trainer:
         The forward process.
     config : TrainConfig, optional
     device : str or torch.device, optional
-        None picks CUDA, then MPS, then CPU.
+        None picks CUDA, then MPS, then CPU (under torchrun, the rank's own GPU).
+
+    Under torchrun (a ``torch.distributed`` process group initialised, e.g. by
+    :func:`~geodiff.diffusion.train.distributed.init_from_env`) the model is wrapped in
+    DistributedDataParallel and ``config.batch_size`` is the global batch, shared by the ranks
+    (see :mod:`.distributed`); rank 0 alone shows the bar, previews and writes checkpoints.
 
     Attributes
     ----------
@@ -80,7 +85,13 @@ class Trainer:
         device: str | torch.device | None = None,
     ):
         self.config = config = config or TrainConfig()
+        self.group = group = distributed.current()
+        if device is None and group.world > 1 and torch.cuda.is_available():
+            device = torch.device("cuda", group.local_rank)
         self.device = pick_device(device)
+        if config.batch_size % group.world:
+            raise GeodiffError(f"the global batch of {config.batch_size} tiles does not split over "
+                               f"{group.world} processes; give a batch size that is a multiple of {group.world}")
         self.schedule = schedule
         self.model = model.to(self.device)
         model_sigma = getattr(model, "learn_sigma", None)
@@ -99,10 +110,16 @@ class Trainer:
         self.channels_last = gpu_only("channels_last", config.channels_last, True, self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        parallel = self.model
+        if group.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            parallel = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.forward_model = (
-            torch.compile(self.model)
+            torch.compile(parallel)
             if gpu_only("compile", config.compile, False, self.device)
-            else self.model
+            else parallel
         )
 
         self.optimizer = torch.optim.AdamW(
@@ -225,7 +242,7 @@ class Trainer:
             raise GeodiffError("class_dropout needs a model with num_classes (its null class)")
         run_hooks = self._hooks(val, callback, preview_callback, hooks)
         feed = feeding.batches(train[0], cfg.batch_size, cfg.grad_accum, cfg.seed, self.step, total,
-                               workers=cfg.num_workers, pin_memory=self.device.type == "cuda")
+                               workers=cfg.num_workers, pin_memory=self.device.type == "cuda", group=self.group)
         with torch.random.fork_rng(devices=forked_devices(self.device)):
             set_global_state(self._dropout_rng, self.device)
             try:
@@ -251,6 +268,10 @@ class Trainer:
         cfg = self.config
         budget, history = TimeBudget(cfg.max_seconds), History(val, callback)
         hooks: list[Hook] = [budget, history, *extra]
+        if self.group.world > 1:
+            hooks.append(Agreement(self.group))
+        if not self.group.main:
+            return hooks
         if cfg.progress:
             hooks.append(ProgressBar(history, budget))
         if preview_callback is not None:
@@ -264,18 +285,18 @@ class Trainer:
         return self.config.lr * (min(1.0, (self.step + 1) / warm) if warm else 1.0)
 
     def _train_step(self, train, batches) -> dict[str, torch.Tensor]:
-        cfg, (_, y_all, c_all) = self.config, train
+        cfg, (_, y_all, c_all), group = self.config, train, self.group
         dtype = next(self.model.parameters()).dtype
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         totals: dict[str, torch.Tensor] = {}
-        for _ in range(cfg.grad_accum):
+        for micro in range(cfg.grad_accum):
             idx, x0 = next(batches)
             x0, c_batch = x0 if isinstance(x0, tuple) else (x0, None)  # a Dataset's (tiles, cond)
             x0 = x0.to(self.device, dtype, non_blocking=True)
             y = None if y_all is None else y_all[idx]
             if y is not None and cfg.class_dropout:
-                drop = torch.rand(cfg.batch_size, generator=self._gen_data) < cfg.class_dropout
+                drop = group.share(torch.rand(cfg.batch_size, generator=self._gen_data)) < cfg.class_dropout
                 # The null class: index num_classes, or an all-zero multi-hot row.
                 y = torch.where(drop[:, None], 0.0, y) if y.is_floating_point() else \
                     torch.where(drop, torch.full_like(y, self.model.num_classes), y)
@@ -283,18 +304,23 @@ class Trainer:
             c = c_batch if c_all is None else c_all[idx]
             c = None if c is None else c.to(self.device, dtype, non_blocking=True)
             x0 = self._target(x0, c)
-            t, weights = self.timestep_draw.sample(
-                x0.shape[0], device=self.device, generator=self._gen_noise
-            )
-            noise = draw_noise(
-                cfg.noise, x0.shape, generator=self._gen_noise, device=self.device, dtype=x0.dtype
-            )
-            losses = self._losses(x0, t, noise, y, c)
-            ((losses["loss"] * weights).mean() / cfg.grad_accum).backward()
-            self.timestep_draw.update(t, losses["loss"].detach())
+            # The global batch's draws, of which this rank keeps its share (see .distributed).
+            t, weights = (group.share(v) for v in self.timestep_draw.sample(
+                cfg.batch_size, device=self.device, generator=self._gen_noise
+            ))
+            noise = group.share(draw_noise(
+                cfg.noise, (cfg.batch_size, *x0.shape[1:]), generator=self._gen_noise, device=self.device,
+                dtype=x0.dtype
+            ))
+            # DDP averages gradients at the last micro-batch only.
+            syncing = micro == cfg.grad_accum - 1 or group.world == 1
+            with nullcontext() if syncing else self.forward_model.no_sync():
+                losses = self._losses(x0, t, noise, y, c)
+                ((losses["loss"] * weights).mean() / cfg.grad_accum).backward()
+            self.timestep_draw.update(group.gather(t), group.gather(losses["loss"].detach()))
             for k in ("loss", "mse", "vlb"):
                 if k in losses:
-                    totals[k] = totals.get(k, 0.0) + losses[k].detach().mean() / cfg.grad_accum
+                    totals[k] = totals.get(k, 0.0) + group.mean(losses[k].detach().mean()) / cfg.grad_accum
         if not torch.isfinite(totals["loss"]):
             raise GeodiffError(
                 f"training loss became {float(totals['loss'])} at step {self.step}; lower lr, "
