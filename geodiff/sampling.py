@@ -18,6 +18,7 @@ from geodiff.label_map import label_lattice
 from geodiff.model import DiffusionModel, _pair, check_guidance
 from geodiff.names import COEFFICIENTS, SCENE_METHODS
 from geodiff.scaling import Coefficients
+from geodiff.cluster import active_client, check_workers
 from geodiff.scene_blocks import (
     BLOCK_TILES,
     BlockJob,
@@ -26,6 +27,7 @@ from geodiff.scene_blocks import (
     block_graph,
     block_sizes,
     check_layout,
+    run_job,
 )
 from geodiff.tiling import TileGrid
 
@@ -183,6 +185,9 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         raise SceneError(f"a synthetic scene is sampled on one grid, (y, x) or (band, y, x); this one also has "
                          f"{stacked}: sample on one slice, e.g. da.isel({stacked[0]}=0)")
     model._check_compatible(scene)
+    client = active_client()
+    if client is not None and device is not None:
+        check_workers(client, device=device)  # each worker computes on its own, so each must have it
     if scene.rio.crs is None:
         warnings.warn("the grid has no CRS: the synthetic scene is on a pixel grid", GeoreferenceWarning, stacklevel=2)
     if mask and coefficients == "draw" and not bool(_valid(scene).any()):
@@ -288,7 +293,9 @@ def _tile_scene(scene, model, n, grid, tiles, per_tile, mask, seed, sampler, sam
     cols = len(grid.col_starts)
     th, tw = grid.size
     (h, w), lead = grid.shape, (model.channels,) if model.bands else ()
-    graph, dependencies = {}, []
+    # The job (and the model in it) is one graph key, shipped once to each worker, not in every task.
+    job_key = f"{name}-job"
+    graph, dependencies = {job_key: job}, []
     if valid is not None:
         dependencies.append(valid.data)
     for k, (r, c) in enumerate(grid.origins):
@@ -297,7 +304,7 @@ def _tile_scene(scene, model, n, grid, tiles, per_tile, mask, seed, sampler, sam
         tile_seed = int(np.random.SeedSequence([int(seed), int(r), int(c)]).generate_state(1)[0])
         valid_key = (valid.data.name, k, 0, 0) if valid is not None else None
         graph[(name, 0, *([0] * len(lead)), i, j)] = (
-            job, tile_seed, per_tile.loc[k], per_tile.scale[k], crop, valid_key,
+            run_job, job_key, tile_seed, per_tile.loc[k], per_tile.scale[k], crop, valid_key,
         )
     chunks = ((n,), *[(c,) for c in lead], _sizes(grid.row_starts, th, h), _sizes(grid.col_starts, tw, w))
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=dependencies)

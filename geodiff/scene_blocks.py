@@ -296,7 +296,9 @@ def to_physical(block: Block, scaler, nodes: Nodes, rows: slice, cols: slice, va
     return (values if bands else values[:, 0]).astype(np.float32)
 
 
-def _run(job: BlockJob, *args) -> Block:
+def run_job(job, *args):
+    """A task calling a job that is a graph key of its own: the key is computed (unpickled) once
+    per worker, and every task holds its name only."""
     return job(*args)
 
 
@@ -354,7 +356,7 @@ def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], blo
             corner = (strip_name, "corner", i - 1, j - 1) if i and j else None
             valid_key = (valid.name, i, j) if valid is not None else None
             field_keys = [None if f is None else (f.name, *([0] * (f.ndim - 2)), i, j) for f in fields]
-            graph[(z_name, i, j)] = (_run, job_key, block_seed, (r0, c0), (rows[i], cols[j]), top, left, corner,
+            graph[(z_name, i, j)] = (run_job, job_key, block_seed, (r0, c0), (rows[i], cols[j]), top, left, corner,
                                      valid_key, nodes_key, *field_keys)
             if i + 1 < len(rows):
                 graph[(strip_name, "bottom", i, j)] = (_strip, (z_name, i, j), margin[0], None)

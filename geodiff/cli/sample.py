@@ -48,20 +48,36 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="compute on the dask.distributed cluster of this scheduler (tcp://host:8786); its "
+                        "workers write the output, so it must be on a file system they share")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import geodiff
-    from geodiff.cli.train import label_source
+    from geodiff.cluster import connect
     from geodiff.files import check_destination
-    from geodiff.sampling import sample_scene
 
     out = check_destination(args.out, overwrite=args.overwrite, inputs=[args.model, args.like])
     writer = _WRITERS.get(out.suffix.lower())
     if writer is None:
         raise GeodiffError(f"cannot tell the format of {out}: use a .tif, .nc or .zarr name")
     model = geodiff.load_model(args.model, device=args.device)
+    client = connect(args.scheduler) if args.scheduler else None
+    try:
+        _sample_and_write(args, model, out, writer)
+    finally:
+        if client is not None:
+            client.close()
+    return 0
+
+
+def _sample_and_write(args: argparse.Namespace, model, out, writer) -> None:
+    import geodiff
+    from geodiff.cli.train import label_source
+    from geodiff.sampling import sample_scene
+
     labels = args.labels
     if model.upsample_factor:
         if not args.like:
@@ -87,5 +103,4 @@ def run(args: argparse.Namespace) -> int:
                                    labels=labels, guidance=args.guidance)
     writer(synth, out, overwrite=args.overwrite)  # its bar counts the tiles generated while written
     print(f"wrote {args.n} sample(s) to {out}")
-    return 0
 

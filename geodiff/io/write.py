@@ -35,6 +35,7 @@ import numpy as np
 import xarray as xr
 
 from geodiff._version import __version__
+from geodiff.cluster import active_client, check_workers
 from geodiff.errors import SceneError
 from geodiff.progress import dask_progress
 
@@ -64,7 +65,11 @@ def _fill_value(da: xr.DataArray, nodata) -> float:
 @contextmanager
 def _computing(progress: bool, target: Path) -> Iterator[None]:
     """Where a writer computes its dask data: a progress bar, and dask's threads drained before
-    the writer goes on (see :func:`_drained_threads`)."""
+    the writer goes on (see :func:`_drained_threads`). On a dask.distributed cluster the workers
+    write the chunks, so each of them must be able to write next to ``target``."""
+    client = active_client()
+    if client is not None:
+        check_workers(client, folder=Path(target).parent)
     with _drained_threads(), dask_progress(progress, f"writing {Path(target).name}"):
         yield
 

@@ -1,0 +1,79 @@
+"""Working on a dask.distributed cluster: the client in use, a client for a scheduler's address,
+and checks on the workers before any block is computed.
+
+Scene sampling, restoration and exports run on a ``distributed.Client`` as they are: their
+graphs hold the model as one key, which each worker fetches once (never a copy per task); a
+block is a function of ``(seed, block origin)`` and of its already generated neighbours, so the
+blocks of a lost worker are recomputed to the same values; the writers' chunk tasks write their
+regions into the store from the workers, under a temporary name renamed once every chunk is in.
+Each worker takes its own device (with dask-cuda's LocalCUDACluster, the GPU it was given). What
+this module adds is what must hold before that work starts: a scheduler to reach, workers, the
+device asked for on every worker, and a destination every worker can write to.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+from geodiff.errors import GeodiffError
+
+#: Seconds to wait for a scheduler to answer.
+CONNECT_TIMEOUT = 10.0
+
+
+def active_client():
+    """The dask.distributed client that computations go to (the default client), or None."""
+    if "distributed" not in sys.modules:  # no client can exist without the module imported
+        return None
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def connect(address: str, timeout: float = CONNECT_TIMEOUT):
+    """A client of the dask scheduler at ``address`` (``tcp://host:8786``), made the default
+    client, with a clear error when none answers within ``timeout`` seconds."""
+    try:
+        from distributed import Client
+    except ImportError as err:
+        raise GeodiffError("a dask scheduler needs dask.distributed: pip install 'geodiff[distributed]'") from err
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise GeodiffError(f"no dask scheduler reachable at {address}: {err}") from err
+
+
+def check_workers(client, *, device=None, folder=None) -> None:
+    """Raise GeodiffError, naming the workers, unless the cluster has workers, each of them has
+    ``device`` (when given) and can create files in ``folder`` (when given)."""
+    if not client.scheduler_info().get("workers"):
+        raise GeodiffError(f"the dask cluster of {client.scheduler.address} has no worker")
+    answers = client.run(_worker_check, None if device is None else str(device),
+                         None if folder is None else os.fspath(folder))
+    failed = sorted((address, why) for address, why in answers.items() if why)
+    if failed:
+        raise GeodiffError("; ".join(f"worker {address}: {why}" for address, why in failed))
+
+
+def _worker_check(device: str | None, folder: str | None) -> str | None:
+    """On a worker: why it cannot compute on ``device`` or write in ``folder``, None if it can."""
+    if device is not None:
+        from geodiff.diffusion.device import pick_device
+
+        try:
+            pick_device(device)
+        except GeodiffError as err:
+            return str(err)
+    if folder is not None:
+        try:
+            handle, probe = tempfile.mkstemp(prefix=".geodiff-probe-", dir=folder)
+            os.close(handle)
+            os.remove(probe)
+        except OSError as err:
+            return f"cannot write in {folder}: {err.strerror or err}"
+    return None

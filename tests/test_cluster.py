@@ -1,0 +1,108 @@
+"""Scenes on a dask.distributed cluster: two worker processes write the same store as one
+process, a worker killed mid-run changes nothing, and what the workers lack is said before work."""
+
+import os
+import signal
+import threading
+import time
+
+import cloudpickle
+import numpy as np
+import pytest
+import xarray as xr
+
+import geodiff
+from geodiff.cluster import check_workers, connect
+from geodiff.errors import GeodiffError
+
+distributed = pytest.importorskip("distributed")
+
+TINY = {"preset": "tiny", "batch_size": 4, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def scene():
+    rng = np.random.default_rng(0)
+    field = np.cumsum(np.cumsum(rng.normal(size=(96, 160)), 0), 1).astype(np.float32)
+    field[70:90, 100:130] = np.nan
+    da = xr.DataArray(field, dims=("y", "x"), coords={"y": 1000.0 - 10 * np.arange(96), "x": 10 * np.arange(160.0)})
+    return da.rio.write_crs("EPSG:32611")
+
+
+@pytest.fixture(scope="module")
+def model(scene):
+    return geodiff.fit(scene, tile=16, train_steps=3, **TINY)
+
+
+def _synthetic(model, scene, method="fused"):
+    layout = {"block": 32} if method == "fused" else {}
+    return model.sample_scene(2, like=scene, sample_steps=6, seed=4, method=method, **layout)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  worker_class=distributed.Nanny) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def reference(model, scene, tmp_path_factory):
+    path = tmp_path_factory.mktemp("single") / "scene.zarr"
+    geodiff.to_zarr(_synthetic(model, scene), path, progress=False)
+    return xr.open_zarr(path)["synthetic"].values
+
+
+@pytest.mark.parametrize("method", ["fused", "tiles"])
+def test_the_model_is_one_graph_key_not_a_copy_in_every_task(model, scene, method):
+    graph = dict(_synthetic(model, scene, method).__dask_graph__())
+    size = len(cloudpickle.dumps(model))
+    holding = [k for k, task in graph.items() if len(cloudpickle.dumps(task)) > size / 2]
+    assert len(holding) == 1 and str(holding[0]).endswith("-job")
+
+
+def test_two_workers_write_the_store_of_one_process(client, model, scene, reference, tmp_path):
+    path = tmp_path / "cluster.zarr"
+    geodiff.to_zarr(_synthetic(model, scene), path, progress=False)
+    np.testing.assert_array_equal(xr.open_zarr(path)["synthetic"].values, reference)
+    assert not [p for p in tmp_path.iterdir() if p.name != "cluster.zarr"]
+
+
+def test_a_worker_killed_mid_run_still_gives_the_complete_identical_store(client, model, scene, reference, tmp_path):
+    path = tmp_path / "killed.zarr"
+    victim = sorted(client.scheduler_info()["workers"])[0]
+    pid = client.run(os.getpid, workers=[victim])[victim]
+    killed, finished = threading.Event(), threading.Event()
+
+    def kill_once_a_chunk_is_written():
+        while not finished.is_set():
+            if any(p.is_file() and p.name[0].isdigit() for p in tmp_path.rglob("synthetic/*")):
+                os.kill(pid, signal.SIGKILL)  # as the kernel's OOM killer would; its nanny starts another
+                killed.set()
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=kill_once_a_chunk_is_written)
+    watcher.start()
+    try:
+        geodiff.to_zarr(_synthetic(model, scene), path, progress=False)
+    finally:
+        finished.set()
+        watcher.join()
+    assert killed.is_set(), "the worker was not killed before the store was complete"
+    np.testing.assert_array_equal(xr.open_zarr(path)["synthetic"].values, reference)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_what_the_workers_lack_is_said_before_any_block(client, model, scene, tmp_path):
+    with pytest.raises(GeodiffError, match="worker tcp://.*CUDA is not available"):
+        model.sample_scene(1, like=scene, device="cuda")
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    with pytest.raises(GeodiffError, match="worker tcp://.*cannot write in"):
+        check_workers(client, folder=a_file)
+
+
+def test_no_scheduler_at_the_address_is_one_clear_error():
+    with pytest.raises(GeodiffError, match="no dask scheduler reachable at tcp://127.0.0.1:9"):
+        connect("tcp://127.0.0.1:9", timeout=2)
