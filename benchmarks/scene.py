@@ -151,31 +151,40 @@ def _print_products(rows: list[dict]) -> None:
 # -- part 2: a GRD-sized grid streamed to Zarr, one child process per run -------------------------
 
 
-def stream(shape: tuple[int, int], method: str, out: Path) -> dict:
-    """Sample one synthetic scene on an all-valid grid of ``shape`` with a tiny untrained network
-    (one DDIM step) and stream it to ``out``; returns seconds and this process's peak RSS."""
-    import resource
-
-    import dask.array as darr
-
+def tiny_model():
+    """A tiny untrained network of 32-pixel tiles, in dB. Without attention: the grid's cost is
+    then mostly geodiff's (windows, blocks, Zarr), not the network's."""
     from geodiff.diffusion import NoiseSchedule
     from geodiff.diffusion.unet import UNet
     from geodiff.model import DiffusionModel
     from geodiff.scaling import Coefficients, Scaler
 
     torch.manual_seed(0)
-    # Without attention: the grid's cost is then mostly geodiff's (windows, blocks, Zarr), not the network's.
     net = UNet.from_preset("tiny", 1, attention_resolutions=()).eval()
     coefficients = Coefficients("minmax", np.zeros((1, 1)), np.ones((1, 1)), units="dB")
-    model = DiffusionModel(network=net, schedule=NoiseSchedule("sigmoid", 1000), scaler=Scaler(),
-                           coefficients=coefficients, tile=(32, 32), units="dB", prediction="v")
+    return DiffusionModel(network=net, schedule=NoiseSchedule("sigmoid", 1000), scaler=Scaler(),
+                          coefficients=coefficients, tile=(32, 32), units="dB", prediction="v")
+
+
+def lazy_grid(shape: tuple[int, int]) -> xr.DataArray:
+    """An all-valid lazy grid of ``shape`` with a CRS (10 m pixels)."""
+    import dask.array as darr
+
     h, w = shape
-    grid = xr.DataArray(darr.zeros(shape, chunks=2048, dtype=np.float32), dims=("y", "x"),
+    return xr.DataArray(darr.zeros(shape, chunks=2048, dtype=np.float32), dims=("y", "x"),
                         coords={"y": 5e6 - 10.0 * np.arange(h), "x": 3e5 + 10.0 * np.arange(w)},
                         attrs={"units": "dB"}).rio.write_crs("EPSG:32633")
+
+
+def stream(shape: tuple[int, int], method: str, out: Path) -> dict:
+    """Sample one synthetic scene on an all-valid grid of ``shape`` with a tiny untrained network
+    (one DDIM step) and stream it to ``out``; returns seconds and this process's peak RSS."""
+    import resource
+
+    model, (h, w) = tiny_model(), shape
     start = time.monotonic()
-    synth = model.sample_scene(1, like=grid, sampler="ddim", sample_steps=1, method=method, batch_size=64,
-                               mask=False)
+    synth = model.sample_scene(1, like=lazy_grid(shape), sampler="ddim", sample_steps=1, method=method,
+                               batch_size=64, mask=False)
     geodiff.to_zarr(synth, out, progress=False)
     seconds = time.monotonic() - start
     return {"shape": list(shape), "method": method, "seconds": seconds, "megapixels_per_second": h * w / 1e6 / seconds,

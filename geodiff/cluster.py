@@ -13,6 +13,8 @@ device asked for on every worker, and a destination every worker can write to.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import sys
 import tempfile
@@ -21,6 +23,9 @@ from geodiff.errors import GeodiffError
 
 #: Seconds to wait for a scheduler to answer.
 CONNECT_TIMEOUT = 10.0
+# glibc's mallopt parameters, and the thresholds its own dynamic tuning reaches on 64-bit systems.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD, _TRIM_THRESHOLD = 32 << 20, 64 << 20
 
 
 def active_client():
@@ -77,3 +82,25 @@ def _worker_check(device: str | None, folder: str | None) -> str | None:
         except OSError as err:
             return f"cannot write in {folder}: {err.strerror or err}"
     return None
+
+
+@functools.cache
+def tune_worker_allocator() -> bool:
+    """Once per process, on a dask worker: raise glibc's mmap and trim thresholds back to what
+    its own dynamic tuning reaches. True if they were set here.
+
+    Dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes the mmap
+    threshold at 128 KiB: every tensor of the network's activations is then mmapped, faulted in
+    and unmapped at each call. Measured on the tiny network (batch of 64 tiles of 32 x 32, one
+    thread): 0.54 s a call on such a worker against 0.19 s with these thresholds.
+    """
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or "distributed" not in sys.modules:
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+        libc = ctypes.CDLL("libc.so.6")
+    except (ValueError, OSError):  # not a worker, or not glibc
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))

@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 import dask.array as darr
 import numpy as np
 
+from geodiff.cluster import tune_worker_allocator
 from geodiff.errors import GeodiffError
 from geodiff.label_map import LabelLattice
 from geodiff.model import DiffusionModel
@@ -69,6 +70,7 @@ class Generation:
 
     def __call__(self, seed: int, **canvas) -> np.ndarray:
         """:meth:`DiffusionModel.generate` of ``n`` samples, one task on the network at a time."""
+        tune_worker_allocator()
         with network_lock:
             return self.model.generate(self.n, sampler=self.sampler, sample_steps=self.sample_steps, seed=seed,
                                        batch_size=self.batch_size, device=self.device,

@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 import geodiff
-from geodiff.cluster import check_workers, connect
+from geodiff.cluster import check_workers, connect, tune_worker_allocator
 from geodiff.errors import GeodiffError
 
 distributed = pytest.importorskip("distributed")
@@ -66,6 +66,9 @@ def test_two_workers_write_the_store_of_one_process(client, model, scene, refere
     geodiff.to_zarr(_synthetic(model, scene), path, progress=False)
     np.testing.assert_array_equal(xr.open_zarr(path)["synthetic"].values, reference)
     assert not [p for p in tmp_path.iterdir() if p.name != "cluster.zarr"]
+    # The workers computed with glibc's thresholds raised (dask's nannies set MALLOC_TRIM_THRESHOLD_).
+    assert set(client.run(tune_worker_allocator).values()) == {True}
+    assert not tune_worker_allocator()
 
 
 def test_a_worker_killed_mid_run_still_gives_the_complete_identical_store(client, model, scene, reference, tmp_path):
