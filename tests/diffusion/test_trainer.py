@@ -328,3 +328,36 @@ def test_an_iterable_of_batches_trains_as_the_same_batches_drawn_from_a_tensor()
     with pytest.raises(GeodiffError, match="no tile count"):
         Trainer(UNet.from_preset("tiny", 1), NoiseSchedule("cosine", timesteps=50),
                 TrainConfig(epochs=1, progress=False), device="cpu").fit(iter([x[:4]]))
+
+
+def _losses_with_gpu_paths(monkeypatch, compile_: bool | None) -> list[float]:
+    """Three steps' losses, fp32 eager (``compile_`` None) or with bf16 autocast and
+    channels-last forced on, compiled or not: the policy turns them on for CUDA only, and
+    forced on here the same code runs on the CPU (torch's CPU autocast, NHWC convolutions,
+    inductor)."""
+    from geodiff.diffusion.train import loop
+
+    forced = compile_ is not None
+    if forced:
+        monkeypatch.setattr(loop, "autocast_dtype", lambda amp, device: torch.bfloat16)
+        monkeypatch.setattr(loop, "gpu_only", lambda name, value, default, device: name != "compile" or compile_)
+    trainer = Trainer(UNet.from_preset("tiny", 1, attention_resolutions=(), seed=0), NoiseSchedule("sigmoid", 50),
+                      TrainConfig(train_steps=3, batch_size=4, log_every=1, progress=False, seed=1), device="cpu")
+    assert (trainer.amp_dtype is torch.bfloat16) == forced and trainer.channels_last == forced
+    assert (trainer.forward_model is not trainer.model) == bool(compile_)
+    return [r["loss"] for r in trainer.fit(torch.randn(8, 1, 16, 16, generator=torch.Generator().manual_seed(0)))]
+
+
+def test_bf16_autocast_and_channels_last_train_on_the_cpu_as_fp32_does(monkeypatch):
+    fp32 = _losses_with_gpu_paths(monkeypatch, None)
+    forced = _losses_with_gpu_paths(monkeypatch, False)
+    assert fp32 != forced  # bf16 did round
+    # bf16 keeps 8 bits of mantissa: a few per cent on the losses, no more.
+    np.testing.assert_allclose(forced, fp32, rtol=0.05)
+
+
+@pytest.mark.slow
+def test_the_compiled_model_trains_on_the_cpu_as_the_eager_one_does(monkeypatch):
+    eager = _losses_with_gpu_paths(monkeypatch, False)
+    compiled = _losses_with_gpu_paths(monkeypatch, True)
+    np.testing.assert_allclose(compiled, eager, rtol=0.02)
