@@ -18,6 +18,7 @@ import functools
 import os
 import sys
 import tempfile
+import time
 
 from geodiff.errors import GeodiffError
 
@@ -63,6 +64,18 @@ def check_workers(client, *, device=None, folder=None) -> None:
     failed = sorted((address, why) for address, why in answers.items() if why)
     if failed:
         raise GeodiffError("; ".join(f"worker {address}: {why}" for address, why in failed))
+
+
+def drain_workers(client, timeout: float = 60.0) -> None:
+    """Wait, up to ``timeout`` seconds, until no worker is running a task: a task cancelled by a
+    failure elsewhere still runs to its end, and may still write."""
+    deadline = time.monotonic() + timeout
+    while any(client.run(_executing).values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _executing(dask_worker) -> int:
+    return len(dask_worker.state.executing)
 
 
 def _worker_check(device: str | None, folder: str | None) -> str | None:

@@ -109,3 +109,22 @@ def test_what_the_workers_lack_is_said_before_any_block(client, model, scene, tm
 def test_no_scheduler_at_the_address_is_one_clear_error():
     with pytest.raises(GeodiffError, match="no dask scheduler reachable at tcp://127.0.0.1:9"):
         connect("tcp://127.0.0.1:9", timeout=2)
+
+
+def _fails_at_one_chunk(x, block_info=None):
+    if block_info[0]["chunk-location"] == (1, 1):
+        time.sleep(0.2)
+        raise RuntimeError("this chunk cannot be computed")
+    time.sleep(0.5)  # the other worker is still writing its chunk when the failure arrives
+    return x
+
+
+def test_a_failed_export_leaves_nothing_behind_once_it_has_raised(client, tmp_path):
+    import dask.array as darr
+
+    data = darr.zeros((64, 64), chunks=16, dtype=np.float32).map_blocks(_fails_at_one_chunk, dtype=np.float32)
+    da = xr.DataArray(data, dims=("y", "x"), coords={"y": -np.arange(64.0), "x": np.arange(64.0)})
+    with pytest.raises(RuntimeError, match="cannot be computed"):
+        geodiff.to_zarr(da.rio.write_crs("EPSG:32611"), tmp_path / "x.zarr", progress=False)
+    time.sleep(1.0)  # longer than any chunk runs: a straggler would have written by now
+    assert list(tmp_path.iterdir()) == []

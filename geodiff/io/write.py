@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 
 from geodiff._version import __version__
-from geodiff.cluster import active_client, check_workers
+from geodiff.cluster import active_client, check_workers, drain_workers
 from geodiff.errors import SceneError
 from geodiff.progress import dask_progress
 
@@ -70,21 +70,29 @@ def _computing(progress: bool, target: Path) -> Iterator[None]:
     client = active_client()
     if client is not None:
         check_workers(client, folder=Path(target).parent)
-    with _drained_threads(), dask_progress(progress, f"writing {Path(target).name}"):
+    with _drained_threads(client), dask_progress(progress, f"writing {Path(target).name}"):
         yield
 
 
 @contextmanager
-def _drained_threads() -> Iterator[None]:
+def _drained_threads(client=None) -> Iterator[None]:
     """Run the computations inside on a thread pool that has finished every chunk it started
     when the block exits, failed or not.
 
     When one chunk fails, dask's threaded scheduler raises at once while its other threads
     finish the chunks they hold; those would then write into a temporary that is being closed
     (GDAL crashes) or removed (netCDF and Zarr recreate it, and it is left behind). Queued
-    chunks are cancelled. A scheduler the user chose (a distributed client, ``dask.config``) is
-    left alone.
+    chunks are cancelled. On a dask.distributed ``client`` the same holds for the workers' running
+    tasks, which a failure cancels but does not stop: a failed block waits for them. Another
+    scheduler the user chose (``dask.config``) is left alone.
     """
+    if client is not None:
+        try:
+            yield
+        except BaseException:
+            drain_workers(client)
+            raise
+        return
     if dask.base.get_scheduler() is not None:
         yield
         return
