@@ -7,6 +7,7 @@ import threading
 import time
 
 import cloudpickle
+import dask
 import numpy as np
 import pytest
 import xarray as xr
@@ -128,3 +129,13 @@ def test_a_failed_export_leaves_nothing_behind_once_it_has_raised(client, tmp_pa
         geodiff.to_zarr(da.rio.write_crs("EPSG:32611"), tmp_path / "x.zarr", progress=False)
     time.sleep(1.0)  # longer than any chunk runs: a straggler would have written by now
     assert list(tmp_path.iterdir()) == []
+
+
+def test_inpainting_on_the_cluster_fills_as_one_process_does(client, model, scene):
+    from geodiff.restoration import inpaint
+
+    with dask.config.set(scheduler="threads"):  # the cluster's client stays the default, unused here
+        alone = inpaint(scene, model, 1, sample_steps=4, block=32, seed=2).values
+    on_cluster = inpaint(scene, model, 1, sample_steps=4, block=32, seed=2).values
+    np.testing.assert_array_equal(on_cluster, alone)
+    assert np.isfinite(on_cluster).all()
