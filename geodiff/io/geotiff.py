@@ -15,6 +15,7 @@ import rasterio.windows
 import xarray as xr
 
 from geodiff import units
+from geodiff.cluster import active_client
 from geodiff.files import atomic_path, check_destination, temporary_name
 from geodiff.io.write import (
     _SPATIAL,
@@ -149,7 +150,28 @@ def _write_bands(dst, data) -> None:
     if not isinstance(data, darr.Array):
         dst.write(data)
         return
+    client = active_client()
+    if client is not None:
+        _write_from_workers(client, data, _WindowWriter(dst))
+        return
     darr.store(data, _WindowWriter(dst), lock=threading.Lock())  # one GDAL dataset, one write at a time
+
+
+def _write_from_workers(client, data: darr.Array, writer) -> None:
+    """On a dask.distributed cluster: the workers compute the chunks and this process writes each
+    as it arrives, then lets it go. An open GDAL dataset cannot travel to the workers, and a
+    compressed GeoTIFF has one writer; the chunks pass through here one at a time."""
+    from distributed import as_completed
+
+    futures = client.compute(list(data.to_delayed().ravel()))
+    where = {future.key: window for future, window in zip(futures, darr.core.slices_from_chunks(data.chunks))}
+    try:
+        for future in as_completed(futures):
+            writer[where[future.key]] = future.result()
+            future.release()
+    except BaseException:
+        client.cancel(futures)
+        raise
 
 
 class _WindowWriter:
