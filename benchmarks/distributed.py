@@ -45,9 +45,9 @@ def scene_run(side: int, workers: int, threads: int, out: Path) -> dict:
     import resource
 
     import torch
+    from scene import lazy_grid, tiny_model
 
     import geodiff
-    from scene import lazy_grid, tiny_model
 
     torch.set_num_threads(threads)
     model = tiny_model()
@@ -76,7 +76,7 @@ def _scene_child(side: int, workers: int, threads: int) -> dict:
     """:func:`scene_run` in a child process, so that its peak RSS is its own."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, __file__, "--scene-run", str(side), str(workers), str(threads), f"{tmp}/s.zarr"]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode:
             raise SystemExit(f"scene sampling on {workers} worker(s) failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -89,7 +89,7 @@ def train_run(nproc: int, threads: int, steps: int, batch_size: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, *launcher, "-m", "geodiff", "train", str(CAMPI), "--out", f"{tmp}/m", "--tile", "32",
                "--preset", "small", "--batch-size", str(batch_size), "--train-steps", str(steps)]
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if done.returncode:
             raise SystemExit(f"training on {nproc} process(es) failed:\n{done.stderr[-3000:]}")
         summary = json.loads((Path(tmp) / "m" / "model.json").read_text())["summary"]

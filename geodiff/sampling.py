@@ -12,13 +12,13 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from geodiff import recipe
+from geodiff.cluster import active_client, check_workers
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.io.scene import GeoreferenceWarning
 from geodiff.label_map import label_lattice
 from geodiff.model import DiffusionModel, _pair, check_guidance
 from geodiff.names import COEFFICIENTS, SCENE_METHODS
 from geodiff.scaling import Coefficients
-from geodiff.cluster import active_client, check_workers
 from geodiff.scene_blocks import (
     BLOCK_TILES,
     BlockJob,

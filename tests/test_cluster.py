@@ -82,7 +82,7 @@ def test_two_workers_write_the_store_of_one_process(client, model, scene, refere
 
 def test_a_worker_killed_mid_run_still_gives_the_complete_identical_store(client, model, scene, reference, tmp_path):
     path = tmp_path / "killed.zarr"
-    victim = sorted(client.scheduler_info()["workers"])[0]
+    victim = min(client.scheduler_info()["workers"])
     pid = client.run(os.getpid, workers=[victim])[victim]
     killed, finished = threading.Event(), threading.Event()
 

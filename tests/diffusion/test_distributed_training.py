@@ -24,7 +24,7 @@ def test_ranks_share_every_global_batch_without_overlap():
     shares = [list(StepBatches(data, 6, 2, seed=1, start=3, total=6, group=Group(r, 3))) for r in range(3)]
     for k, items in enumerate(whole):
         assert [len(s[k]) for s in shares] == [2, 2, 2]
-        assert sorted(sum((s[k] for s in shares), [])) == sorted(items)
+        assert sorted(i for s in shares for i in s[k]) == sorted(items)
         # Group.gather is the inverse of Group.share.
         assert [shares[r][k][j] for j in range(2) for r in range(3)] == items
 
@@ -55,7 +55,7 @@ def scene(tmp_path_factory):
 def _train(scene, out, *extra, nproc: int = 1):
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"] if nproc > 1 else []
     cmd = [sys.executable, *launcher, "-m", "geodiff", "train", str(scene), "--out", str(out), *ARGS, *extra]
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return load_file(out / "model.safetensors")

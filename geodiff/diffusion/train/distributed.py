@@ -71,7 +71,7 @@ def current() -> Group:
     """The group of the process group torch has initialised, else a one-process group."""
     if not (dist.is_available() and dist.is_initialized()):
         return Group()
-    return Group(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return Group(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def launched() -> bool:
@@ -89,7 +89,7 @@ def init_from_env(device: str | None = None) -> Group:
         raise GeodiffError("this torch build has no torch.distributed: train in one process")
     cuda = torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda")
     if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     try:
         dist.init_process_group("nccl" if cuda else "gloo")
     except (RuntimeError, ValueError) as err:
