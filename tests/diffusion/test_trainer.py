@@ -328,6 +328,10 @@ def test_an_iterable_of_batches_trains_as_the_same_batches_drawn_from_a_tensor()
     with pytest.raises(GeodiffError, match="no tile count"):
         Trainer(UNet.from_preset("tiny", 1), NoiseSchedule("cosine", timesteps=50),
                 TrainConfig(epochs=1, progress=False), device="cpu").fit(iter([x[:4]]))
+    # An epoch's last batch may be short: its timesteps and noise are drawn for its own size.
+    short = trainer()
+    short.fit(torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:6]), batch_size=4))
+    assert short.step == 3 and all(math.isfinite(r["loss"]) for r in short.history)
 
 
 def _losses_with_gpu_paths(monkeypatch, compile_: bool | None) -> list[float]:

@@ -294,9 +294,10 @@ class Trainer:
             idx, x0 = next(batches)
             x0, c_batch = x0 if isinstance(x0, tuple) else (x0, None)  # a Dataset's (tiles, cond)
             x0 = x0.to(self.device, dtype, non_blocking=True)
+            whole = x0.shape[0] * group.world  # the global batch (an iterable's batches may be short)
             y = None if y_all is None else y_all[idx]
             if y is not None and cfg.class_dropout:
-                drop = group.share(torch.rand(cfg.batch_size, generator=self._gen_data)) < cfg.class_dropout
+                drop = group.share(torch.rand(whole, generator=self._gen_data)) < cfg.class_dropout
                 # The null class: index num_classes, or an all-zero multi-hot row.
                 y = torch.where(drop[:, None], 0.0, y) if y.is_floating_point() else \
                     torch.where(drop, torch.full_like(y, self.model.num_classes), y)
@@ -306,11 +307,10 @@ class Trainer:
             x0 = self._target(x0, c)
             # The global batch's draws, of which this rank keeps its share (see .distributed).
             t, weights = (group.share(v) for v in self.timestep_draw.sample(
-                cfg.batch_size, device=self.device, generator=self._gen_noise
+                whole, device=self.device, generator=self._gen_noise
             ))
             noise = group.share(draw_noise(
-                cfg.noise, (cfg.batch_size, *x0.shape[1:]), generator=self._gen_noise, device=self.device,
-                dtype=x0.dtype
+                cfg.noise, (whole, *x0.shape[1:]), generator=self._gen_noise, device=self.device, dtype=x0.dtype
             ))
             # DDP averages gradients at the last micro-batch only.
             syncing = micro == cfg.grad_accum - 1 or group.world == 1
