@@ -94,13 +94,13 @@ def run(args: argparse.Namespace) -> int:
     check_training_args(epochs=args.epochs, train_steps=args.train_steps, batch_size=args.batch_size, lr=args.lr,
                         max_nodata=args.max_nodata, seed=args.seed, max_seconds=args.max_seconds,
                         val_fraction=args.val_fraction)
-    dataset = TileDataset.from_scenes(args.scene, args.tile, max_nodata=args.max_nodata,
-                                      scaler=Scaler(args.scaling, db=args.db,
-                                                    fixed_range=tuple(args.fixed_range) if args.fixed_range else None), band_files=args.band_files,
-                                      band=args.band, nodata=args.nodata, units=args.units,
-                                      labels=label_source(args.labels), label_column=args.label_column)
     group = distributed.init_from_env(args.device)
     try:
+        scaler = Scaler(args.scaling, db=args.db, fixed_range=tuple(args.fixed_range) if args.fixed_range else None)
+        dataset = TileDataset.from_scenes(args.scene, args.tile, max_nodata=args.max_nodata, scaler=scaler,
+                                          band_files=args.band_files, band=args.band, nodata=args.nodata, units=args.units,
+                                          labels=label_source(args.labels), label_column=args.label_column,
+                                          progress=group.main)
         model = fit(dataset, args.tile, args.epochs, conditional=args.conditional, upsample=args.upsample,
                     **options, progress=group.main)
     finally:
