@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+import dask
+
 from geodiff.errors import GeodiffError
 
 #: Seconds to wait for a scheduler to answer.
@@ -30,15 +32,14 @@ _MMAP_THRESHOLD, _TRIM_THRESHOLD = 32 << 20, 64 << 20
 
 
 def active_client():
-    """The dask.distributed client that computations go to (the default client), or None."""
+    """The dask.distributed client that computations go to, or None: dask's own choice of
+    scheduler (the default client, unless ``dask.config`` names another scheduler)."""
     if "distributed" not in sys.modules:  # no client can exist without the module imported
         return None
-    from distributed import default_client
+    from distributed import Client
 
-    try:
-        return default_client()
-    except ValueError:
-        return None
+    client = getattr(dask.base.get_scheduler(), "__self__", None)  # the scheduler is a client's bound get
+    return client if isinstance(client, Client) else None
 
 
 def connect(address: str, timeout: float = CONNECT_TIMEOUT):
@@ -89,9 +90,8 @@ def _worker_check(device: str | None, folder: str | None) -> str | None:
             return str(err)
     if folder is not None:
         try:
-            handle, probe = tempfile.mkstemp(prefix=".geodiff-probe-", dir=folder)
-            os.close(handle)
-            os.remove(probe)
+            with tempfile.TemporaryFile(prefix=".geodiff-probe-", dir=folder):
+                pass  # the file is unnamed, or removed on closing: nothing is left in the folder
         except OSError as err:
             return f"cannot write in {folder}: {err.strerror or err}"
     return None

@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     writer = _WRITERS.get(out.suffix.lower())
     if writer is None:
         raise GeodiffError(f"cannot tell the format of {out}: use a .tif, .nc or .zarr name")
-    model = geodiff.load_model(args.model, device=args.device)
+    # With a scheduler the workers compute: the model travels to them from the CPU, and each
+    # moves it to its own device.
+    model = geodiff.load_model(args.model, device="cpu" if args.scheduler else args.device)
     client = connect(args.scheduler) if args.scheduler else None
     try:
         _sample_and_write(args, model, out, writer)
