@@ -180,7 +180,7 @@ class DiffusionModel:
 
     def check_sampling(self, n: int, *, sampler: str, sample_steps: int, batch_size: int, seed: int,
                        timestep_spacing: str = recipe.TIMESTEP_SPACING, shape=None,
-                       stride=None) -> tuple[tuple[int, int], tuple[int, int]]:
+                       stride=None, resampling=None) -> tuple[tuple[int, int], tuple[int, int]]:
         """Refuse sampling arguments this model cannot run, before any work is done.
 
         Shared by :meth:`generate`, :meth:`sample_tiles` and :func:`geodiff.sampling.sample_scene`,
@@ -192,13 +192,19 @@ class DiffusionModel:
         geodiff.errors.GeodiffError
             ``n`` or ``batch_size`` is not a positive integer, ``sample_steps`` is outside
             1..``schedule.timesteps``, ``seed`` is not an integer >= 0, ``sampler`` or
-            ``timestep_spacing`` is unknown, ``shape`` is smaller than a tile or ``stride`` is
-            not between 1 pixel and a tile.
+            ``timestep_spacing`` is unknown, ``shape`` is smaller than a tile, ``stride`` is
+            not between 1 pixel and a tile, or ``resampling`` is not a pair of positive
+            integers for "ddpm" or "ddim".
         """
+        from geodiff.diffusion.samplers import check_resampling
         from geodiff.names import SAMPLERS, TIMESTEP_SPACINGS
 
         if sampler not in SAMPLERS:
             raise GeodiffError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        try:
+            check_resampling(sampler, resampling)
+        except ValueError as e:
+            raise GeodiffError(str(e)) from None
         if timestep_spacing not in TIMESTEP_SPACINGS:
             raise GeodiffError(f"unknown timestep spacing {timestep_spacing!r}; choose one of "
                                f"{', '.join(TIMESTEP_SPACINGS)}")
@@ -224,7 +230,8 @@ class DiffusionModel:
     def generate(self, n: int, *, sampler: str = recipe.SAMPLER, sample_steps: int = recipe.SAMPLE_STEPS, seed: int = 0,
                  batch_size: int = 16, device=None, progress: bool = False, x_T=None, clip="auto",
                  timestep_spacing: str = recipe.TIMESTEP_SPACING, shape: tuple[int, int] | None = None,
-                 stride: tuple[int, int] | None = None, conditions=None, record: list | None = None) -> np.ndarray:
+                 stride: tuple[int, int] | None = None, conditions=None, record: list | None = None,
+                 resampling: tuple[int, int] | None = None) -> np.ndarray:
         """``n`` normalised tiles ``(n, C, H, W)`` straight from the network (float32 numpy).
 
         Sample i draws its start noise and the noise of every stochastic step from its own
@@ -242,7 +249,9 @@ class DiffusionModel:
         (:class:`~geodiff.diffusion.conditions.Conditions`, tensors of ``n`` rows) holds known
         pixels to keep, a start timestep, labels, the states of a recorded trajectory; ``record``
         (a list) receives the network's input at every call, for canvases only (all samples go
-        through one sampler run).
+        through one sampler run). ``resampling=(length, count)`` repeats every stretch of
+        ``length`` steps ``count`` times (RePaint's resampling for known pixels, "ddpm" and
+        "ddim": :func:`~geodiff.diffusion.samplers.resampling_walk`).
         """
         from tqdm.auto import tqdm
 
@@ -250,10 +259,12 @@ class DiffusionModel:
         from geodiff.diffusion.conditions import Conditions
         from geodiff.diffusion.device import pick_device
         from geodiff.diffusion.respace import sampled_timesteps
+        from geodiff.diffusion.samplers import resampling_walk
         from geodiff.diffusion.windows import fused
 
         shape, stride = self.check_sampling(n, sampler=sampler, sample_steps=sample_steps, batch_size=batch_size, seed=seed,
-                                            timestep_spacing=timestep_spacing, shape=shape, stride=stride)
+                                            timestep_spacing=timestep_spacing, shape=shape, stride=stride,
+                                            resampling=resampling)
         device = pick_device(device)
         network = self.network.to(device)
         clip = self.clip_range if clip == "auto" else clip
@@ -266,7 +277,8 @@ class DiffusionModel:
         if record is not None and shape == self.tile:
             raise GeodiffError("record is for canvases (shape larger than the tile), sampled in one run")
         starts = range(0, n, group)
-        calls = len(sampled_timesteps(self.schedule.alphas_cumprod.tolist(), timestep_spacing, sample_steps))
+        kept = sampled_timesteps(self.schedule.alphas_cumprod.tolist(), timestep_spacing, sample_steps)
+        calls = sum(not isinstance(move, tuple) for move in resampling_walk(len(kept), resampling))
         out = []
         with tqdm(total=len(starts) * calls, desc="sampling", unit="step", disable=not progress) as bar:
             for start in starts:
@@ -276,7 +288,8 @@ class DiffusionModel:
                            sample_steps=sample_steps, timestep_spacing=timestep_spacing, prediction=self.prediction, x_T=chunk_x_T,
                            seed=sample_seeds(seed, start, size), clip=clip, noise=NoiseSpec.from_config(self.noise),
                            device=device, callback=lambda info: bar.update(1),
-                           conditions=conditions.rows(start, start + size, n), record=record)
+                           conditions=conditions.rows(start, start + size, n), record=record,
+                           resampling=resampling)
                 low = conditions.rows(start, start + size, n).low_res
                 if self.cond_residual and low is not None:
                     from geodiff.diffusion.unet import resized

@@ -45,6 +45,7 @@ def inpaint(scene: xr.DataArray, model, n: int = 1, *, max_gap: float = MAX_GAP,
         Largest fraction of missing pixels to fill (a scene with more is refused).
     options
         :func:`geodiff.sampling.sample_scene`'s ``seed``, ``sampler``, ``sample_steps``,
+        ``resampling`` (RePaint's resampling jumps, with ``sampler="ddpm"`` or ``"ddim"``),
         ``stride``, ``block``, ``batch_size``, ``device``.
 
     Returns

@@ -66,7 +66,8 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
                  batch_size: int = 16, device=None, timestep_spacing: str = recipe.TIMESTEP_SPACING,
                  renormalise: bool = False, method: str = "fused", stride=None, block=None, labels=None,
                  guidance: float = 0.0, label_column: str = "label", low_res: xr.DataArray | None = None,
-                 known: xr.DataArray | None = None, consistent_with: xr.DataArray | None = None) -> xr.DataArray:
+                 known: xr.DataArray | None = None, consistent_with: xr.DataArray | None = None,
+                 resampling: tuple[int, int] | None = None) -> xr.DataArray:
     """``n`` synthetic versions of ``scene`` on its own grid, generated block by block when computed.
 
     Parameters
@@ -133,6 +134,11 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
     consistent_with
         For a super-resolution model: the coarse scene repeated onto this grid; every x_0
         estimate is projected so that its block means are that scene (:mod:`geodiff.consistency`).
+    resampling
+        ``(length, count)``: every stretch of ``length`` sampler steps is walked ``count`` times,
+        RePaint's resampling, which lets generated pixels agree with ``known`` ones ("ddpm" and
+        "ddim" only; :func:`~geodiff.diffusion.samplers.resampling_walk`). It costs about
+        ``count`` times the network evaluations.
 
     Returns
     -------
@@ -153,7 +159,7 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
     if method not in SCENE_METHODS:
         raise GeodiffError(f"method must be one of {', '.join(SCENE_METHODS)}, got {method!r}")
     _, stride = model.check_sampling(n, sampler=sampler, sample_steps=sample_steps, batch_size=batch_size, seed=seed,
-                                     timestep_spacing=timestep_spacing, stride=stride)
+                                     timestep_spacing=timestep_spacing, stride=stride, resampling=resampling)
     if coefficients not in COEFFICIENTS:
         raise GeodiffError(f"coefficients must be one of {', '.join(COEFFICIENTS)}, got {coefficients!r}")
     if method == "fused" and renormalise:
@@ -206,20 +212,23 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         per_tile = _coefficients(model, tiles, coefficients, n, seed)
     call = {"sampler": sampler, "sample_steps": sample_steps, "seed": seed, "coefficients": coefficients,
             "timestep_spacing": timestep_spacing, "method": method}
+    if resampling is not None:
+        resampling = (int(resampling[0]), int(resampling[1]))
+        call["resampling"] = list(resampling)
+    generation = Generation(model, n, sampler, sample_steps, batch_size, device, timestep_spacing, resampling)
     if method == "fused":
         block = (BLOCK_TILES * model.tile[0], BLOCK_TILES * model.tile[1]) if block is None else _pair(block)
         (h, w) = grid.shape
-        check_layout((h, w), model.tile, block, n, model.channels, sample_steps)
+        repeats = resampling[1] if resampling else 1
+        check_layout((h, w), model.tile, block, n, model.channels, sample_steps * repeats)
         if lattice is not None:
             call.update(labels=_describe(labels), guidance=float(guidance))
-        data = _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, sample_steps,
-                            batch_size, device, timestep_spacing, call, lattice, float(guidance), low_res, known,
-                            consistent_with)
+        data = _fused_scene(scene, generation, grid, per_tile, mask, seed, stride, block, call, lattice,
+                            float(guidance), low_res, known, consistent_with)
         call.update(stride=list(stride), block=list(block), margin=[model.tile[0] // 2, model.tile[1] // 2],
                     normalised_space="per-pixel coefficients interpolated bilinearly between tile centres")
     else:
-        data = _tile_scene(scene, model, n, grid, tiles, per_tile, mask, seed, sampler, sample_steps, batch_size,
-                           device, timestep_spacing, renormalise, call)
+        data = _tile_scene(scene, generation, grid, tiles, per_tile, mask, seed, renormalise, call)
         call["renormalised"] = int(renormalise)
 
     dims = ("sample", "band", "y", "x") if model.bands else ("sample", "y", "x")
@@ -255,9 +264,9 @@ def _describe(labels) -> str:
     return f"{len(labels)} polygons"
 
 
-def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sampler, sample_steps, batch_size, device,
-                 timestep_spacing, call, lattice=None, guidance=0.0, low_res=None, known=None,
-                 consistent_with=None) -> darr.Array:
+def _fused_scene(scene, generation, grid, per_tile, mask, seed, stride, block, call, lattice=None, guidance=0.0,
+                 low_res=None, known=None, consistent_with=None) -> darr.Array:
+    model, n = generation.model, generation.n
     rows, cols = len(grid.row_starts), len(grid.col_starts)
     ch = model.channels
     th, tw = model.tile
@@ -268,8 +277,7 @@ def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sam
     if mask:
         valid = darr.asarray(_valid(scene).data).rechunk((block_sizes(shape[0], block[0]),
                                                           block_sizes(shape[1], block[1])))
-    job = BlockJob(Generation(model, n, sampler, sample_steps, batch_size, device, timestep_spacing), stride,
-                   lattice, guidance, shape)
+    job = BlockJob(generation, stride, lattice, guidance, shape)
     name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.loc, per_tile.scale,
                                        sorted(call.items()), None if lattice is None else lattice.classes, low_res,
                                        known, consistent_with)
@@ -282,12 +290,12 @@ def _fused_scene(scene, model, n, grid, per_tile, mask, seed, stride, block, sam
     return darr.Array(hlg, name, chunks, dtype=np.float32)
 
 
-def _tile_scene(scene, model, n, grid, tiles, per_tile, mask, seed, sampler, sample_steps, batch_size, device,
-                timestep_spacing, renormalise, call) -> darr.Array:
+def _tile_scene(scene, generation, grid, tiles, per_tile, mask, seed, renormalise, call) -> darr.Array:
+    model, n = generation.model, generation.n
     valid = None
     if mask:
         valid = _valid(tiles)
-    job = _TileJob(Generation(model, n, sampler, sample_steps, batch_size, device, timestep_spacing), bool(renormalise))
+    job = _TileJob(generation, bool(renormalise))
     name = "geodiff-sample-" + tokenize(model.model_id, scene, n, seed, mask, sorted(call.items()),
                                         bool(renormalise))
     cols = len(grid.col_starts)

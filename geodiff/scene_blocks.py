@@ -67,6 +67,7 @@ class Generation:
     batch_size: int
     device: object
     timestep_spacing: str
+    resampling: tuple[int, int] | None = None
 
     def __call__(self, seed: int, **canvas) -> np.ndarray:
         """:meth:`DiffusionModel.generate` of ``n`` samples, one task on the network at a time."""
@@ -74,7 +75,7 @@ class Generation:
         with network_lock:
             return self.model.generate(self.n, sampler=self.sampler, sample_steps=self.sample_steps, seed=seed,
                                        batch_size=self.batch_size, device=self.device,
-                                       timestep_spacing=self.timestep_spacing, **canvas)
+                                       timestep_spacing=self.timestep_spacing, resampling=self.resampling, **canvas)
 
 
 def block_sizes(length: int, block: int) -> tuple[int, ...]:

@@ -64,3 +64,16 @@ def test_scenes_without_gaps_all_gaps_or_too_many_are_answered_clearly(model):
         inpaint(_holey(), model, mask=True)
     with pytest.raises(GeodiffError, match="trained on"):
         inpaint(_holey().assign_attrs(units="rad"), model, sample_steps=2)
+
+
+def test_resampling_jumps_run_through_blocks_and_are_recorded(model):
+    scene = _holey()
+    plain = inpaint(scene, model, 2, sampler="ddim", sample_steps=4, block=32, seed=4)
+    jumped = inpaint(scene, model, 2, sampler="ddim", sample_steps=4, block=32, seed=4, resampling=(2, 3))
+    assert jumped.attrs["resampling"] == [2, 3] and "resampling" not in plain.attrs
+    values, valid = jumped.values, np.isfinite(scene.values)
+    np.testing.assert_array_equal(values[:, valid], plain.values[:, valid])
+    assert np.isfinite(values).all() and np.abs(values[:, ~valid] - plain.values[:, ~valid]).max() > 1e-3
+    for sampler, resampling in (("dpmsolver++", (2, 3)), ("ddim", (2, 0))):
+        with pytest.raises(GeodiffError, match="resampling"):  # at the call, before any block is sampled
+            inpaint(scene, model, sampler=sampler, sample_steps=4, resampling=resampling)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from numbers import Integral
 
 import torch
-from tqdm.auto import trange
+from tqdm.auto import tqdm, trange
 
 from geodiff.names import SAMPLERS
 
@@ -38,8 +38,8 @@ from .noise import draw_noise
 from .respace import SIGMA_MAX, sampled_timesteps
 from .schedule import NoiseSchedule
 
-__all__ = ["SAMPLERS", "Denoised", "Denoiser", "network_evaluations", "sample", "sample_ddim", "sample_ddpm",
-           "sample_dpmpp", "sample_heun", "sample_unipc"]
+__all__ = ["SAMPLERS", "Denoised", "Denoiser", "check_resampling", "network_evaluations", "resampling_walk", "sample",
+           "sample_ddim", "sample_ddpm", "sample_dpmpp", "sample_heun", "sample_unipc"]
 
 
 @dataclass
@@ -114,17 +114,65 @@ def _report(callback, step: int, i: int, denoiser: Denoiser, x, out: Denoised) -
         callback({"step": step, "i": i, "t": denoiser.timestep_map[i], "x": x, "x0": out.x0})
 
 
+def resampling_walk(steps: int, resampling: tuple[int, int] | None = None) -> list:
+    """The moves of a one-step sampler over a respaced schedule of ``steps`` indices: an int
+    ``i`` is the step from index ``i`` to ``i - 1`` (-1 being the data), a pair ``(low, high)``
+    re-noises the state at index ``low`` forward to index ``high``.
+
+    Without ``resampling`` the walk is ``steps - 1, ..., 0``. With ``resampling=(length,
+    count)``, RePaint's resampling (Lugmayr et al. 2022, sec. 4.2): every ``length`` steps the
+    state jumps back ``length`` steps by forward noise until that stretch has been walked
+    ``count`` times, so that the generated pixels get ``count`` passes to agree with the known
+    ones. The last step, onto the data, is never repeated.
+    """
+    length, count = resampling or (steps, 1)
+    moves, level, jumped = [], steps - 1, {}
+    while level >= 0:
+        moves.append(level)
+        level -= 1
+        if level >= 0 and (steps - 1 - level) % length == 0 and jumped.get(level, 0) < count - 1:
+            jumped[level] = jumped.get(level, 0) + 1
+            moves.append((level, level + length))
+            level += length
+    return moves
+
+
+def check_resampling(sampler: str, resampling) -> None:
+    """Raise ValueError unless ``resampling`` is None or a ``(length, count)`` pair of positive
+    integers for a one-step sampler (a multistep solver's history does not survive a jump)."""
+    if resampling is None:
+        return
+    if (not isinstance(resampling, (tuple, list)) or len(resampling) != 2
+            or not all(isinstance(v, Integral) and v >= 1 for v in resampling)):
+        raise ValueError(f"resampling is a (jump length, count) pair of positive integers, got {resampling!r}")
+    if sampler not in ("ddpm", "ddim"):
+        raise ValueError(f"resampling needs a one-step sampler, 'ddpm' or 'ddim', not {sampler!r}")
+
+
+def _renoise(x: torch.Tensor, schedule: NoiseSchedule, low: int, high: int, generator, noise) -> torch.Tensor:
+    """A draw of q(x_high | x_low) on a respaced schedule (index -1: the data)."""
+    abar_low = 1.0 if low < 0 else float(schedule.alphas_cumprod[low])
+    ratio = float(schedule.alphas_cumprod[high]) / abar_low
+    z = draw_noise(noise, x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return math.sqrt(ratio) * x + math.sqrt(1 - ratio) * z
+
+
 def sample_ddpm(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *, variance: str = "small",
-                generator=None, noise=None, callback=None, disable: bool = True) -> torch.Tensor:
+                generator=None, noise=None, callback=None, disable: bool = True,
+                resampling: tuple[int, int] | None = None) -> torch.Tensor:
     """Ancestral sampling, Ho et al. (2020) Algorithm 2, on a (respaced) schedule.
 
     x_{t-1} = mu~_t(x_0, x_t) + Sigma^(1/2) z with the posterior mean of DDPM eq. 7. Sigma is the
     learned range of improved DDPM eq. 15 when the model outputs v, else "small" (beta~_t) or
-    "large" (beta_t), DDPM sec. 3.2. No noise at the last step.
+    "large" (beta_t), DDPM sec. 3.2. No noise at the last step. ``resampling``: see
+    :func:`resampling_walk`.
     """
     if variance not in ("small", "large"):
         raise ValueError(f"variance must be 'small' or 'large', got {variance!r}")
-    for step, i in enumerate(trange(schedule.timesteps - 1, -1, -1, disable=disable)):
+    for step, i in enumerate(tqdm(resampling_walk(schedule.timesteps, resampling), disable=disable)):
+        if isinstance(i, tuple):
+            x = _renoise(x, schedule, *i, generator, noise)
+            continue
         out = denoiser(x, i)
         mean, var, _ = schedule.q_posterior_mean_variance(out.x0, x, i)
         x_prev = mean
@@ -141,16 +189,21 @@ def sample_ddpm(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *,
 
 
 def sample_ddim(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *, eta: float = 0.0,
-                generator=None, noise=None, callback=None, disable: bool = True) -> torch.Tensor:
+                generator=None, noise=None, callback=None, disable: bool = True,
+                resampling: tuple[int, int] | None = None) -> torch.Tensor:
     """DDIM, Song, Meng, Ermon (2021) eq. 12, on a (respaced) schedule.
 
     x_{t-1} = sqrt(abar_prev) x_0 + sqrt(1 - abar_prev - sigma^2) eps + sigma z with
     sigma = eta sqrt((1 - abar_prev) / (1 - abar)) sqrt(1 - abar / abar_prev) (eq. 16): eta = 0
     is deterministic, eta = 1 is DDPM's ancestral step with the posterior variance.
+    ``resampling``: see :func:`resampling_walk`.
     """
     abar = schedule.alphas_cumprod.tolist()
     abar_prev = schedule.alphas_cumprod_prev.tolist()
-    for step, i in enumerate(trange(schedule.timesteps - 1, -1, -1, disable=disable)):
+    for step, i in enumerate(tqdm(resampling_walk(schedule.timesteps, resampling), disable=disable)):
+        if isinstance(i, tuple):
+            x = _renoise(x, schedule, *i, generator, noise)
+            continue
         out = denoiser(x, i)
         a, a_prev = abar[i], abar_prev[i]
         sigma = eta * math.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
@@ -317,9 +370,13 @@ def sample_heun(denoiser: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, *,
 
 
 
-def network_evaluations(sampler: str, alphas_cumprod: Sequence[float]) -> int:
+def network_evaluations(sampler: str, alphas_cumprod: Sequence[float],
+                        resampling: tuple[int, int] | None = None) -> int:
     """How many times ``sampler`` evaluates the network on the timesteps whose abar are given:
-    once per timestep, and for "heun" once more per step that starts at or below SIGMA_MAX."""
+    once per timestep (and per repeated step with ``resampling``), and for "heun" once more per
+    step that starts at or below SIGMA_MAX."""
+    if resampling is not None:
+        return sum(1 for move in resampling_walk(len(alphas_cumprod), resampling) if not isinstance(move, tuple))
     if sampler != "heun":
         return len(alphas_cumprod)
     corrected = sum(1 for a in alphas_cumprod[1:] if math.sqrt((1 - a) / a) <= SIGMA_MAX)
@@ -351,7 +408,7 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
            seed: int | Sequence[int] | None = 0, clip=None, progress: bool = False, learn_sigma: bool | None = None,
            noise=None, device=None, dtype: torch.dtype = torch.float32, callback: Callable | None = None,
            variance: str = "small", conditions: Conditions | None = None,
-           record: list | None = None) -> torch.Tensor:
+           record: list | None = None, resampling: tuple[int, int] | None = None) -> torch.Tensor:
     """Draw ``shape`` = (B, C, H, W) samples from a diffusion model trained on ``schedule``.
 
     ``model_fn(x, t)`` gets a batch and a LongTensor of trained timesteps (0..T-1) and returns the
@@ -376,10 +433,13 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     timestep (the sampler then starts from the known values noised there), labels and a
     low-resolution image for the network; ``model_fn`` then takes ``y`` and ``cond`` keywords.
     ``record``, a list, receives the network's input at every call (the trajectory that
-    ``Conditions.states`` replays).
+    ``Conditions.states`` replays). ``resampling=(length, count)`` walks every stretch of
+    ``length`` steps ``count`` times, RePaint's resampling for known pixels
+    (:func:`resampling_walk`; "ddpm" and "ddim" only).
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
+    check_resampling(sampler, resampling)
     shape = tuple(int(s) for s in shape)
     if device is None:
         device = x_T.device if x_T is not None else _model_device(model_fn)
@@ -406,9 +466,11 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     common = {"callback": callback, "disable": not progress}
     with torch.no_grad():
         if sampler == "ddpm":
-            return sample_ddpm(denoiser, x, respaced, variance=variance, generator=generator, noise=noise, **common)
+            return sample_ddpm(denoiser, x, respaced, variance=variance, generator=generator, noise=noise,
+                               resampling=resampling, **common)
         if sampler == "ddim":
-            return sample_ddim(denoiser, x, respaced, eta=eta, generator=generator, noise=noise, **common)
+            return sample_ddim(denoiser, x, respaced, eta=eta, generator=generator, noise=noise,
+                               resampling=resampling, **common)
         if sampler == "unipc":
             return sample_unipc(denoiser, x, respaced, **common)
         if sampler == "heun":

@@ -10,7 +10,7 @@ import torch
 from geodiff.diffusion import NoiseSchedule, sample
 from geodiff.diffusion.conditions import Conditions
 from geodiff.diffusion.respace import sampled_timesteps
-from geodiff.diffusion.samplers import SAMPLERS
+from geodiff.diffusion.samplers import SAMPLERS, resampling_walk
 
 SCHED = NoiseSchedule("sigmoid", timesteps=1000)
 SHAPE = (3, 2, 8, 10)
@@ -124,3 +124,78 @@ def test_a_recorded_trajectory_replays_exactly(sampler):
                                sample(smooth_model, SCHED, SHAPE, sampler, seed=2, **kw))
     with pytest.raises(ValueError, match="network calls"):
         sample(smooth_model, SCHED, SHAPE, sampler, seed=2, conditions=Conditions(states=trace[:2]), **kw)
+
+
+# ---------------------------------------------------------------- RePaint's resampling jumps
+
+
+def test_resampling_walk_repeats_every_stretch():
+    """Each stretch of ``length`` steps is walked ``count`` times; the state level (index) is
+    continuous through the jumps and the walk ends with the last step onto the data."""
+    for steps, length, count in ((25, 5, 3), (10, 3, 2), (7, 7, 4), (12, 5, 1)):
+        moves = resampling_walk(steps, (length, count))
+        level, visits = steps - 1, {}
+        for move in moves:
+            if isinstance(move, tuple):
+                low, high = move
+                assert low == level and high == low + length
+                level = high
+            else:
+                assert move == level
+                visits[move] = visits.get(move, 0) + 1
+                level -= 1
+        assert level == -1 and moves[-1] == 0
+        # Jumps start every `length` steps from the top; below the last jump point nothing repeats.
+        last_jump = (steps - 1) % length
+        assert visits == {i: count if i > last_jump else 1 for i in range(steps)}, (steps, length, count)
+    assert resampling_walk(4) == [3, 2, 1, 0]
+
+
+def test_resampling_harmonises_known_pixels_with_gaussian_data():
+    """With the optimal denoiser of Gaussian data, replacing known pixels alone gives the other
+    pixels a biased law; RePaint's resampling brings it to the exact conditional Gaussian
+    N(mu_u + S_uk S_kk^-1 (k - mu_k), S_uu - S_uk S_kk^-1 S_ku)."""
+    from tests.diffusion.test_samplers import D, SCHED, SHAPE, gaussian_problem, optimal_eps
+
+    mu, cov = gaussian_problem()
+    mask = torch.zeros(SHAPE, dtype=torch.bool)
+    mask[0] = True
+    k, u = mask.reshape(-1), ~mask.reshape(-1)
+    value = mu + torch.linalg.cholesky(cov) @ torch.randn(D, generator=torch.Generator().manual_seed(5),
+                                                          dtype=torch.float64)
+    cond_mu = mu[u] + cov[u][:, k] @ torch.linalg.solve(cov[k][:, k], value[k] - mu[k])
+    cond_cov = cov[u][:, u] - cov[u][:, k] @ torch.linalg.solve(cov[k][:, k], cov[k][:, u])
+    n = 2000
+    conditions = Conditions(known=value.reshape(SHAPE).expand(n, *SHAPE), mask=mask)
+    errors = {}
+    for resampling in (None, (10, 10)):
+        x = sample(optimal_eps(SCHED, mu, cov), SCHED, (n, *SHAPE), "ddpm", sample_steps=100, seed=1,
+                   dtype=torch.float64, conditions=conditions, resampling=resampling)
+        torch.testing.assert_close(x[:, 0], value.reshape(SHAPE)[0].expand(n, *SHAPE[1:]), atol=1e-9, rtol=0)
+        free = x.reshape(n, D)[:, u]
+        bias = float(((free.mean(0) - cond_mu).abs() / cond_cov.diagonal().sqrt()).max())
+        spread = float((torch.cov(free.T) - cond_cov).abs().max() / cond_cov.abs().max())
+        errors[resampling] = bias, spread
+    (bias, spread), (bias_r, spread_r) = errors[None], errors[(10, 10)]
+    assert bias > 0.3 and spread > 0.15, errors  # replacement alone: off by a third of a std or more
+    assert bias_r < bias / 2.5 and spread_r < spread / 3, errors
+
+
+def test_resampling_is_for_one_step_samplers_and_counted():
+    from geodiff.diffusion.samplers import network_evaluations
+
+    known, mask = _known()
+    calls = []
+
+    def counting(x, t):
+        calls.append(int(t[0]))
+        return smooth_model(x, t)
+
+    sample(counting, SCHED, SHAPE, "ddim", sample_steps=10, prediction="v", seed=0, dtype=torch.float64,
+           conditions=Conditions(known=known, mask=mask), resampling=(3, 2))
+    kept = sampled_timesteps(SCHED.alphas_cumprod.tolist(), "trailing", 10)
+    assert len(calls) == network_evaluations("ddim", SCHED.alphas_cumprod[kept].tolist(), (3, 2)) == 10 + 3 * 3
+    assert calls[:4] == [kept[9], kept[8], kept[7], kept[9]]  # three steps down, then back up to the top
+    for sampler, resampling in (("dpmsolver++", (3, 2)), ("ddim", (0, 2)), ("ddim", (3,)), ("ddim", 3)):
+        with pytest.raises(ValueError, match="resampling"):
+            sample(smooth_model, SCHED, SHAPE, sampler, sample_steps=10, prediction="v", resampling=resampling)
