@@ -155,7 +155,7 @@ def test_resampling_harmonises_known_pixels_with_gaussian_data():
     """With the optimal denoiser of Gaussian data, replacing known pixels alone gives the other
     pixels a biased law; RePaint's resampling brings it to the exact conditional Gaussian
     N(mu_u + S_uk S_kk^-1 (k - mu_k), S_uu - S_uk S_kk^-1 S_ku)."""
-    from tests.diffusion.test_samplers import D, SCHED, SHAPE, gaussian_problem, optimal_eps
+    from tests.diffusion.test_samplers import SCHED, SHAPE, D, gaussian_problem, optimal_eps
 
     mu, cov = gaussian_problem()
     mask = torch.zeros(SHAPE, dtype=torch.bool)
