@@ -17,7 +17,7 @@ summary: steps x global batch / seconds of training) and the ratio 2 processes /
 On a machine of 2 cores the ratios are bounded by 2; what they measure is the overhead of the
 engines. Run::
 
-    python benchmarks/distributed.py [--sizes 1024 2048 4096] [--steps 30] [--batch-size 16]
+    python benchmarks/scale_out.py [--sizes 1024 2048 4096] [--steps 30] [--batch-size 16]
                                      [--threads 2] [--json out.json]
 """
 
@@ -33,9 +33,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# This file has dask.distributed's name: the folder it runs from is searched after site-packages.
-if sys.path and Path(sys.path[0]).resolve() == HERE:
-    sys.path.append(sys.path.pop(0))
 CAMPI = HERE.parent / ".." / "shared" / "data" / "insar" / "campi_flegrei" / "vel.tif"
 
 
