@@ -28,7 +28,8 @@ class NothingToFillWarning(UserWarning):
     """The scene has no gap: it is returned as it is."""
 
 
-def inpaint(scene: xr.DataArray, model, n: int = 1, *, max_gap: float = MAX_GAP, **options) -> xr.DataArray:
+def inpaint(scene: xr.DataArray, model, n: int = 1, *, max_gap: float = MAX_GAP, strength: float | None = None,
+            **options) -> xr.DataArray:
     """``n`` versions of ``scene`` with its NaN gaps filled by ``model``, consistent with the
     valid pixels around them.
 
@@ -43,6 +44,10 @@ def inpaint(scene: xr.DataArray, model, n: int = 1, *, max_gap: float = MAX_GAP,
         Number of fills; their spread per pixel is the fill's uncertainty.
     max_gap
         Largest fraction of missing pixels to fill (a scene with more is refused).
+    strength
+        SDEdit (Meng et al. 2022): the gaps begin as a Laplace fill of the pixels around them,
+        noised to this fraction of the trained timesteps (1: pure noise, small: close to the
+        Laplace fill), and the sampler runs from there. None (default): from pure noise.
     options
         :func:`geodiff.sampling.sample_scene`'s ``seed``, ``sampler``, ``sample_steps``,
         ``resampling`` (RePaint's resampling jumps, with ``sampler="ddpm"`` or ``"ddim"``),
@@ -70,7 +75,9 @@ def inpaint(scene: xr.DataArray, model, n: int = 1, *, max_gap: float = MAX_GAP,
 
     if not (isinstance(max_gap, (int, float)) and 0 < max_gap <= 1):
         raise GeodiffError(f"max_gap is a fraction of the scene in (0, 1], got {max_gap!r}")
-    for name in ("coefficients", "method", "mask", "known", "labels", "low_res"):
+    if strength is not None and not (isinstance(strength, (int, float)) and 0 < strength <= 1):
+        raise GeodiffError(f"strength is a fraction of the trained timesteps in (0, 1], got {strength!r}")
+    for name in ("coefficients", "method", "mask", "known", "labels", "low_res", "start"):
         if name in options:
             raise GeodiffError(f"inpainting sets {name} itself")
     if model.upsample_factor:
@@ -89,10 +96,13 @@ def inpaint(scene: xr.DataArray, model, n: int = 1, *, max_gap: float = MAX_GAP,
         out = xr.concat([scene] * n, dim="sample").assign_coords(sample=np.arange(n), filled=filled)
         out.attrs.update(restoration="inpaint", gap_fraction=0.0)
         return out
+    start = None if strength is None else round(strength * (model.schedule.timesteps - 1))
     synth = sample_scene(scene, n, model, coefficients="location", mask=False, method="fused", known=scene,
-                         **options)
+                         start=start, **options)
     real = darr.asarray(scene.data)
     out = synth.copy(data=darr.where(darr.isfinite(real)[None], real[None], synth.data).astype(np.float32))
     out = out.assign_coords(filled=filled)
     out.attrs.update(restoration="inpaint", gap_fraction=round(fraction, 6))
+    if strength is not None:
+        out.attrs["strength"] = float(strength)
     return out

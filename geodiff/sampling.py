@@ -16,7 +16,7 @@ from geodiff.cluster import active_client, check_workers
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.io.scene import GeoreferenceWarning
 from geodiff.label_map import label_lattice
-from geodiff.model import DiffusionModel, _pair, check_guidance
+from geodiff.model import DiffusionModel, _is_int, _pair, check_guidance
 from geodiff.names import COEFFICIENTS, SCENE_METHODS
 from geodiff.scaling import Coefficients
 from geodiff.scene_blocks import (
@@ -67,7 +67,7 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
                  renormalise: bool = False, method: str = "fused", stride=None, block=None, labels=None,
                  guidance: float = 0.0, label_column: str = "label", low_res: xr.DataArray | None = None,
                  known: xr.DataArray | None = None, consistent_with: xr.DataArray | None = None,
-                 resampling: tuple[int, int] | None = None) -> xr.DataArray:
+                 resampling: tuple[int, int] | None = None, start: int | None = None) -> xr.DataArray:
     """``n`` synthetic versions of ``scene`` on its own grid, generated block by block when computed.
 
     Parameters
@@ -139,6 +139,10 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         RePaint's resampling, which lets generated pixels agree with ``known`` ones ("ddpm" and
         "ddim" only; :func:`~geodiff.diffusion.samplers.resampling_walk`). It costs about
         ``count`` times the network evaluations.
+    start
+        With ``known``: the trained timestep to start from (SDEdit, Meng et al. 2022), the
+        pixels to generate beginning as a Laplace fill of the known ones around them, noised to
+        that step; the sampler then visits only its timesteps at or below it.
 
     Returns
     -------
@@ -176,6 +180,11 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
                            "low_res conditions a model trained with a conditioning image; this one is not")
     if (low_res is not None or known is not None) and method != "fused":
         raise GeodiffError("upsampling and inpainting need method='fused'")
+    if start is not None:
+        if known is None:
+            raise GeodiffError("start begins from known values: it needs known=")
+        if not (_is_int(start) and 0 <= start < model.schedule.timesteps):
+            raise GeodiffError(f"start must be a trained timestep 0..{model.schedule.timesteps - 1}, got {start!r}")
     if labels is None and guidance:
         raise GeodiffError("guidance needs labels to guide towards")
     if labels is not None:
@@ -215,6 +224,8 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
     if resampling is not None:
         resampling = (int(resampling[0]), int(resampling[1]))
         call["resampling"] = list(resampling)
+    if start is not None:
+        call["start"] = int(start)
     generation = Generation(model, n, sampler, sample_steps, batch_size, device, timestep_spacing, resampling)
     if method == "fused":
         block = (BLOCK_TILES * model.tile[0], BLOCK_TILES * model.tile[1]) if block is None else _pair(block)
@@ -224,7 +235,7 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         if lattice is not None:
             call.update(labels=_describe(labels), guidance=float(guidance))
         data = _fused_scene(scene, generation, grid, per_tile, mask, seed, stride, block, call, lattice,
-                            float(guidance), low_res, known, consistent_with)
+                            float(guidance), low_res, known, consistent_with, start)
         call.update(stride=list(stride), block=list(block), margin=[model.tile[0] // 2, model.tile[1] // 2],
                     normalised_space="per-pixel coefficients interpolated bilinearly between tile centres")
     else:
@@ -265,7 +276,7 @@ def _describe(labels) -> str:
 
 
 def _fused_scene(scene, generation, grid, per_tile, mask, seed, stride, block, call, lattice=None, guidance=0.0,
-                 low_res=None, known=None, consistent_with=None) -> darr.Array:
+                 low_res=None, known=None, consistent_with=None, start=None) -> darr.Array:
     model, n = generation.model, generation.n
     rows, cols = len(grid.row_starts), len(grid.col_starts)
     ch = model.channels
@@ -277,7 +288,7 @@ def _fused_scene(scene, generation, grid, per_tile, mask, seed, stride, block, c
     if mask:
         valid = darr.asarray(_valid(scene).data).rechunk((block_sizes(shape[0], block[0]),
                                                           block_sizes(shape[1], block[1])))
-    job = BlockJob(generation, stride, lattice, guidance, shape)
+    job = BlockJob(generation, stride, lattice, guidance, shape, None if start is None else int(start))
     name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.loc, per_tile.scale,
                                        sorted(call.items()), None if lattice is None else lattice.classes, low_res,
                                        known, consistent_with)

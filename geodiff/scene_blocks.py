@@ -199,6 +199,7 @@ class BlockJob:
     labels: LabelLattice | None = None
     guidance: float = 0.0
     shape: tuple[int, int] | None = None  # the scene's, for the label map
+    start: int | None = None  # inpainting: the trained timestep to start from, the gaps Laplace-filled
 
     def __call__(self, seed: int, origin: tuple[int, int], size: tuple[int, int], top: Strip | None,
                  left: Strip | None, corner: Strip | None, valid, nodes: Nodes | None = None,
@@ -260,8 +261,17 @@ class BlockJob:
             known = np.where(np.isfinite(known), known, z_real).astype(np.float32)
         if given or real is not None:
             held = known if offset is None else known - offset
-            conditions = replace(conditions, known=torch.from_numpy(np.nan_to_num(held)),
-                                 mask=torch.from_numpy(np.isfinite(held)))
+            begin = np.nan_to_num(held)
+            if self.start is not None:  # SDEdit: the gaps begin as a Laplace fill of what is known around them
+                from geodiff.tiling.fill import fill_planes
+
+                flat = held.reshape(-1, *held.shape[-2:])
+                usable = np.isfinite(flat).any((-2, -1))
+                filled = flat.copy()
+                filled[usable] = fill_planes(flat[usable], "laplace")
+                begin = np.nan_to_num(filled.reshape(held.shape))
+            conditions = replace(conditions, known=torch.from_numpy(begin), mask=torch.from_numpy(np.isfinite(held)),
+                                 start=self.start)
         trace: list = []
         z = self.generation(seed, shape=known.shape[-2:], stride=self.stride, conditions=conditions, record=trace)
         return Block(z[..., mt:mt + h, ml:ml + w], np.stack([x.float().cpu().numpy() for x in trace]), mt, ml)

@@ -77,3 +77,22 @@ def test_resampling_jumps_run_through_blocks_and_are_recorded(model):
     for sampler, resampling in (("dpmsolver++", (2, 3)), ("ddim", (2, 0))):
         with pytest.raises(GeodiffError, match="resampling"):  # at the call, before any block is sampled
             inpaint(scene, model, sampler=sampler, sample_steps=4, resampling=resampling)
+
+
+def test_strength_starts_the_gaps_from_a_laplace_fill(model):
+    from geodiff.tiling.fill import fill_planes
+
+    scene = _holey()
+    gap = ~np.isfinite(scene.values)
+    laplace = fill_planes(scene.values, "laplace")[gap]
+    away = {}
+    for strength in (0.05, 1.0):
+        out = inpaint(scene, model, 2, sample_steps=10, block=32, seed=4, strength=strength)
+        assert out.attrs["strength"] == strength and out.attrs["start"] == round(strength * 999)
+        values = out.values
+        np.testing.assert_array_equal(values[:, ~gap], np.broadcast_to(scene.values[~gap], (2, (~gap).sum())))
+        away[strength] = float(np.abs(values[:, gap] - laplace).mean())
+    assert away[0.05] < 0.3 * away[1.0], away  # a light start stays near the Laplace fill
+    for strength in (0, 1.5, "half"):
+        with pytest.raises(GeodiffError, match="strength"):
+            inpaint(scene, model, strength=strength)
