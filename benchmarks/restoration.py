@@ -11,7 +11,8 @@ region is then filled by
 
 - geodiff's inpainting (``scene.diffusion.inpaint(model, n)``): one fill, and the mean of the
   ``--samples`` fills; with ``--resampling LENGTH COUNT`` also RePaint's resampling jumps
-  (``sampler="ddpm"``, ``--resampling-steps`` steps), on the same model;
+  (``sampler="ddpm"``, ``--resampling-steps`` steps), and with ``--strength S`` an SDEdit start
+  from the Laplace fill noised to that fraction of the timesteps, on the same model;
 - nearest-neighbour and Laplace fill (``geodiff.tiling.fill_planes``);
 - ordinary kriging (GSTools, a test-only oracle here) with an exponential variogram fitted to
   the valid pixels, conditioned on at most ``--krige-points`` valid pixels nearest the hidden
@@ -33,7 +34,7 @@ centre): median horizontal position error (m), depth error (m) and relative volu
 
     python benchmarks/restoration.py [--max-seconds 300] [--products campi opera mexico]
                                      [--samples 4] [--krige-points 1500] [--resampling 5 4]
-                                     [--resampling-steps 50] [--denoise] [--pairs 2000]
+                                     [--resampling-steps 50] [--strength 0.5] [--denoise] [--pairs 2000]
                                      [--tests 48] [--threads 2] [--json out.json]
 """
 
@@ -146,6 +147,11 @@ def run(name: str, args) -> dict:
         fills[label] = masked.diffusion.inpaint(model, args.samples, seed=args.seed, sampler="ddpm",
                                                 sample_steps=args.resampling_steps,
                                                 resampling=tuple(args.resampling)).values
+        fill_s[label] = time.perf_counter() - start
+    if args.strength:
+        label = f"strength {args.strength:g}"
+        start = time.perf_counter()
+        fills[label] = masked.diffusion.inpaint(model, args.samples, seed=args.seed, strength=args.strength).values
         fill_s[label] = time.perf_counter() - start
     real = in_units(truth.values, db)
     planes = in_units(masked.values, db)
@@ -293,6 +299,7 @@ def main() -> None:
     p.add_argument("--resampling", type=int, nargs=2, metavar=("LENGTH", "COUNT"),
                    help="also inpaint with RePaint's resampling jumps (DDPM)")
     p.add_argument("--resampling-steps", type=int, default=50, help="DDPM steps with --resampling")
+    p.add_argument("--strength", type=float, help="also inpaint from the Laplace fill noised to this fraction")
     p.add_argument("--denoise", action="store_true", help="run part 2, denoising, instead of inpainting")
     p.add_argument("--pairs", type=int, default=2000, help="denoising training pairs")
     p.add_argument("--tests", type=int, default=48, help="held-out denoising pairs")
