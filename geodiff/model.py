@@ -259,7 +259,7 @@ class DiffusionModel:
         from geodiff.diffusion.conditions import Conditions
         from geodiff.diffusion.device import pick_device
         from geodiff.diffusion.respace import sampled_timesteps
-        from geodiff.diffusion.samplers import resampling_walk
+        from geodiff.diffusion.samplers import walked_steps
         from geodiff.diffusion.windows import fused
 
         shape, stride = self.check_sampling(n, sampler=sampler, sample_steps=sample_steps, batch_size=batch_size, seed=seed,
@@ -278,7 +278,7 @@ class DiffusionModel:
             raise GeodiffError("record is for canvases (shape larger than the tile), sampled in one run")
         starts = range(0, n, group)
         kept = sampled_timesteps(self.schedule.alphas_cumprod.tolist(), timestep_spacing, sample_steps)
-        calls = sum(not isinstance(move, tuple) for move in resampling_walk(len(kept), resampling))
+        calls = walked_steps(len(kept), resampling)
         out = []
         with tqdm(total=len(starts) * calls, desc="sampling", unit="step", disable=not progress) as bar:
             for start in starts:

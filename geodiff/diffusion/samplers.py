@@ -39,7 +39,7 @@ from .respace import SIGMA_MAX, sampled_timesteps
 from .schedule import NoiseSchedule
 
 __all__ = ["SAMPLERS", "Denoised", "Denoiser", "check_resampling", "network_evaluations", "resampling_walk", "sample",
-           "sample_ddim", "sample_ddpm", "sample_dpmpp", "sample_heun", "sample_unipc"]
+           "sample_ddim", "sample_ddpm", "sample_dpmpp", "sample_heun", "sample_unipc", "walked_steps"]
 
 
 @dataclass
@@ -135,6 +135,11 @@ def resampling_walk(steps: int, resampling: tuple[int, int] | None = None) -> li
             moves.append((level, level + length))
             level += length
     return moves
+
+
+def walked_steps(steps: int, resampling: tuple[int, int] | None = None) -> int:
+    """How many sampler steps :func:`resampling_walk` takes (its moves that are not jumps)."""
+    return sum(not isinstance(move, tuple) for move in resampling_walk(steps, resampling))
 
 
 def check_resampling(sampler: str, resampling) -> None:
@@ -376,7 +381,7 @@ def network_evaluations(sampler: str, alphas_cumprod: Sequence[float],
     once per timestep (and per repeated step with ``resampling``), and for "heun" once more per
     step that starts at or below SIGMA_MAX."""
     if resampling is not None:
-        return sum(1 for move in resampling_walk(len(alphas_cumprod), resampling) if not isinstance(move, tuple))
+        return walked_steps(len(alphas_cumprod), resampling)
     if sampler != "heun":
         return len(alphas_cumprod)
     corrected = sum(1 for a in alphas_cumprod[1:] if math.sqrt((1 - a) / a) <= SIGMA_MAX)

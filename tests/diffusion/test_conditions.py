@@ -59,14 +59,20 @@ def test_known_pixels_follow_their_forward_process(sampler):
         torch.testing.assert_close(x[..., :4], expected[..., :4], atol=1e-9, rtol=0)
 
 
-def test_start_edits_known_values_from_a_partial_noise_level():
-    known, _ = _known()
-    calls = []
+def counting_model(calls: list):
+    """:func:`smooth_model`, appending the trained timestep of every call to ``calls``."""
 
     def counting(x, t):
         calls.append(int(t[0]))
         return smooth_model(x, t)
 
+    return counting
+
+
+def test_start_edits_known_values_from_a_partial_noise_level():
+    known, _ = _known()
+    calls = []
+    counting = counting_model(calls)
     change = {}
     for start in (600, 30):
         calls.clear()
@@ -186,12 +192,7 @@ def test_resampling_is_for_one_step_samplers_and_counted():
 
     known, mask = _known()
     calls = []
-
-    def counting(x, t):
-        calls.append(int(t[0]))
-        return smooth_model(x, t)
-
-    sample(counting, SCHED, SHAPE, "ddim", sample_steps=10, prediction="v", seed=0, dtype=torch.float64,
+    sample(counting_model(calls), SCHED, SHAPE, "ddim", sample_steps=10, prediction="v", seed=0, dtype=torch.float64,
            conditions=Conditions(known=known, mask=mask), resampling=(3, 2))
     kept = sampled_timesteps(SCHED.alphas_cumprod.tolist(), "trailing", 10)
     assert len(calls) == network_evaluations("ddim", SCHED.alphas_cumprod[kept].tolist(), (3, 2)) == 10 + 3 * 3
