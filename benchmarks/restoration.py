@@ -27,8 +27,8 @@ network preset) trains on ``--pairs`` pairs of 32-pixel tiles, Mogi, Okada and s
 plus noise crops of the first 24 Mexico City interferograms (radians to mm, 150 m pixels).
 Held out: ``--tests`` Mogi sources plus crops of the last 6 interferograms, known truth.
 Against a Gaussian and a median filter (their width chosen on the training pairs) and a plain
-supervised UNet of the same size, trained on the same pairs for the same time to map noisy to
-clean (MSE, in the same normalised space). Scored: RMSE (mm), and the Mogi source recovered by
+supervised UNet of the same size, trained on the same pairs for the diffusion model's training
+time (indexing the pairs not counted) to map noisy to clean (MSE, in the same normalised space). Scored: RMSE (mm), and the Mogi source recovered by
 least squares from each estimate (``scipy.optimize.least_squares``, started at the tile's
 centre): median horizontal position error (m), depth error (m) and relative volume error. Run::
 
@@ -245,9 +245,8 @@ def run_denoise(args) -> dict:
     files = sorted(str(f) for f in MEXICO.glob("*_unw.tif"))
     train_noise, test_noise = mexico_noise_mm(files[:24]), mexico_noise_mm(files[24:])
     pairs = denoising_pairs(args.pairs, tile=32, noise=train_noise, spacing=150.0, seed=args.seed)
-    start = time.perf_counter()
     model = fit_denoiser(pairs, train_steps=100_000, max_seconds=args.max_seconds, seed=args.seed, progress=False)
-    fit_s = time.perf_counter() - start
+    train_s = model.summary["seconds"]  # training only: indexing the pairs is not the network's time
     like, clean, noisy, sources = mogi_tests(args.tests, test_noise, args.seed + 1)
     train_clean, train_noisy = pairs["clean"].values, pairs["noisy"].values
 
@@ -263,7 +262,7 @@ def run_denoise(args) -> dict:
     mid = (hi + lo) / 2
     unet, unet_steps = supervised_unet(torch.from_numpy(((train_noisy - mid) / half)[:, None]).float(),
                                        torch.from_numpy(((train_clean - mid) / half)[:, None]).float(),
-                                       "small", fit_s, args.seed)
+                                       "small", train_s, args.seed)
     estimates = {"gaussian filter": [], "median filter": [], "supervised UNet": [], "diffusion (mean)": []}
     for k in range(len(clean)):
         scene = like.copy(data=noisy[k].astype(np.float32)).assign_attrs(units="mm")

@@ -148,14 +148,16 @@ class DiffusionModel:
         Min-max and fixed scaling put every training pixel inside ``feature_range``; clamping
         the estimates there (improved DDPM's ``clip_denoised``) stops the first steps, where
         sqrt(alpha_bar) is tiny, from amplifying the network's error into huge values.
-        Robust and standard scaling are unbounded, so they are not clamped. An upsampling
-        model's tiles are scaled with their low-resolution version's coefficients, so fine
-        detail reaches past the range: it is clamped to four times its half-width.
+        Robust and standard scaling are unbounded, so they are not clamped. A conditioned
+        model's tiles are scaled with their condition's coefficients (an upsampling model's
+        low-resolution version, a denoiser's noisy scene), so they reach past the range, as do
+        the scene pixels a fused window sees in the scene's interpolated space: they are
+        clamped to four times its half-width.
         """
         if self.scaler.method not in ("minmax", "fixed"):
             return None
         low, high = self.scaler.feature_range
-        if self.upsample_factor:
+        if self.conditioning is not None:
             center, half = (low + high) / 2, (high - low) / 2
             return center - 4 * half, center + 4 * half
         return low, high

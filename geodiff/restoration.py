@@ -28,6 +28,14 @@ class NothingToFillWarning(UserWarning):
     """The scene has no gap: it is returned as it is."""
 
 
+def strength_step(model, strength) -> int:
+    """The trained timestep a restoration of ``strength`` (a fraction of the trained timesteps,
+    in (0, 1]) starts from."""
+    if not (isinstance(strength, (int, float)) and 0 < strength <= 1):
+        raise GeodiffError(f"strength is a fraction of the trained timesteps in (0, 1], got {strength!r}")
+    return round(strength * (model.schedule.timesteps - 1))
+
+
 def inpaint(scene: xr.DataArray, model, n: int = 1, *, max_gap: float = MAX_GAP, strength: float | None = None,
             **options) -> xr.DataArray:
     """``n`` versions of ``scene`` with its NaN gaps filled by ``model``, consistent with the
@@ -75,9 +83,8 @@ def inpaint(scene: xr.DataArray, model, n: int = 1, *, max_gap: float = MAX_GAP,
 
     if not (isinstance(max_gap, (int, float)) and 0 < max_gap <= 1):
         raise GeodiffError(f"max_gap is a fraction of the scene in (0, 1], got {max_gap!r}")
-    if strength is not None and not (isinstance(strength, (int, float)) and 0 < strength <= 1):
-        raise GeodiffError(f"strength is a fraction of the trained timesteps in (0, 1], got {strength!r}")
-    for name in ("coefficients", "method", "mask", "known", "labels", "low_res", "start"):
+    start = None if strength is None else strength_step(model, strength)
+    for name in ("coefficients", "method", "mask", "known", "labels", "low_res", "start", "observed"):
         if name in options:
             raise GeodiffError(f"inpainting sets {name} itself")
     if model.upsample_factor:
@@ -96,7 +103,6 @@ def inpaint(scene: xr.DataArray, model, n: int = 1, *, max_gap: float = MAX_GAP,
         out = xr.concat([scene] * n, dim="sample").assign_coords(sample=np.arange(n), filled=filled)
         out.attrs.update(restoration="inpaint", gap_fraction=0.0)
         return out
-    start = None if strength is None else round(strength * (model.schedule.timesteps - 1))
     synth = sample_scene(scene, n, model, coefficients="location", mask=False, method="fused", known=scene,
                          start=start, **options)
     real = darr.asarray(scene.data)

@@ -67,7 +67,8 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
                  renormalise: bool = False, method: str = "fused", stride=None, block=None, labels=None,
                  guidance: float = 0.0, label_column: str = "label", low_res: xr.DataArray | None = None,
                  known: xr.DataArray | None = None, consistent_with: xr.DataArray | None = None,
-                 resampling: tuple[int, int] | None = None, start: int | None = None) -> xr.DataArray:
+                 resampling: tuple[int, int] | None = None, start: int | None = None,
+                 observed: xr.DataArray | None = None) -> xr.DataArray:
     """``n`` synthetic versions of ``scene`` on its own grid, generated block by block when computed.
 
     Parameters
@@ -142,7 +143,13 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
     start
         With ``known``: the trained timestep to start from (SDEdit, Meng et al. 2022), the
         pixels to generate beginning as a Laplace fill of the known ones around them, noised to
-        that step; the sampler then visits only its timesteps at or below it.
+        that step; the sampler then visits only its timesteps at or below it. With ``observed``:
+        the timestep whose noise level the observation is taken to have.
+    observed
+        A noisy observation of the scene, ``([band,] y, x)`` on this grid in physical units,
+        gap-free (``"fused"`` only, with ``start``): the sampler starts from it at ``start`` as
+        the diffusion state there, with no fresh noise, and generates every pixel. Use
+        :func:`geodiff.denoising.denoise`, which denoises a scene so.
 
     Returns
     -------
@@ -178,11 +185,13 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
                            "model)"}
         raise GeodiffError(needs[model.conditioning] if low_res is None else
                            "low_res conditions a model trained with a conditioning image; this one is not")
-    if (low_res is not None or known is not None) and method != "fused":
-        raise GeodiffError("upsampling and inpainting need method='fused'")
+    if (low_res is not None or known is not None or observed is not None) and method != "fused":
+        raise GeodiffError("upsampling, inpainting and denoising need method='fused'")
+    if observed is not None and (known is not None or start is None):
+        raise GeodiffError("an observation is a start state: observed= needs start= and no known=")
     if start is not None:
-        if known is None:
-            raise GeodiffError("start begins from known values: it needs known=")
+        if known is None and observed is None:
+            raise GeodiffError("start begins from known values or an observation: it needs known= or observed=")
         if not (_is_int(start) and 0 <= start < model.schedule.timesteps):
             raise GeodiffError(f"start must be a trained timestep 0..{model.schedule.timesteps - 1}, got {start!r}")
     if labels is None and guidance:
@@ -226,6 +235,8 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         call["resampling"] = list(resampling)
     if start is not None:
         call["start"] = int(start)
+        call["start_from"] = "the observation, as it is" if observed is not None else \
+            "a Laplace fill of the known pixels, noised"
     generation = Generation(model, n, sampler, sample_steps, batch_size, device, timestep_spacing, resampling)
     if method == "fused":
         block = (BLOCK_TILES * model.tile[0], BLOCK_TILES * model.tile[1]) if block is None else _pair(block)
@@ -235,7 +246,7 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         if lattice is not None:
             call.update(labels=_describe(labels), guidance=float(guidance))
         data = _fused_scene(scene, generation, grid, per_tile, mask, seed, stride, block, call, lattice,
-                            float(guidance), low_res, known, consistent_with, start)
+                            float(guidance), low_res, known, consistent_with, start, observed)
         call.update(stride=list(stride), block=list(block), margin=[model.tile[0] // 2, model.tile[1] // 2],
                     normalised_space="per-pixel coefficients interpolated bilinearly between tile centres")
     else:
@@ -276,7 +287,7 @@ def _describe(labels) -> str:
 
 
 def _fused_scene(scene, generation, grid, per_tile, mask, seed, stride, block, call, lattice=None, guidance=0.0,
-                 low_res=None, known=None, consistent_with=None, start=None) -> darr.Array:
+                 low_res=None, known=None, consistent_with=None, start=None, observed=None) -> darr.Array:
     model, n = generation.model, generation.n
     rows, cols = len(grid.row_starts), len(grid.col_starts)
     ch = model.channels
@@ -288,10 +299,13 @@ def _fused_scene(scene, generation, grid, per_tile, mask, seed, stride, block, c
     if mask:
         valid = darr.asarray(_valid(scene).data).rechunk((block_sizes(shape[0], block[0]),
                                                           block_sizes(shape[1], block[1])))
-    job = BlockJob(generation, stride, lattice, guidance, shape, None if start is None else int(start))
+    job = BlockJob(generation, stride, lattice, guidance, shape, None if start is None else int(start),
+                   observed is not None)
     name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.loc, per_tile.scale,
                                        sorted(call.items()), None if lattice is None else lattice.classes, low_res,
-                                       known, consistent_with)
+                                       known, consistent_with, observed)
+    if observed is not None:
+        known = observed  # read per block as the scene's values are, and started from instead of kept
     low_res, known, target = (None if f is None else darr.asarray(f.data) for f in (low_res, known, consistent_with))
     graph, (row_sizes, col_sizes), dependencies = block_graph(
         job, model.scaler, nodes, shape, block, (th // 2, tw // 2), seed, valid, name, bool(model.bands), low_res,

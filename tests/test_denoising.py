@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import xarray as xr
 
 import geodiff
-from geodiff.denoising import denoise, denoising_pairs, fit_denoiser
+from geodiff.denoising import LEVEL_MARGIN, denoise, denoising_pairs, fit_denoiser, start_step
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.insar.phase import phase_to_displacement
 from geodiff.tile_dataset import TileDataset
@@ -58,14 +60,37 @@ def test_denoising_a_scene_gives_the_mean_of_its_samples_on_the_scenes_grid(deno
     assert denoiser.conditioning == "paired" and denoiser.noise["kind"] == "power"
     scene = denoising_pairs(1, tile=64, seed=7)["noisy"].isel(sample=0, drop=True)
     scene = scene.where(~((scene["x"] < scene["x"][10]) & (scene["y"] > scene["y"][20])))
-    out = denoise(scene, denoiser, 3, sample_steps=2, samples=True, seed=1)
+    out = denoise(scene, denoiser, 3, sample_steps=10, samples=True, seed=1)
     np.testing.assert_allclose(out["denoised"].values, out["samples"].values.mean(0), rtol=1e-5, atol=1e-5)
     assert out["samples"].shape == (3, 64, 64) and np.isfinite(out["denoised"].values).all()
     assert out.rio.crs == scene.rio.crs and out["denoised"].attrs["units"] == "mm"
     assert (out["spread"].values > 0).mean() > 0.99
-    kept = denoise(scene, denoiser, 3, sample_steps=2, gaps="keep", seed=1)["denoised"].values
+    assert out.attrs["start"] == start_step(denoiser) and out.attrs["start_from"] == "the observation, as it is"
+    kept = denoise(scene, denoiser, 3, sample_steps=10, gaps="keep", seed=1)["denoised"].values
     np.testing.assert_array_equal(np.isnan(kept), np.isnan(scene.values))
     np.testing.assert_allclose(kept[np.isfinite(kept)], out["denoised"].values[np.isfinite(kept)], rtol=1e-5)
+
+
+def test_the_noise_level_is_the_median_noise_of_the_pairs_in_min_max_units(denoiser):
+    pairs = denoising_pairs(16, tile=32, seed=0)
+    noisy, clean = pairs["noisy"].values.astype(np.float64), pairs["clean"].values
+    half = (noisy.max((1, 2)) - noisy.min((1, 2))) / 2
+    expected = np.median((noisy - clean).std((1, 2)) / half)
+    assert denoiser.summary["noise_level"] == pytest.approx(expected, rel=1e-4)
+    abar = denoiser.schedule.alphas_cumprod.double().numpy()
+    t = start_step(denoiser)
+    assert abs((1 - abar[t]) / abar[t] - (LEVEL_MARGIN * expected) ** 2) <= \
+        min(abs((1 - abar[t + d]) / abar[t + d] - (LEVEL_MARGIN * expected) ** 2) for d in (-1, 1))
+
+
+def test_denoising_starts_from_the_scene_itself(denoiser):
+    """Started two steps above the data, the sampler can move the scene by no more than those
+    steps' noise level, whatever the (barely trained) network says."""
+    scene = denoising_pairs(1, tile=64, seed=7)["noisy"].isel(sample=0, drop=True)
+    light = denoise(scene, denoiser, 2, strength=0.002, sample_steps=10, seed=1)["denoised"].values
+    span = float(scene.max() - scene.min())
+    assert np.abs(light - scene.values).max() < 0.05 * span
+    assert denoise(scene, denoiser, 1, strength=0.002)["denoised"].attrs["units"] == "mm"
 
 
 def test_bad_denoising_requests_are_refused(denoiser):
@@ -83,3 +108,9 @@ def test_bad_denoising_requests_are_refused(denoiser):
         denoise(scene, plain)
     with pytest.raises(GeodiffError, match="denoise"):
         denoiser.sample_scene(1, like=scene)
+    with pytest.raises(GeodiffError, match=r"strength is a fraction"):
+        denoise(scene, denoiser, strength=1.5)
+    unmeasured = copy.copy(denoiser)
+    unmeasured.summary = {k: v for k, v in denoiser.summary.items() if k != "noise_level"}
+    with pytest.raises(GeodiffError, match="give denoise a strength"):
+        denoise(scene, unmeasured)

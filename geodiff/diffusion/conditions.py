@@ -43,6 +43,11 @@ class Conditions:
         Trained timestep to start from instead of T-1 (SDEdit, Meng et al. 2022): the sampler
         visits only its timesteps at or below ``start`` and begins from ``known`` noised to the
         first of them. Needs ``known`` finite everywhere.
+    noisy_start : bool
+        With ``start``: ``known`` outside ``mask`` is already noisy at the first step's level (a
+        noisy observation, such as an interferogram whose atmosphere is spatially correlated
+        like the forward process's noise: Popescu et al.'s premise), so the sampler begins there
+        from sqrt(abar) * known, with no fresh noise (denoising).
     labels : LongTensor (B,) or (B, H, W), or Tensor (B, classes), optional
         Class labels, passed to the network as ``y``: one class per sample, a float multi-hot
         row per sample (multi-label; all zeros is the null class), or for canvases a class per
@@ -74,6 +79,7 @@ class Conditions:
     known: torch.Tensor | None = None
     mask: torch.Tensor | None = None
     start: int | None = None
+    noisy_start: bool = False
     labels: torch.Tensor | None = None
     guidance: float = 0.0
     null_label: int | None = None
@@ -95,6 +101,8 @@ class Conditions:
                 torch.broadcast_shapes(tuple(self.mask.shape), tuple(shape))
             except RuntimeError:
                 raise ValueError(f"mask of shape {tuple(self.mask.shape)} does not broadcast to {tuple(shape)}") from None
+        if self.noisy_start and self.start is None:
+            raise ValueError("noisy_start describes the known values at a start timestep: it needs start")
         if self.start is not None:
             if self.known is None or not torch.isfinite(self.known).all():
                 raise ValueError("start needs known values at every pixel")

@@ -435,7 +435,8 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
     ``clip`` clamps each x_0 estimate to [-clip, clip] or to a (low, high) pair.
     ``callback(info)`` gets a dict with step, i, t, x and x0 at every step. ``conditions``
     (:class:`~geodiff.diffusion.conditions.Conditions`) holds known pixels to keep, a start
-    timestep (the sampler then starts from the known values noised there), labels and a
+    timestep (the sampler then starts from the known values noised there, or taken as they are
+    with ``noisy_start``), labels and a
     low-resolution image for the network; ``model_fn`` then takes ``y`` and ``cond`` keywords.
     ``record``, a list, receives the network's input at every call (the trajectory that
     ``Conditions.states`` replays). ``resampling=(length, count)`` walks every stretch of
@@ -464,8 +465,12 @@ def sample(model_fn: Callable, schedule: NoiseSchedule, shape, sampler: str = "d
         x = x_T.to(device=device, dtype=dtype)
     if conditions.known is not None:  # known pixels (every pixel for SDEdit) start at q(x_T | known)
         abar = float(schedule.alphas_cumprod[kept[-1]])
-        noised = math.sqrt(abar) * conditions.known.to(device=device, dtype=dtype) + math.sqrt(1 - abar) * x
-        x = noised if conditions.start is not None else conditions.impose_on(x, noised)
+        scaled = math.sqrt(abar) * conditions.known.to(device=device, dtype=dtype)
+        noised = scaled + math.sqrt(1 - abar) * x
+        if conditions.start is None:
+            x = conditions.impose_on(x, noised)
+        else:
+            x = conditions.impose_on(scaled, noised) if conditions.noisy_start else noised
     denoiser = Denoiser(model_fn, respaced, timestep_map, prediction=prediction, learn_sigma=learn_sigma, clip=clip,
                         conditions=conditions, record=record)
     common = {"callback": callback, "disable": not progress}

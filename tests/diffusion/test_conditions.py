@@ -105,6 +105,7 @@ def test_bad_conditions_are_clear_errors():
         (Conditions(known=known, mask=torch.ones(2, 1, 8, 10, dtype=torch.bool)), "does not broadcast"),
         (Conditions(known=known.masked_fill(mask, float("nan")), start=100), "every pixel"),
         (Conditions(known=known, start=1000), "trained timestep"),
+        (Conditions(known=known, mask=mask, noisy_start=True), "needs start"),
         (Conditions(labels=torch.tensor([1])), "labels has 1 entries"),
     ]:
         with pytest.raises(ValueError, match=match):
@@ -185,6 +186,35 @@ def test_resampling_harmonises_known_pixels_with_gaussian_data():
     (bias, spread), (bias_r, spread_r) = errors[None], errors[(10, 10)]
     assert bias > 0.3 and spread > 0.15, errors  # replacement alone: off by a third of a std or more
     assert bias_r < bias / 2.5 and spread_r < spread / 3, errors
+
+
+def test_a_noisy_start_samples_the_posterior_of_a_noisy_observation():
+    """An observation y = x_0 + r n (n white) with r^2 = (1 - abar) / abar is, scaled by
+    sqrt(abar), a draw of x_t: started there with no fresh noise, DDPM with the optimal denoiser
+    samples p(x_0 | y) = N(C (S^-1 mu + y / r^2), C), C = (S^-1 + I / r^2)^-1. Adding fresh noise
+    on top, as SDEdit does, takes the samples towards the prior."""
+    from tests.diffusion.test_samplers import SCHED, SHAPE, D, gaussian_problem, optimal_eps
+
+    mu, cov = gaussian_problem()
+    g = torch.Generator().manual_seed(5)
+    x0 = mu + torch.linalg.cholesky(cov) @ torch.randn(D, generator=g, dtype=torch.float64)
+    start = max(t for t in sampled_timesteps(SCHED.alphas_cumprod.tolist(), "trailing", 250) if t <= 300)
+    abar = float(SCHED.alphas_cumprod[start])
+    r2 = (1 - abar) / abar
+    y = x0 + math.sqrt(r2) * torch.randn(D, generator=g, dtype=torch.float64)
+    inverse = torch.linalg.inv(cov)
+    post_cov = torch.linalg.inv(inverse + torch.eye(D, dtype=torch.float64) / r2)
+    post_mu = post_cov @ (inverse @ mu + y / r2)
+    n = 2000
+    errors = {}
+    for noisy in (True, False):
+        x = sample(optimal_eps(SCHED, mu, cov), SCHED, (n, *SHAPE), "ddpm", sample_steps=250, seed=1,
+                   dtype=torch.float64, conditions=Conditions(known=y.reshape(SHAPE).expand(n, *SHAPE), start=start,
+                                                              noisy_start=noisy)).reshape(n, D)
+        errors[noisy] = (float(((x.mean(0) - post_mu).abs() / post_cov.diagonal().sqrt()).max()),
+                         float((torch.cov(x.T) - post_cov).abs().max() / post_cov.abs().max()))
+    assert errors[True][0] < 0.15 and errors[True][1] < 0.12, errors  # sampling error of 2,000 draws
+    assert errors[False][1] > 3 * errors[True][1], errors
 
 
 def test_resampling_is_for_one_step_samplers_and_counted():
