@@ -27,7 +27,6 @@ import xarray as xr
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.restoration import MAX_GAP, strength_step
 
-
 # The scene is taken to be twice as noisy (in standard deviation) as the training pairs were: real
 # noise is not the forward process's Gaussian, and the extra steps let the sampler remove it.
 # Measured on Mexico City noise (one model, 16 tiles): the mean of 4 DDPM samples has 5.4 mm RMSE
