@@ -12,6 +12,7 @@ import geodiff
 from geodiff.denoising import LEVEL_MARGIN, denoise, denoising_pairs, fit_denoiser, start_step
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.insar.phase import phase_to_displacement
+from geodiff.sampling import sample_scene
 from geodiff.tile_dataset import TileDataset
 from tests.test_collection import TINY, _scene
 
@@ -114,3 +115,7 @@ def test_bad_denoising_requests_are_refused(denoiser):
     unmeasured.summary = {k: v for k, v in denoiser.summary.items() if k != "noise_level"}
     with pytest.raises(GeodiffError, match="give denoise a strength"):
         denoise(scene, unmeasured)
+    with pytest.raises(GeodiffError, match="needs start"):
+        sample_scene(scene, 1, denoiser, low_res=scene, observed=scene)
+    with pytest.raises(GeodiffError, match="no known"):
+        sample_scene(scene, 1, denoiser, low_res=scene, observed=scene, known=scene, start=10)
