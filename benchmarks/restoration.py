@@ -28,9 +28,9 @@ plus noise crops of the first 24 Mexico City interferograms (radians to mm, 150 
 Held out: ``--tests`` Mogi sources plus crops of the last 6 interferograms, known truth.
 Against a Gaussian and a median filter (their width chosen on the training pairs) and a plain
 supervised UNet of the same size, trained on the same pairs for the diffusion model's training
-time (indexing the pairs not counted) to map noisy to clean (MSE, in the same normalised space). Scored: RMSE (mm), and the Mogi source recovered by
-least squares from each estimate (``scipy.optimize.least_squares``, started at the tile's
-centre): median horizontal position error (m), depth error (m) and relative volume error. Run::
+time (indexing the pairs not counted) to map noisy to clean (MSE, in the same normalised space).
+Scored: RMSE (mm), and the Mogi source recovered by least squares from each estimate
+(``scipy.optimize.least_squares``, started at the tile's centre): median horizontal position error (m), depth error (m) and relative volume error. Run::
 
     python benchmarks/restoration.py [--max-seconds 300] [--products campi opera mexico]
                                      [--samples 4] [--krige-points 1500] [--resampling 5 4]

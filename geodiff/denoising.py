@@ -119,12 +119,12 @@ def fit_denoiser(pairs: xr.Dataset, *, noise=None, **options):
 
 def noise_level(pairs: xr.Dataset, scaler) -> float:
     """The median standard deviation of ``noisy - clean`` over the pairs, in the normalised space
-    a denoiser sees them in (each pair scaled with its noisy tile's coefficients, as training
-    does): the noise level :func:`denoise` takes a scene to have."""
-    noisy, clean = (np.asarray(pairs[name].values, np.float32) for name in ("noisy", "clean"))
-    loc, scale = scaler._tile_statistics(noisy)
-    difference = scaler._scale_block(noisy, loc, scale) - scaler._scale_block(clean, loc, scale)
-    return float(np.nanmedian(np.nanstd(difference, axis=(-2, -1))))
+    a denoiser sees them in (both scaled with the noisy tiles' coefficients, as training does):
+    the noise level :func:`denoise` takes a scene to have."""
+    noisy, clean = (pairs[name].rename(sample="tile") for name in ("noisy", "clean"))
+    coefficients = scaler.fit(noisy)
+    difference = scaler.transform(noisy, coefficients) - scaler.transform(clean, coefficients)
+    return float(difference.std(("y", "x")).median())
 
 
 def start_step(model, strength: float | None = None) -> int:
