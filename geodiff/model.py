@@ -250,8 +250,8 @@ class DiffusionModel:
         counts windows per network call. ``conditions``
         (:class:`~geodiff.diffusion.conditions.Conditions`, tensors of ``n`` rows) holds known
         pixels to keep, a start timestep, labels, the states of a recorded trajectory; ``record``
-        (a list) receives the network's input at every call, for canvases only (all samples go
-        through one sampler run). ``resampling=(length, count)`` repeats every stretch of
+        (a list) receives the network's input at every call (all samples then go through one
+        sampler run). ``resampling=(length, count)`` repeats every stretch of
         ``length`` steps ``count`` times (RePaint's resampling for known pixels, "ddpm" and
         "ddim": :func:`~geodiff.diffusion.samplers.resampling_walk`).
         """
@@ -272,12 +272,10 @@ class DiffusionModel:
         clip = self.clip_range if clip == "auto" else clip
         conditions = conditions or Conditions()
         label_map = conditions.labels is not None and conditions.labels.ndim == 3
-        if shape == self.tile and not label_map:
+        if shape == self.tile and not label_map and record is None:
             model_fn, group = network, batch_size
-        else:  # all canvases at once: the network's batches are their windows
+        else:  # all canvases at once (one trajectory to record): the network's batches are their windows
             model_fn, group = fused(network, self.tile, stride, batch_size=batch_size), n
-        if record is not None and shape == self.tile:
-            raise GeodiffError("record is for canvases (shape larger than the tile), sampled in one run")
         starts = range(0, n, group)
         kept = sampled_timesteps(self.schedule.alphas_cumprod.tolist(), timestep_spacing, sample_steps)
         calls = walked_steps(len(kept), resampling)

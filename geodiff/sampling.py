@@ -299,7 +299,7 @@ def _fused_scene(scene, generation, grid, per_tile, mask, seed, stride, block, c
     if mask:
         valid = darr.asarray(_valid(scene).data).rechunk((block_sizes(shape[0], block[0]),
                                                           block_sizes(shape[1], block[1])))
-    job = BlockJob(generation, stride, lattice, guidance, shape, None if start is None else int(start),
+    job = BlockJob(generation, stride, shape, lattice, guidance, None if start is None else int(start),
                    observed is not None)
     name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.loc, per_tile.scale,
                                        sorted(call.items()), None if lattice is None else lattice.classes, low_res,

@@ -16,7 +16,8 @@ The design (issue: a scene must be one sample, not a patchwork of tiles):
   held as known pixels (:class:`~geodiff.diffusion.conditions.Conditions`), so the block
   continues them across the boundary. Where a block has no neighbour (and always below and to
   its right) its canvas runs a window stride further, into look-ahead pixels that are generated
-  and dropped, so that no pixel of the scene is a canvas edge pixel. Each block keeps the
+  and dropped, so that no pixel of the scene is a canvas edge pixel (except on the scene's own
+  edges when the canvas is conditioned on the scene, which it then does not leave). Each block keeps the
   network's input on its canvas at every call, and its successors replay it: the margins in
   full, the look-ahead (their own first rows and columns) with a weight fading from 1 to 0
   over a stride, so that a block starts out from what its neighbours' pixels were made next to.
@@ -196,9 +197,9 @@ class BlockJob:
 
     generation: Generation
     stride: tuple[int, int]
+    shape: tuple[int, int]  # the scene's
     labels: LabelLattice | None = None
     guidance: float = 0.0
-    shape: tuple[int, int] | None = None  # the scene's, for the label map
     start: int | None = None  # inpainting: the trained timestep to start from, the gaps Laplace-filled
     observed: bool = False  # denoising: ``real`` is a noisy observation to start from, not pixels to keep
 
@@ -217,9 +218,15 @@ class BlockJob:
         if top is None or left is None:  # the corner sits between the two margins
             corner = None
         pad = self.stride
-        mt = pad[0] if top is None else top.values.shape[-2]
-        ml = pad[1] if left is None else left.values.shape[-1]
-        known = np.full((n, ch, mt + h + pad[0], ml + w + pad[1]), np.nan, np.float32)
+        # A canvas conditioned on the scene (a conditioning image, its own values) stays inside
+        # it: beyond the edge there is nothing to condition on, and windows reading a made-up
+        # continuation pull the edge pixels off (denoising single-tile scenes, docs/benchmarks.md).
+        bounded = low_res is not None or real is not None
+        before = [0 if bounded and o == 0 else p for o, p in zip(origin, pad)]
+        after = [0 if bounded and o + s == full else p for o, s, full, p in zip(origin, size, self.shape, pad)]
+        mt = before[0] if top is None else top.values.shape[-2]
+        ml = before[1] if left is None else left.values.shape[-1]
+        known = np.full((n, ch, mt + h + after[0], ml + w + after[1]), np.nan, np.float32)
         fade_rows = np.linspace(1, 0, pad[0] + 2, dtype=np.float32)[1:-1, None]
         fade_cols = np.linspace(1, 0, pad[1] + 2, dtype=np.float32)[None, 1:-1]
         given = [(s, kept, band, fade) for s, kept, band, fade in (
@@ -356,19 +363,15 @@ def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], blo
     rows, cols = block_sizes(shape[0], block[0]), block_sizes(shape[1], block[1])
     tile = job.generation.model.tile
 
-    def overlapped(field, boundary="nearest"):
+    def overlapped(field):
         if field is None:
             return None
         lead = field.shape[:-2]
+        # Canvases that read a field stay inside the scene: the boundary's values are never read.
         return darr.overlap.overlap(field.rechunk((*lead, rows, cols)),
-                                    depth={field.ndim - 2: tile[0], field.ndim - 1: tile[1]}, boundary=boundary)
+                                    depth={field.ndim - 2: tile[0], field.ndim - 1: tile[1]}, boundary="nearest")
 
-    # Beyond the scene's edge, an image the network reads (a conditioning field, an observation
-    # to start from) continues mirrored: it keeps the texture the network was trained on, where
-    # repeating the edge pixel would show it flat stripes (denoising RMSE 13.6 -> 11.3 mm on
-    # single-tile scenes, docs/benchmarks.md).
-    fields = [overlapped(low_res, "reflect"), overlapped(real, "reflect" if job.observed else "nearest"),
-              overlapped(target)]
+    fields = [overlapped(low_res), overlapped(real), overlapped(target)]
     r_off, c_off = np.cumsum((0, *rows)), np.cumsum((0, *cols))
     job_key, nodes_key, z_name, strip_name = f"{name}-job", f"{name}-nodes", f"{name}-z", f"{name}-strip"
     graph: dict = {job_key: job, nodes_key: nodes}

@@ -95,6 +95,26 @@ def test_denoising_starts_from_the_scene_itself(denoiser):
     assert attrs["strength"] == 0.002 and attrs["start"] == 2
 
 
+def test_a_single_tile_scene_is_denoised_as_that_tile_alone(denoiser):
+    """A canvas conditioned on the scene stays inside it: on a scene of one tile the sampler runs
+    on the tile itself, conditioned on and started from the scene scaled with its own min-max,
+    with nothing made up beyond its edges (deterministic sampler: no seed enters)."""
+    import torch
+
+    from geodiff.diffusion.conditions import Conditions
+
+    scene = denoising_pairs(1, tile=32, seed=7)["noisy"].isel(sample=0, drop=True)
+    got = denoise(scene, denoiser, 1, sampler="ddim", sample_steps=10, seed=1)["denoised"].values
+    tiles = scene.expand_dims(tile=1)
+    coefficients = denoiser.scaler.fit(tiles)
+    z = torch.from_numpy(denoiser.scaler.transform(tiles, coefficients).values[:, None].astype(np.float32))
+    conditions = Conditions(low_res=z, known=z, mask=torch.zeros_like(z, dtype=torch.bool),
+                            start=start_step(denoiser), noisy_start=True)
+    alone = denoiser.generate(1, sampler="ddim", sample_steps=10, seed=5, conditions=conditions)
+    expected = denoiser.scaler.inverse(alone[:, 0], coefficients)[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * float(scene.max() - scene.min()))
+
+
 def test_bad_denoising_requests_are_refused(denoiser):
     scene = denoising_pairs(1, tile=64, seed=7)["noisy"].isel(sample=0, drop=True)
     with pytest.raises(SceneError, match="max_gap"):
