@@ -25,7 +25,9 @@ RMS log-ratio against the truth's.
 Part 2, denoising (``--denoise``): a denoiser (``geodiff.denoising.fit_denoiser``, the same
 network preset) trains on ``--pairs`` pairs of 32-pixel tiles, Mogi, Okada and sill deformation
 plus noise crops of the first 24 Mexico City interferograms (radians to mm, 150 m pixels).
-Held out: ``--tests`` Mogi sources plus crops of the last 6 interferograms, known truth.
+Held out: ``--tests`` Mogi sources plus crops of the last 6 interferograms, known truth, on
+scenes of each ``--scenes`` size: one tile (the denoiser samples it alone) and larger (fused
+windows, the scene path of real interferograms).
 Against a Gaussian and a median filter (their width chosen on the training pairs) and a plain
 supervised UNet of the same size, trained on the same pairs for the diffusion model's training
 time (indexing the pairs not counted) to map noisy to clean (MSE, in the same normalised space).
@@ -35,7 +37,7 @@ Scored: RMSE (mm), and the Mogi source recovered by least squares from each esti
     python benchmarks/restoration.py [--max-seconds 300] [--products campi opera mexico]
                                      [--samples 4] [--krige-points 1500] [--resampling 5 4]
                                      [--resampling-steps 50] [--strength 0.5] [--denoise] [--pairs 2000]
-                                     [--tests 48] [--threads 2] [--json out.json]
+                                     [--tests 48] [--scenes 32 48] [--threads 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -247,7 +249,6 @@ def run_denoise(args) -> dict:
     pairs = denoising_pairs(args.pairs, tile=32, noise=train_noise, spacing=150.0, seed=args.seed)
     model = fit_denoiser(pairs, train_steps=100_000, max_seconds=args.max_seconds, seed=args.seed, progress=False)
     train_s = model.summary["seconds"]  # training only: indexing the pairs is not the network's time
-    like, clean, noisy, sources = mogi_tests(args.tests, test_noise, args.seed + 1)
     train_clean, train_noisy = pairs["clean"].values, pairs["noisy"].values
 
     def best(filter_, widths):
@@ -263,29 +264,32 @@ def run_denoise(args) -> dict:
     unet, unet_steps = supervised_unet(torch.from_numpy(((train_noisy - mid) / half)[:, None]).float(),
                                        torch.from_numpy(((train_clean - mid) / half)[:, None]).float(),
                                        "small", train_s, args.seed)
-    estimates = {"gaussian filter": [], "median filter": [], "supervised UNet": [], "diffusion (mean)": []}
-    for k in range(len(clean)):
-        scene = like.copy(data=noisy[k].astype(np.float32)).assign_attrs(units="mm")
-        estimates["diffusion (mean)"].append(denoise(scene, model, args.samples, seed=args.seed + k)["denoised"].values)
-        estimates["gaussian filter"].append(gaussian_filter(noisy[k], sigma))
-        estimates["median filter"].append(median_filter(noisy[k], size))
-        t_lo, t_hi = noisy[k].min(), noisy[k].max()
-        t_mid, t_half = (t_hi + t_lo) / 2, max((t_hi - t_lo) / 2, 1e-9)
-        with torch.no_grad():
-            z = unet(torch.from_numpy(((noisy[k] - t_mid) / t_half)[None, None]).float(), torch.zeros(1))[0, 0].numpy()
-        estimates["supervised UNet"].append(z * t_half + t_mid)
-    truth = np.array([[s.x, s.y, s.depth, s.dV] for s in sources])
-    out = {"pairs": args.pairs, "tests": len(clean), "train_steps": model.summary["train_steps"],
-           "unet_steps": unet_steps, "gaussian_sigma": sigma, "median_size": size, "methods": {}}
-    for method, values in [("noisy input", list(noisy)), *estimates.items()]:
-        values = np.stack(values)
-        fitted = np.stack([fit_mogi(v, like) for v in values])
-        out["methods"][method] = {
-            "rmse_mm": float(np.sqrt(np.mean((values - clean) ** 2))),
-            "position_m": float(np.median(np.hypot(*(fitted[:, :2] - truth[:, :2]).T))),
-            "depth_m": float(np.median(np.abs(fitted[:, 2] - truth[:, 2]))),
-            "volume_relative": float(np.median(np.abs(fitted[:, 3] - truth[:, 3]) / np.abs(truth[:, 3]))),
-        }
+    out = {"pairs": args.pairs, "tests": args.tests, "train_steps": model.summary["train_steps"],
+           "unet_steps": unet_steps, "gaussian_sigma": sigma, "median_size": size, "scenes": {}}
+    for pixels in args.scenes:
+        like, clean, noisy, sources = mogi_tests(args.tests, test_noise, args.seed + 1, tile=pixels)
+        estimates = {"gaussian filter": [], "median filter": [], "supervised UNet": [], "diffusion (mean)": []}
+        for k in range(len(clean)):
+            scene = like.copy(data=noisy[k].astype(np.float32)).assign_attrs(units="mm")
+            estimates["diffusion (mean)"].append(denoise(scene, model, args.samples, seed=args.seed + k)["denoised"].values)
+            estimates["gaussian filter"].append(gaussian_filter(noisy[k], sigma))
+            estimates["median filter"].append(median_filter(noisy[k], size))
+            t_lo, t_hi = noisy[k].min(), noisy[k].max()
+            t_mid, t_half = (t_hi + t_lo) / 2, max((t_hi - t_lo) / 2, 1e-9)
+            with torch.no_grad():  # fully convolutional: the scene in one call, in its own min-max
+                z = unet(torch.from_numpy(((noisy[k] - t_mid) / t_half)[None, None]).float(), torch.zeros(1))[0, 0]
+            estimates["supervised UNet"].append(z.numpy() * t_half + t_mid)
+        truth = np.array([[s.x, s.y, s.depth, s.dV] for s in sources])
+        methods = out["scenes"][pixels] = {}
+        for method, values in [("noisy input", list(noisy)), *estimates.items()]:
+            values = np.stack(values)
+            fitted = np.stack([fit_mogi(v, like) for v in values])
+            methods[method] = {
+                "rmse_mm": float(np.sqrt(np.mean((values - clean) ** 2))),
+                "position_m": float(np.median(np.hypot(*(fitted[:, :2] - truth[:, :2]).T))),
+                "depth_m": float(np.median(np.abs(fitted[:, 2] - truth[:, 2]))),
+                "volume_relative": float(np.median(np.abs(fitted[:, 3] - truth[:, 3]) / np.abs(truth[:, 3]))),
+            }
     return out
 
 
@@ -302,6 +306,8 @@ def main() -> None:
     p.add_argument("--denoise", action="store_true", help="run part 2, denoising, instead of inpainting")
     p.add_argument("--pairs", type=int, default=2000, help="denoising training pairs")
     p.add_argument("--tests", type=int, default=48, help="held-out denoising pairs")
+    p.add_argument("--scenes", type=int, nargs="*", default=[32, 48],
+                   help="sizes (pixels) of the held-out scenes: one tile, and larger ones sampled in fused windows")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path)
@@ -310,11 +316,15 @@ def main() -> None:
     if args.denoise:
         r = run_denoise(args)
         print(f"denoising: {r['pairs']} training pairs, {r['train_steps']} diffusion steps, "
-              f"{r['unet_steps']} UNet steps; {r['tests']} held-out Mogi sources")
-        print(f"{'method':20s} {'RMSE mm':>8s} {'position m':>11s} {'depth m':>8s} {'dV rel':>7s}")
-        for method, m in r["methods"].items():
-            print(f"{method:20s} {m['rmse_mm']:8.2f} {m['position_m']:11.0f} {m['depth_m']:8.0f} "
-                  f"{m['volume_relative']:7.2f}")
+              f"{r['unet_steps']} UNet steps; {r['tests']} held-out Mogi sources per scene size")
+        for pixels, methods in r["scenes"].items():
+            print(f"\n{pixels} x {pixels} scenes")
+            print(f"{'method':20s} {'RMSE mm':>8s} {'position m':>11s} {'depth m':>8s} {'dV rel':>7s}")
+            for method, m in methods.items():
+                print(f"{method:20s} {m['rmse_mm']:8.2f} {m['position_m']:11.0f} {m['depth_m']:8.0f} "
+                      f"{m['volume_relative']:7.2f}")
+            ratio = methods["diffusion (mean)"]["rmse_mm"] / methods["supervised UNet"]["rmse_mm"]
+            print(f"diffusion / supervised UNet RMSE: {ratio:.2f}", flush=True)
         if args.json:
             args.json.write_text(json.dumps(r, indent=2))
         return
