@@ -11,8 +11,8 @@ region is then filled by
 
 - geodiff's inpainting (``scene.diffusion.inpaint(model, n)``): one fill, and the mean of the
   ``--samples`` fills; with ``--resampling LENGTH COUNT`` also RePaint's resampling jumps
-  (``sampler="ddpm"``, ``--resampling-steps`` steps), and with ``--strength S`` an SDEdit start
-  from the Laplace fill noised to that fraction of the timesteps, on the same model;
+  (``sampler="ddpm"``, ``--resampling-steps`` steps), and with ``--strength S [S ...]`` SDEdit
+  starts from the Laplace fill noised to those fractions of the timesteps, on the same model;
 - nearest-neighbour and Laplace fill (``geodiff.tiling.fill_planes``);
 - ordinary kriging (GSTools, a test-only oracle here) with an exponential variogram fitted to
   the valid pixels, conditioned on at most ``--krige-points`` valid pixels nearest the hidden
@@ -36,7 +36,7 @@ Scored: RMSE (mm), and the Mogi source recovered by least squares from each esti
 
     python benchmarks/restoration.py [--max-seconds 300] [--products campi opera mexico]
                                      [--samples 4] [--krige-points 1500] [--resampling 5 4]
-                                     [--resampling-steps 50] [--strength 0.5] [--denoise] [--pairs 2000]
+                                     [--resampling-steps 50] [--strength 0.3 0.5] [--denoise] [--pairs 2000]
                                      [--tests 48] [--scenes 32 48] [--threads 2] [--json out.json]
 """
 
@@ -150,10 +150,10 @@ def run(name: str, args) -> dict:
                                                 sample_steps=args.resampling_steps,
                                                 resampling=tuple(args.resampling)).values
         fill_s[label] = time.perf_counter() - start
-    if args.strength:
-        label = f"strength {args.strength:g}"
+    for strength in args.strength:
+        label = f"strength {strength:g}"
         start = time.perf_counter()
-        fills[label] = masked.diffusion.inpaint(model, args.samples, seed=args.seed, strength=args.strength).values
+        fills[label] = masked.diffusion.inpaint(model, args.samples, seed=args.seed, strength=strength).values
         fill_s[label] = time.perf_counter() - start
     real = in_units(truth.values, db)
     planes = in_units(masked.values, db)
@@ -302,7 +302,8 @@ def main() -> None:
     p.add_argument("--resampling", type=int, nargs=2, metavar=("LENGTH", "COUNT"),
                    help="also inpaint with RePaint's resampling jumps (DDPM)")
     p.add_argument("--resampling-steps", type=int, default=50, help="DDPM steps with --resampling")
-    p.add_argument("--strength", type=float, help="also inpaint from the Laplace fill noised to this fraction")
+    p.add_argument("--strength", type=float, nargs="*", default=[],
+                   help="also inpaint from the Laplace fill noised to each of these fractions")
     p.add_argument("--denoise", action="store_true", help="run part 2, denoising, instead of inpainting")
     p.add_argument("--pairs", type=int, default=2000, help="denoising training pairs")
     p.add_argument("--tests", type=int, default=48, help="held-out denoising pairs")

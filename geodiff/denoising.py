@@ -11,10 +11,15 @@ estimate and their spread its uncertainty.
 
 Sampling does not start from pure noise. Because the forward process's noise is correlated like
 the atmosphere, the noisy scene itself is taken as the diffusion state at the step whose noise
-level is the training pairs' (:func:`noise_level`, measured when the denoiser is fitted), and the
-sampler walks down from there. Drawn from pure noise, the samples of a briefly trained denoiser
-forget their input: on single tiles whose noisy input is 6.5 mm off, 10.1 mm RMSE, against 5.4
-started from the tiles (docs/benchmarks.md).
+level is the scene's (:func:`scene_noise_level`: the training pairs' noise in physical units,
+measured when the denoiser is fitted, seen through the scaling of the scene's own tiles), and
+the sampler walks down from there. Drawn from pure noise, the samples of a briefly trained
+denoiser forget their input: on single tiles whose noisy input is 6.5 mm off, 10.1 mm RMSE,
+against 5.4 started from the tiles (docs/benchmarks.md). The level is the scene's, not the
+pairs' median in normalised units, because the noise is a number of millimetres whatever the
+signal: a tile with a strong bowl has a wide min-max range, so the same noise is a small part
+of it, and starting it as noisy as a typical tile made the sampler invent an offset (48.9 mm
+RMSE on a tile with a 261 mm bowl, 13.1 at the tile's own level).
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ from geodiff.restoration import MAX_GAP, strength_step
 
 # The scene is taken to be twice as noisy (in standard deviation) as the training pairs were: real
 # noise is not the forward process's Gaussian, and the extra steps let the sampler remove it.
-# Measured on Mexico City noise (one model, 16 tiles): the mean of 4 DDPM samples has 5.4 mm RMSE
-# at 2x, 5.6 at 2.8x, 6.3 at 4x; a deterministic solver 5.9, 5.7, 5.6, 5.5 and 5.5 at 0.7x, 1x,
-# 1.4x, 2x and 2.8x (docs/benchmarks.md).
+# Measured on Mexico City noise (one model, 16 tiles, the pairs' median level): the mean of 4 DDPM
+# samples has 5.4 mm RMSE at 2x, 5.6 at 2.8x, 6.3 at 4x; a deterministic solver 5.9, 5.7, 5.6, 5.5
+# and 5.5 at 0.7x, 1x, 1.4x, 2x and 2.8x. At each scene's own level (48 tiles, noisy 7.2 mm):
+# 5.76, 5.67 and 5.65 at 1.4x, 2x and 2.8x (docs/benchmarks.md).
 LEVEL_MARGIN = 2.0
 
 
@@ -113,30 +119,41 @@ def fit_denoiser(pairs: xr.Dataset, *, noise=None, **options):
             raise GeodiffError(f"denoising pairs need a {name!r} variable (geodiff.denoising.denoising_pairs)")
     tile = options.pop("tile", min(pairs.sizes["y"], pairs.sizes["x"]))
     model = fit(pairs["clean"], tile, condition=pairs["noisy"], noise=noise or default_noise(tile), **options)
-    model.summary["noise_level"] = noise_level(pairs, model.scaler)
+    model.summary["noise_std"] = noise_std(pairs)
     return model
 
 
-def noise_level(pairs: xr.Dataset, scaler) -> float:
-    """The median standard deviation of ``noisy - clean`` over the pairs, in the normalised space
-    a denoiser sees them in (both scaled with the noisy tiles' coefficients, as training does):
-    the noise level :func:`denoise` takes a scene to have."""
-    noisy, clean = (pairs[name].rename(sample="tile") for name in ("noisy", "clean"))
-    coefficients = scaler.fit(noisy)
-    difference = scaler.transform(noisy, coefficients) - scaler.transform(clean, coefficients)
-    return float(difference.std(("y", "x")).median())
+def noise_std(pairs: xr.Dataset) -> float:
+    """The median standard deviation of ``noisy - clean`` over the pairs, in their units (mm)."""
+    return float((pairs["noisy"] - pairs["clean"]).std(("y", "x")).median())
 
 
-def start_step(model, strength: float | None = None) -> int:
+def scene_noise_level(scene: xr.DataArray, model) -> float:
+    """The noise level of ``scene`` (gap-free) in the normalised space the model sees it in: the
+    model's training noise (``summary["noise_std"]``, physical units) times the median over the
+    scene's tiles of the scaler's gain there (normalised units per physical unit; one pass over
+    the scene)."""
+    from geodiff.tiling import TileGrid
+
+    std = model.summary.get("noise_std")
+    if std is None:
+        raise GeodiffError("this model does not know the noise of its training pairs (fit it with "
+                           "geodiff.denoising.fit_denoiser), so give denoise a strength in (0, 1]")
+    tiles = TileGrid.from_scene(scene, model.tile, 0, edge="pad").stack(scene, tiles_per_chunk=1)
+    coefficients = model.scaler.fit(tiles)
+    gain = model.scaler.transform(tiles + 1.0, coefficients) - model.scaler.transform(tiles, coefficients)
+    return std * float(np.nanmedian(gain.median(("y", "x")).values))
+
+
+def start_step(model, scene: xr.DataArray | None = None, strength: float | None = None) -> int:
     """The trained timestep :func:`denoise` starts from: ``strength`` of the trained timesteps,
     or by default the step whose noise-to-signal ratio ``(1 - abar) / abar`` is that of
-    :data:`LEVEL_MARGIN` times the model's :func:`noise_level`."""
+    :data:`LEVEL_MARGIN` times the ``scene``'s :func:`scene_noise_level`."""
     if strength is not None:
         return strength_step(model, strength)
-    level = model.summary.get("noise_level")
-    if level is None:
-        raise GeodiffError("this model does not know the noise level of its training pairs (fit it with "
-                           "geodiff.denoising.fit_denoiser), so give denoise a strength in (0, 1]")
+    if scene is None:
+        raise GeodiffError("the start step is the scene's noise level: give the scene, or a strength in (0, 1]")
+    level = scene_noise_level(scene, model)
     abar = model.schedule.alphas_cumprod.double().numpy()
     return int(np.argmin(np.abs((1 - abar) / abar - (LEVEL_MARGIN * level) ** 2)))
 
@@ -162,8 +179,8 @@ def denoise(scene: xr.DataArray, model, n: int = 4, *, gaps: str = "fill", max_g
         Also return the ``n`` samples (``samples`` variable).
     strength
         The noise level the scene is taken at, as a fraction of the trained timesteps: the
-        sampler starts there from the scene itself. None: from the noise level of the model's
-        training pairs (:func:`start_step`).
+        sampler starts there from the scene itself. None: from the scene's noise level, the
+        model's training noise in the scene's normalised space (:func:`start_step`).
     sampler
         A stochastic sampler ("ddpm") gives samples that differ, whose spread is the
         uncertainty; a deterministic one gives ``n`` equal samples.
@@ -199,8 +216,8 @@ def denoise(scene: xr.DataArray, model, n: int = 4, *, gaps: str = "fill", max_g
     if fraction > max_gap:
         raise SceneError(f"{fraction:.0%} of the scene is missing, more than max_gap={max_gap:.0%}: raise max_gap to "
                          "denoise it anyway")
-    start = start_step(model, strength)
     condition = interpolated(scene, 1, model.scaler).assign_coords(scene.coords)  # gaps filled, per chunk
+    start = start_step(model, condition, strength)
     drawn = sample_scene(scene, n, model, sampler=sampler, coefficients="location", mask=gaps == "keep",
                          method="fused", low_res=condition, observed=condition, start=start, **options)
     out = xr.Dataset({"denoised": drawn.mean("sample"), "spread": drawn.std("sample")})
