@@ -14,14 +14,17 @@ fine scene on its valid pixels, in the scaler's space (dB, mm/yr):
   mean a PSNR rewards; one sample carries the posterior's spread and scores lower by
   construction;
 - the short-lag semivariogram (lags 1 to 8 fine pixels): RMS log-ratio against the real scene's,
-  of one sample (lower is better; the sample's own texture is what it is judged on).
+  of one sample (lower is better; the sample's own texture is what it is judged on);
+- the same PSNRs and variogram for each ``--strength``: samples started from the bicubic
+  interpolation at that fraction of the trained timesteps (``model.upsample(..., strength=s)``).
 
 Products: OPERA RTC-S1 (VV and VH, dB; the last ``--held-out-dates`` dates held out, 32-pixel
 tiles every 16), Campi Flegrei LOS velocity (mm/yr; the bottom third held out, 32-pixel tiles
 every 8). Run::
 
     python benchmarks/upsampling.py [--max-seconds 240] [--products opera campi] [--factors 2 4]
-                                    [--scenes 6] [--samples 2] [--threads 2] [--json out.json]
+                                    [--scenes 6] [--samples 2] [--strength 0.05 0.1] [--threads 2]
+                                    [--json out.json]
 """
 
 from __future__ import annotations
@@ -124,6 +127,11 @@ def run(product: str, factor: int, args) -> dict:
             scores[f"psnr_{name}"].append(psnr(estimate, truth))
         scores["vario_bicubic"].append(variogram_error(cubic, truth))
         scores["vario_sample"].append(variogram_error(samples[0], truth))
+        for strength in args.strength:
+            started = space(model.upsample(coarse, args.samples, seed=args.seed + k, strength=strength).values, db)
+            scores.setdefault(f"psnr_sample_{strength:g}", []).append(psnr(started[0], truth))
+            scores.setdefault(f"psnr_mean_{strength:g}", []).append(psnr(started.mean(0), truth))
+            scores.setdefault(f"vario_sample_{strength:g}", []).append(variogram_error(started[0], truth))
     out = {k: float(np.mean(v)) for k, v in scores.items()}
     out.update(product=product, factor=factor, scenes=len(test), train_steps=model.summary["train_steps"],
                train_seconds=round(seconds, 1))
@@ -138,6 +146,8 @@ def main() -> None:
     p.add_argument("--scenes", type=int, default=6, help="held-out OPERA scenes scored")
     p.add_argument("--samples", type=int, default=2, help="samples per scene (their mean is scored too)")
     p.add_argument("--held-out-dates", type=int, default=4)
+    p.add_argument("--strength", type=float, nargs="*", default=[],
+                   help="also score samples started from bicubic at these strengths")
     p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=False,
                    help="train on the residual from the resized coarse tile (TrainConfig.cond_residual)")
     p.add_argument("--threads", type=int, default=2)
@@ -155,6 +165,11 @@ def main() -> None:
             print(f"{product:8s} {factor:2d} {r['train_steps']:6d} | {r['psnr_bicubic']:12.2f} {r['psnr_sample']:7.2f} "
                   f"{r['psnr_mean']:7.2f} {r['psnr_estimate']:7.2f} | {r['vario_bicubic']:21.3f} {r['vario_sample']:7.3f} "
                   f"{r['vario_bicubic'] / r['vario_sample']:6.2f}x", flush=True)
+            for strength in args.strength:
+                tag = f"{strength:g}"
+                print(f"{'':8s} {'':2s} {'from':>6s} | {'bicubic at ' + tag:>12s} {r['psnr_sample_' + tag]:7.2f} "
+                      f"{r['psnr_mean_' + tag]:7.2f} {'':7s} | {'':21s} {r['vario_sample_' + tag]:7.3f} "
+                      f"{r['vario_bicubic'] / r['vario_sample_' + tag]:6.2f}x", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -425,7 +425,13 @@ class DiffusionModel:
         windows block by block like any scene (:mod:`geodiff.upsampling`). Or, in one call of
         the two-stage pipeline, ``coarse`` is a model: it samples ``n`` scenes on the grid of
         ``like`` (with ``coarse_options``) and each is upsampled. ``factor``, when given, must
-        be the model's. Every other option is :func:`geodiff.sampling.sample_scene`'s
+        be the model's. ``consistent=False`` drops the projection that keeps the coarse scene
+        as the fine one's block means. ``strength`` (in (0, 1]) starts the sampler from the
+        bicubic interpolation of the coarse scene at that fraction of the trained timesteps
+        (SDEdit, with DDPM unless ``sampler`` says otherwise) instead of from pure noise:
+        bicubic's PSNR with some of the detail it lacks. On held-out real scenes, 0.05 to 0.1
+        (one or two of 25 steps) is where the PSNR is and pure noise is where the texture is
+        (docs/benchmarks.md). Every other option is :func:`geodiff.sampling.sample_scene`'s
         (``seed``, ``sample_steps``, ``stride``, ``block``, ...).
 
         Raises

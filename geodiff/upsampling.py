@@ -14,7 +14,12 @@ interpolated low-resolution image). Upsampling a scene is scene sampling on the 
   bilinearly onto the finer grid in the scaler's space (dB for backscatter), as the network
   resized each coarse tile in training, cut per window with the fused windows;
 - data consistency (``consistent=True``, the default): every x_0 estimate is projected so that
-  its block means are the coarse scene (:mod:`geodiff.consistency`).
+  its block means are the coarse scene (:mod:`geodiff.consistency`);
+- a start (``strength``): SDEdit (Meng et al. 2022) from the bicubic interpolation of the coarse
+  scene, taken as the diffusion state at ``strength`` of the trained timesteps: its missing
+  detail plays the noise, the sampler walks down from there (as :func:`geodiff.denoising.denoise`
+  starts from the noisy scene). Pure noise (the default) gives the truest texture and loses
+  PSNR to bicubic; a small strength keeps bicubic's PSNR and adds detail (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -34,23 +39,31 @@ PIXEL_SIZE_TOLERANCE = 1e-3
 
 
 def upsample(model, coarse: xr.DataArray, n: int = 1, *, factor: int | None = None, consistent: bool = True,
-             **options) -> xr.DataArray:
+             strength: float | None = None, **options) -> xr.DataArray:
     """``n`` fine versions of ``coarse`` on a grid ``model.upsample_factor`` times finer.
 
     See :meth:`geodiff.model.DiffusionModel.upsample`.
     """
+    from geodiff.restoration import strength_step
     from geodiff.sampling import sample_scene
 
+    start = None if strength is None else strength_step(model, strength)
     f = check_upsampling(model, coarse, factor)
-    for name in ("coefficients", "method", "low_res", "consistent_with"):
+    for name in ("coefficients", "method", "low_res", "consistent_with", "known", "observed", "start"):
         if name in options:
             raise GeodiffError(f"upsampling sets {name} itself (coefficients of the coarse scene, fused windows)")
+    if start is not None:
+        # A stochastic sampler, as denoise's: samples differ wherever more than one step lies below the start.
+        options.setdefault("sampler", "ddpm")
     fine = fine_template(coarse, f)
+    observed = None if start is None else interpolated(coarse, f, model.scaler, mode="bicubic")
     out = sample_scene(fine, n, model, coefficients="location", method="fused",
                        low_res=interpolated(coarse, f, model.scaler), consistent_with=fine if consistent else None,
-                       **options)
+                       observed=observed, start=start, **options)
     out.attrs.update(upsample_factor=f, coarse_shape=[coarse.sizes["y"], coarse.sizes["x"]],
                      consistent=int(consistent))
+    if start is not None:
+        out.attrs.update(strength=float(strength), start_from="the bicubic interpolation of the coarse scene")
     return out
 
 
@@ -112,20 +125,27 @@ def _finer(centres: np.ndarray, factor: int) -> np.ndarray:
     return first_edge + (np.arange(len(centres) * factor) + 0.5) * step / factor
 
 
-def interpolated(coarse: xr.DataArray, factor: int, scaler) -> xr.DataArray:
-    """The conditioning field: ``coarse`` gap-filled and interpolated bilinearly onto the finer
-    grid in the scaler's space (torch's ``align_corners=False`` resize, as the network's),
-    returned in physical units, lazily per chunk."""
+#: Halo (coarse pixels) a chunk needs for its resize to be the whole scene's: the kernel's reach.
+HALO = {"bilinear": 1, "bicubic": 2}
+
+
+def interpolated(coarse: xr.DataArray, factor: int, scaler, mode: str = "bilinear") -> xr.DataArray:
+    """``coarse`` gap-filled and interpolated onto the finer grid in the scaler's space (torch's
+    ``align_corners=False`` resize; ``"bilinear"`` is the network's conditioning field,
+    ``"bicubic"`` the start of :func:`upsample` with a strength), returned in physical units,
+    lazily per chunk: a gap-free scene's field is the whole scene's resize, whatever its chunks."""
     data = darr.asarray(coarse.data).astype(np.float32)
-    axes = {data.ndim - 2: 1, data.ndim - 1: 1}
+    halo = HALO[mode]
+    axes = {data.ndim - 2: halo, data.ndim - 1: halo}
     chunks = tuple(c if k < data.ndim - 2 else tuple(factor * v for v in c) for k, c in enumerate(data.chunks))
+    # Edge replication is what torch's resize does at the scene's border too.
     field = darr.map_overlap(_resize_block, data, depth=axes, boundary="nearest", trim=False, chunks=chunks,
-                             dtype=np.float32, factor=factor, db=bool(scaler.db), floor=scaler.db_floor)
+                             dtype=np.float32, factor=factor, db=bool(scaler.db), floor=scaler.db_floor, mode=mode)
     return xr.DataArray(field, dims=coarse.dims)
 
 
-def _resize_block(block: np.ndarray, factor: int, db: bool, floor: float) -> np.ndarray:
-    """One chunk with a one-pixel halo, bilinearly resized by ``factor``, halo cut off."""
+def _resize_block(block: np.ndarray, factor: int, db: bool, floor: float, mode: str) -> np.ndarray:
+    """One chunk with its halo, resized by ``factor``, halo cut off."""
     import torch
     import torch.nn.functional as F
 
@@ -136,8 +156,9 @@ def _resize_block(block: np.ndarray, factor: int, db: bool, floor: float) -> np.
     values = fill_planes(to_db(planes, floor) if db else planes, "nearest")
     values = np.nan_to_num(values, nan=0.0)  # a chunk with no data: masked in the output anyway
     up = F.interpolate(torch.from_numpy(np.ascontiguousarray(values, np.float32))[None], scale_factor=factor,
-                       mode="bilinear", align_corners=False)[0].numpy()
-    up = up[:, factor:-factor, factor:-factor]
+                       mode=mode, align_corners=False)[0].numpy()
+    cut = factor * HALO[mode]
+    up = up[:, cut:-cut, cut:-cut]
     up = from_db(up) if db else up
     return (up if block.ndim == 3 else up[0]).astype(np.float32)
 

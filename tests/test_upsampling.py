@@ -11,7 +11,7 @@ import geodiff
 from geodiff.errors import GeodiffError, SceneError
 from geodiff.tile_dataset import TileDataset
 from geodiff.tiling.augment import area_mean, coarsened
-from geodiff.upsampling import interpolated, fine_template
+from geodiff.upsampling import fine_template, interpolated
 from tests.test_collection import TINY, _scene
 
 
@@ -53,13 +53,14 @@ def test_the_fine_grid_is_the_coarse_transform_with_smaller_pixels_and_the_mask_
     np.testing.assert_array_equal(np.isnan(fine.values), np.isnan(coarse.values).repeat(4, 0).repeat(4, 1))
 
 
-def test_the_conditioning_field_is_torchs_bilinear_resize_of_the_whole_scene_whatever_the_chunks():
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_the_interpolated_field_is_torchs_resize_of_the_whole_scene_whatever_the_chunks(mode):
     rng = np.random.default_rng(2)
     coarse = xr.DataArray(rng.gamma(2.0, 0.05, (2, 20, 26)).astype(np.float32), dims=("band", "y", "x"))
     scaler = geodiff.scaling.Scaler(db=True)
-    chunked = interpolated(coarse.chunk({"y": 7, "x": 9}), 2, scaler).values
+    chunked = interpolated(coarse.chunk({"y": 7, "x": 9}), 2, scaler, mode=mode).values
     whole = torch.nn.functional.interpolate(torch.from_numpy(10 * np.log10(coarse.values))[None], scale_factor=2,
-                                            mode="bilinear", align_corners=False)[0].numpy()
+                                            mode=mode, align_corners=False)[0].numpy()
     np.testing.assert_allclose(10 * np.log10(chunked), whole, rtol=1e-5, atol=1e-4)
 
 
@@ -169,3 +170,26 @@ def test_the_projection_rescales_power_blocks_and_leaves_cut_cells_alone():
     np.testing.assert_allclose(out[1:].reshape(3, 2, 5, 2).mean((1, 3)), target[0, 1::2, ::2], rtol=1e-9)
     np.testing.assert_allclose(out[0], scaler.inverse_field(x0.numpy(), loc, scale)[0, 0, 0])  # a cut cell
     assert (out > 0).all()
+
+
+def test_a_strength_starts_from_bicubic_and_stays_near_it_when_small(upsampler):
+    coarse = coarsened(_scene(3, shape=(48, 64), nan=0.0), 2)
+    cubic = interpolated(coarse, 2, upsampler.scaler, mode="bicubic").values
+    common = {"sample_steps": 10, "block": 32, "consistent": False}
+    near = upsampler.upsample(coarse, 2, strength=0.05, **common)
+    far = upsampler.upsample(coarse, 2, **common)
+    assert near.attrs["strength"] == 0.05 and near.attrs["sampler"] == "ddpm" and "bicubic" in near.attrs["start_from"]
+    assert near.attrs["start"] == round(0.05 * (upsampler.schedule.timesteps - 1))
+    # A briefly trained network's x_0 estimates are far from the data; from pure noise they are
+    # all there is, from bicubic at 5 % of the noise they move it little.
+    off = {name: float(np.abs(da.values - cubic).mean()) for name, da in (("near", near), ("far", far))}
+    assert off["near"] < 0.5 * off["far"], off
+    # One step below 5 %: DDPM's last step adds no noise, so the samples are one x_0 estimate.
+    np.testing.assert_allclose(near.values[0], near.values[1], atol=1e-5)
+    steps = upsampler.upsample(coarse, 2, strength=0.5, **common).values
+    assert np.abs(steps[0] - steps[1]).mean() > 0.1 * np.abs(steps[0] - cubic).mean()
+    for strength in (0, 1.5, "0.1"):
+        with pytest.raises(GeodiffError, match="strength"):
+            upsampler.upsample(coarse, strength=strength)
+    with pytest.raises(GeodiffError, match="sets observed itself"):
+        upsampler.upsample(coarse, observed=coarse)
