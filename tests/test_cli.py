@@ -178,3 +178,8 @@ def test_cli_trains_conditional_and_upsampling_models_and_samples_them(tmp_path,
                  str(tmp_path / "coarse.tif"), "--sample-steps", "2"]) == 0
     fine = rioxarray.open_rasterio(tmp_path / "fine.tif")
     assert fine.shape == (1, 48, 64) and fine.rio.transform() == scene.rio.transform()
+    assert main(["sample", str(tmp_path / "sr"), "--out", str(tmp_path / "started.tif"), "-n", "1", "--like",
+                 str(tmp_path / "coarse.tif"), "--strength", "0.1"]) == 0
+    started = rioxarray.open_rasterio(tmp_path / "started.tif")
+    assert started.attrs["strength"] == 0.1 and started.attrs["sampler"] == "ddpm"
+    assert main(["sample", str(tmp_path / "cond"), "--out", str(tmp_path / "no.tif"), "--strength", "0.1"]) == 2
