@@ -182,4 +182,6 @@ def test_cli_trains_conditional_and_upsampling_models_and_samples_them(tmp_path,
                  str(tmp_path / "coarse.tif"), "--strength", "0.1"]) == 0
     started = rioxarray.open_rasterio(tmp_path / "started.tif")
     assert started.attrs["strength"] == 0.1 and started.attrs["sampler"] == "ddpm"
+    capsys.readouterr()
     assert main(["sample", str(tmp_path / "cond"), "--out", str(tmp_path / "no.tif"), "--strength", "0.1"]) == 2
+    assert "does not upsample" in capsys.readouterr().err

@@ -85,13 +85,14 @@ def _sample_and_write(args: argparse.Namespace, model, out, writer) -> None:
     from geodiff.sampling import sample_scene
 
     labels = args.labels
+    # Unset, each call takes its own default: the recipe's, or DDPM for a start from bicubic.
+    sampler = {} if args.sampler is None else {"sampler": args.sampler}
     if args.strength is not None and not model.upsample_factor:
         raise GeodiffError("--strength starts a super-resolution model from bicubic; this model does not upsample")
     if model.upsample_factor:
         if not args.like:
             raise GeodiffError("a super-resolution model upsamples a coarse scene: give it as --like")
         coarse = geodiff.open_scene(args.like, band=model.bands, nodata=args.nodata)
-        sampler = {} if args.sampler is None else {"sampler": args.sampler}  # upsample picks ddpm with a strength
         synth = model.upsample(coarse, args.n, sample_steps=args.sample_steps, seed=args.seed, strength=args.strength,
                                mask=not args.no_mask, batch_size=args.batch_size, device=args.device,
                                timestep_spacing=args.timestep_spacing, stride=args.stride, block=args.block, **sampler)
@@ -99,17 +100,17 @@ def _sample_and_write(args: argparse.Namespace, model, out, writer) -> None:
         scene = geodiff.open_scene(args.like, band=model.bands, nodata=args.nodata)
         if labels is not None and labels not in (model.classes or ()):
             labels = label_source(labels)
-        synth = sample_scene(scene, args.n, model, sampler=args.sampler or recipe.SAMPLER, sample_steps=args.sample_steps, seed=args.seed,
+        synth = sample_scene(scene, args.n, model, sample_steps=args.sample_steps, seed=args.seed,
                              mask=not args.no_mask, coefficients=args.coefficients,
                              batch_size=args.batch_size, device=args.device,
                              timestep_spacing=args.timestep_spacing, renormalise=args.renormalise,
                              method=args.method, stride=args.stride, block=args.block, labels=labels,
-                             guidance=args.guidance, label_column=args.label_column)
+                             guidance=args.guidance, label_column=args.label_column, **sampler)
     else:
-        synth = model.sample_tiles(args.n, sampler=args.sampler or recipe.SAMPLER, sample_steps=args.sample_steps, seed=args.seed,
+        synth = model.sample_tiles(args.n, sample_steps=args.sample_steps, seed=args.seed,
                                    batch_size=args.batch_size, device=args.device,
                                    timestep_spacing=args.timestep_spacing, renormalise=args.renormalise,
-                                   labels=labels, guidance=args.guidance)
+                                   labels=labels, guidance=args.guidance, **sampler)
     writer(synth, out, overwrite=args.overwrite)  # its bar counts the tiles generated while written
     print(f"wrote {args.n} sample(s) to {out}")
 
