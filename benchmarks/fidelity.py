@@ -55,7 +55,7 @@ from geodiff.diffusion.train import TrainConfig, Trainer, init_seed
 from geodiff.diffusion.unet import UNet
 from geodiff.metrics import evaluate, floors, train_extractor
 from geodiff.model import DiffusionModel, load_model
-from geodiff.scaling import Scaler
+from geodiff.scaling import ScaleCondition, Scaler
 from geodiff.tiling import TileGrid, nodata_filter, select
 
 DATA = Path(os.environ.get("GEODIFF_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
@@ -89,6 +89,7 @@ class Recipe:
     timestep_spacing: str = geodiff.recipe.TIMESTEP_SPACING
     renormalise: bool = False
     network: tuple = ()  # UNet constructor overrides of the preset, as (name, value) pairs
+    scale_condition: bool = False  # the network told each tile's scale (geodiff.scaling.condition)
 
     def training(self) -> Recipe:
         """The recipe with its sampling levers reset: equal for recipes that train alike."""
@@ -112,6 +113,7 @@ MODIFIERS = {
     "logsnr": {"timestep_spacing": "logsnr"},
     "linspace": {"timestep_spacing": "linspace"},
     "renorm": {"renormalise": True},
+    "scale": {"scale_condition": True},
     "minsnr": {"min_snr_gamma": 5.0},
     "lr5e-4": {"lr": 5e-4, "warmup_steps": 50},
     "batch32": {"batch_size": 32},
@@ -197,20 +199,22 @@ def train_geodiff(train: xr.DataArray, recipe: Recipe, budget: float, seed: int,
     scaler = Scaler()
     coefficients = scaler.fit(train)
     data = torch.from_numpy(scaler.transform(train, coefficients).values[:, None].astype(np.float32))
+    condition = ScaleCondition.fit(coefficients.scale) if recipe.scale_condition else None
     net = UNet.from_preset(recipe.preset, 1, learn_sigma=recipe.learn_sigma, seed=init_seed(seed),
-                           **dict(recipe.network))
+                           **dict(recipe.network), **({"cond_channels": 1} if condition else {}))
     config = TrainConfig(train_steps=steps or 10**9, max_seconds=None if steps else budget, batch_size=recipe.batch_size, lr=recipe.lr,
                          warmup_steps=recipe.warmup_steps, prediction=recipe.prediction,
                          learn_sigma=recipe.learn_sigma, loss=recipe.loss, min_snr_gamma=recipe.min_snr_gamma,
                          ema_decay=recipe.ema_decay, seed=seed, progress=False, val_fraction=0.0)
     trainer = Trainer(net, NoiseSchedule(recipe.schedule, 1000), config, device="cpu")
     start = time.monotonic()
-    trainer.fit(data)
+    trainer.fit(data, cond=None if condition is None else torch.from_numpy(condition.image(coefficients.scale)))
     seconds = time.monotonic() - start
     model = DiffusionModel(network=trainer.ema_model().eval(), schedule=trainer.schedule, scaler=scaler,
                            coefficients=coefficients, tile=(TILE, TILE), units=train.attrs.get("units"),
                            prediction=recipe.prediction)
-    model.summary = {"train_steps": trainer.step, "seconds": round(seconds, 1)}
+    model.summary = {"train_steps": trainer.step, "seconds": round(seconds, 1),
+                     "scale_condition": None if condition is None else condition.to_config()}
     return model
 
 
@@ -223,7 +227,9 @@ def cached_training(cache: Path | None, product: str, train: xr.DataArray, recip
         return train_geodiff(train, recipe, budget, seed, steps)
     tiles = train["tile"].values.tolist()  # the split: a model is reused only on the same training tiles
     length = budget if steps is None else f"{steps} steps"
-    key = hashlib.sha256(json.dumps([product, tiles, vars(recipe.training()), length, seed]).encode()).hexdigest()[:16]
+    # A lever added later enters the key only when set, so that earlier runs' models stay valid.
+    levers = {k: v for k, v in vars(recipe.training()).items() if k != "scale_condition" or v}
+    key = hashlib.sha256(json.dumps([product, tiles, levers, length, seed]).encode()).hexdigest()[:16]
     path = cache / f"{product}-{key}"
     if (path / "model.json").is_file():
         return load_model(path, device="cpu")

@@ -21,7 +21,8 @@ per second, for fused blocks and for independent tiles on the same grid, and pea
 growing size (it should stay flat). Run::
 
     python benchmarks/scene.py [--budget 120] [--products demo campi opera] [--grd-fraction 0.05]
-                               [--cache DIR] [--threads 2]
+                               [--cache DIR] [--threads 2] [--recipe defaults+scale]
+                               [--methods tiles fused fused-b2]
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from geodiff.metrics import seam_statistic
 
 GRD = (25_788, 16_685)
 SAMPLES = 2
+METHODS = ("tiles", "fused", "fused-b2")
 
 
 class Counting(torch.nn.Module):
@@ -78,16 +80,18 @@ def product_scene(name: str) -> xr.DataArray:
     raise SystemExit(f"unknown product {name!r}")
 
 
-def trained_model(name: str, scene: xr.DataArray, budget: float, cache: Path | None, seed: int):
-    """fit's defaults for ``budget`` seconds on the product's tiles (the demo's: its own scene)."""
-    from fidelity import RECIPES, _tiles, cached_training, load_product
+def trained_model(name: str, scene: xr.DataArray, budget: float, cache: Path | None, seed: int,
+                  recipe: str = "defaults"):
+    """A fidelity recipe (fit's defaults unless told) for ``budget`` seconds on the product's
+    tiles (the demo's: its own scene)."""
+    from fidelity import _tiles, cached_training, load_product, parse_recipe
 
     tiles = _tiles(scene, 16) if name == "demo" else load_product(name)
     tiles = tiles.assign_coords(tile=np.arange(tiles.sizes["tile"]))
-    return cached_training(cache, f"scene-{name}", tiles, RECIPES["defaults"], budget, seed)
+    return cached_training(cache, f"scene-{name}", tiles, parse_recipe(recipe), budget, seed)
 
 
-def compare_methods(name: str, scene: xr.DataArray, model, seed: int) -> dict:
+def compare_methods(name: str, scene: xr.DataArray, model, seed: int, methods=METHODS) -> dict:
     real_seams = seam_statistic(scene)
     tile_px = model.tile[0]
     with warnings.catch_warnings():
@@ -96,7 +100,8 @@ def compare_methods(name: str, scene: xr.DataArray, model, seed: int) -> dict:
     max_lag = 4 * tile_px * abs(spacing.dx)
     row = {"product": name, "shape": list(scene.shape), "real_seam": real_seams.statistic, "methods": {}}
     small_blocks = {"method": "fused", "block": 2 * tile_px}  # block seams every 2 tiles, within the statistic's periods
-    for label, options in (("tiles", {"method": "tiles"}), ("fused", {"method": "fused"}), ("fused-b2", small_blocks)):
+    layouts = {"tiles": {"method": "tiles"}, "fused": {"method": "fused"}, "fused-b2": small_blocks}
+    for label, options in ((label, layouts[label]) for label in methods):
         counting = Counting(model.network)
         counted = dataclasses.replace(model, network=counting)
         start = time.monotonic()
@@ -113,6 +118,7 @@ def compare_methods(name: str, scene: xr.DataArray, model, seed: int) -> dict:
             "chunk_boundary_step": chunk_boundary_step(synth.values, chunks),
             "real_chunk_boundary_step": chunk_boundary_step(scene.values[None], chunks),
             "variogram_rms_log_ratio": float(variogram["rms_log_ratio"]),
+            "variogram_ratio_by_lag": (variogram.synthetic_mean / variogram.real_mean).values.round(3).tolist(),
             "seconds_per_megapixel": seconds / (pixels / 1e6),
             "evaluations_per_pixel": counting.tiles * model.tile[0] * model.tile[1] / pixels,
         }
@@ -140,12 +146,18 @@ def _print_products(rows: list[dict]) -> None:
         for method, m in row["methods"].items():
             print(f"{row['product']:8s} {method:8s} {m['seam']:7.3f} ({row['real_seam']:.3f}) "
                   f"{m['chunk_boundary_step']:5.2f} ({m['real_chunk_boundary_step']:.2f}) {m['variogram_rms_log_ratio']:14.3f} {m['seconds_per_megapixel']:8.1f} {m['evaluations_per_pixel']:9.1f}")
-        t, f, b = row["methods"]["tiles"], row["methods"]["fused"], row["methods"]["fused-b2"]
-        print(f"{row['product']:8s} ratios: seam fused/real {f['seam'] / row['real_seam']:.3f}, fused-b2/real "
-              f"{b['seam'] / row['real_seam']:.3f}, tiles/real "
-              f"{t['seam'] / row['real_seam']:.3f}; variogram tiles/fused "
-              f"{t['variogram_rms_log_ratio'] / f['variogram_rms_log_ratio']:.2f}x; cost fused/tiles "
-              f"{f['seconds_per_megapixel'] / t['seconds_per_megapixel']:.2f}x")
+        for method, m in row["methods"].items():
+            print(f"{'':8s} {method:8s} semivariance synthetic/real by lag: {np.round(m['variogram_ratio_by_lag'], 2)}")
+        methods = row["methods"]
+        if "tiles" not in methods:
+            continue
+        t = methods["tiles"]
+        for method in (m for m in ("fused", "fused-b2") if m in methods):
+            f = methods[method]
+            print(f"{row['product']:8s} {method}: seam /real {f['seam'] / row['real_seam']:.3f} (tiles "
+                  f"{t['seam'] / row['real_seam']:.3f}); variogram tiles/{method} "
+                  f"{t['variogram_rms_log_ratio'] / f['variogram_rms_log_ratio']:.2f}x; cost {method}/tiles "
+                  f"{f['seconds_per_megapixel'] / t['seconds_per_megapixel']:.2f}x")
 
 
 # -- part 2: a GRD-sized grid streamed to Zarr, one child process per run -------------------------
@@ -225,20 +237,23 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, help="keep trained models here and reuse them")
+    p.add_argument("--recipe", default="defaults", help="a recipe of benchmarks/fidelity.py, e.g. defaults+scale")
+    p.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.products:
         scene = product_scene(name)
-        model = trained_model(name, scene, args.budget, args.cache, args.seed)
-        print(f"{name}: {scene.shape} px, model trained {model.summary.get('train_steps')} steps")
-        rows.append(compare_methods(name, scene, model, args.seed))
+        model = trained_model(name, scene, args.budget, args.cache, args.seed, args.recipe)
+        print(f"{name}: {scene.shape} px, {args.recipe} trained {model.summary.get('train_steps')} steps")
+        rows.append(compare_methods(name, scene, model, args.seed, args.methods))
     if rows:
         _print_products(rows)
     grd = grd_runs(args.grd_fraction, args.threads) if args.grd_fraction > 0 else []
     if args.json:
-        args.json.write_text(json.dumps({"budget": args.budget, "products": rows, "grd": grd}, indent=1))
+        args.json.write_text(json.dumps({"budget": args.budget, "recipe": args.recipe, "products": rows, "grd": grd},
+                                        indent=1))
     return 0
 
 

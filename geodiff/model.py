@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import xarray as xr
 from geodiff import recipe
 from geodiff._version import __version__
 from geodiff.errors import CheckpointError, GeodiffError
-from geodiff.scaling import Coefficients, Scaler
+from geodiff.scaling import Coefficients, ScaleCondition, Scaler
 from geodiff.units import label
 
 MODEL_FORMAT = 1
@@ -169,6 +169,29 @@ class DiffusionModel:
         return self.summary.get("conditioning")
 
     @property
+    def scale_condition(self) -> ScaleCondition | None:
+        """How a scale-conditioned model (``fit(..., scale_condition=True)``) sees the scale its
+        samples are put back with; None for other models."""
+        config = self.summary.get("scale_condition")
+        return None if config is None else ScaleCondition.from_config(config)
+
+    def with_scale(self, conditions, scale: np.ndarray):
+        """``conditions`` (or none) with the conditioning image of ``scale`` (``(n, bands)`` per
+        sample, or ``(n, bands, H, W)`` per pixel, the scaler's space) for a scale-conditioned
+        model; ``conditions`` as they are for other models."""
+        condition = self.scale_condition
+        if condition is None:
+            return conditions
+        import torch
+
+        from geodiff.diffusion.conditions import Conditions
+
+        image = torch.from_numpy(condition.image(scale))
+        if image.shape[-2:] == (1, 1):
+            image = image.expand(*image.shape[:2], *self.tile)
+        return replace(conditions or Conditions(), image=image)
+
+    @property
     def cond_residual(self) -> bool:
         """Whether the network generates the residual from its resized conditioning image
         (``TrainConfig.cond_residual``); :meth:`generate` adds the image back."""
@@ -271,6 +294,9 @@ class DiffusionModel:
         network = self.network.to(device)
         clip = self.clip_range if clip == "auto" else clip
         conditions = conditions or Conditions()
+        if self.scale_condition is not None and conditions.image is None:
+            raise GeodiffError("a scale-conditioned model samples for the scale its tiles are put back with: "
+                               "use sample_tiles or sample_scene, or pass conditions=model.with_scale(None, scale)")
         label_map = conditions.labels is not None and conditions.labels.ndim == 3
         if shape == self.tile and not label_map and record is None:
             model_fn, group = network, batch_size
@@ -290,7 +316,7 @@ class DiffusionModel:
                            device=device, callback=lambda info: bar.update(1),
                            conditions=conditions.rows(start, start + size, n), record=record,
                            resampling=resampling)
-                low = conditions.rows(start, start + size, n).low_res
+                low = conditions.rows(start, start + size, n).image
                 if self.cond_residual and low is not None:
                     from geodiff.diffusion.unet import resized
 
@@ -321,13 +347,16 @@ class DiffusionModel:
         """
         if renormalise:
             self.scaler.check_renormalisable()  # before the network runs, not after
+        self.check_sampling(n, sampler=sampler, sample_steps=sample_steps, batch_size=batch_size, seed=seed,
+                            timestep_spacing=timestep_spacing)  # before the coefficients are drawn with seed
         conditions, label_sets = self.label_conditions(labels, guidance, n)
+        # One draw of n in a row: coefficient set i is the same whatever n is.
+        drawn = self.coefficients.draw(n, seed=seed, labels=label_sets)
+        conditions = self.with_scale(conditions, drawn.scale)
         z = self.generate(n, sampler=sampler, sample_steps=sample_steps, seed=seed, batch_size=batch_size,
                           device=device, progress=progress, timestep_spacing=timestep_spacing, conditions=conditions)
         if renormalise:
             z = self.scaler.renormalise(z)
-        # One draw of n in a row: coefficient set i is the same whatever n is.
-        drawn = self.coefficients.draw(n, seed=seed, labels=label_sets)
         dims = ("sample", "band", "y", "x") if self.bands else ("sample", "y", "x")
         values = z if self.bands else z[:, 0]
         coords = {"sample": np.arange(n), "y": np.arange(self.tile[0]), "x": np.arange(self.tile[1])}

@@ -49,7 +49,7 @@ class _TileJob:
             # All-nodata tiles are never fed to the network.
             shape = (n, model.channels, h, w)
             return np.full(shape if model.bands else (n, h, w), np.nan, np.float32)
-        z = self.generation(seed)
+        z = self.generation(seed, conditions=model.with_scale(None, scale.reshape(n, -1)))
         if self.renormalise:
             z = model.scaler.renormalise(z)
         coefficients = Coefficients(model.scaler.method, loc.reshape(n, -1), scale.reshape(n, -1), units=model.units)

@@ -238,10 +238,13 @@ class BlockJob:
             canvas = self.labels.canvas(origin[0] - mt, origin[1] - ml, *known.shape[-2:], self.shape)
             conditions = Conditions(labels=torch.from_numpy(canvas).expand(n, *canvas.shape), guidance=self.guidance,
                                     null_label=self.labels.null)
+        if self.generation.model.scale_condition is not None:
+            scale = _canvas_coefficients(nodes, origin, (mt, ml), known.shape[-2:])[1]
+            conditions = self.generation.model.with_scale(conditions, scale)
         offset = None
         if low_res is not None:
             canvas_low = _canvas_field(self, low_res, nodes, origin, (mt, ml), known.shape[-2:]).astype(np.float32)
-            conditions = replace(conditions, low_res=torch.from_numpy(canvas_low))
+            conditions = replace(conditions, image=torch.from_numpy(canvas_low))
             if self.generation.model.cond_residual:  # the sampler's state is the residual from it
                 offset = canvas_low
         if target is not None:

@@ -20,7 +20,7 @@ import xarray as xr
 from geodiff.collection import Member, collect
 from geodiff.errors import GeodiffError
 from geodiff.labels import label_source, multi_hot, vocabulary
-from geodiff.scaling import Coefficients, Scaler
+from geodiff.scaling import Coefficients, ScaleCondition, Scaler
 from geodiff.tile_index import Tiling, index_tiles
 from geodiff.tiling.augment import area_mean, coarsened
 from geodiff.tiling.fill import FillMethod, fill_planes
@@ -83,11 +83,15 @@ class TileDataset(torch.utils.data.Dataset):
         For paired conditioning (a denoiser): the conditioning scene of each scene, by id; items
         are ``(tile, condition)`` pairs, the condition the same window of its scene, both scaled
         with the condition's coefficients (:meth:`with_condition`).
+    scale_condition
+        For a scale-conditioned model: items are ``(tile, scale image)`` pairs, the image the
+        tile's standardised log scale, ``(band, 1, 1)`` (:meth:`with_scale_condition`).
     """
 
     def __init__(self, index, members: dict[str, Member], *, scaler: Scaler, tiling: Tiling, fill: FillMethod = "nearest",
                  augment: Augment | None = None, bands=None, units=None, skipped=(), cache_bytes: int = CACHE_BYTES,
-                 low_res: int | None = None, paired: dict[str, Member] | None = None):
+                 low_res: int | None = None, paired: dict[str, Member] | None = None,
+                 scale_condition: ScaleCondition | None = None):
         self.index = index.reset_index(drop=True)
         self.members = members
         self.scaler, self.fill, self.augment = scaler, fill, augment or Augment()
@@ -95,6 +99,7 @@ class TileDataset(torch.utils.data.Dataset):
         self.bands, self.units, self.skipped = bands, units, list(skipped)
         self.classes = vocabulary(self.index["labels"])
         self.cache_bytes, self.low_res, self.paired = cache_bytes, low_res, paired
+        self.scale_condition = scale_condition
         suffixes = [""] if not bands else [f"_{b}" for b in bands]
         self._loc = np.stack([self.index[f"loc{s}"].to_numpy(np.float64) for s in suffixes], 1)
         self._scale = np.stack([self.index[f"scale{s}"].to_numpy(np.float64) for s in suffixes], 1)
@@ -142,7 +147,8 @@ class TileDataset(torch.utils.data.Dataset):
         picked = self.index.iloc[np.flatnonzero(rows) if rows.dtype == bool else rows]
         return TileDataset(picked, self.members, scaler=self.scaler, tiling=self.tiling, fill=self.fill,
                            augment=self.augment, bands=self.bands, units=self.units, skipped=self.skipped,
-                           cache_bytes=self.cache_bytes, low_res=self.low_res, paired=self.paired)
+                           cache_bytes=self.cache_bytes, low_res=self.low_res, paired=self.paired,
+                           scale_condition=self.scale_condition)
 
     def with_low_res(self, factor: int) -> TileDataset:
         """The same tiles as ``(tile, low-resolution tile)`` pairs for training an upsampling
@@ -153,10 +159,24 @@ class TileDataset(torch.utils.data.Dataset):
             raise GeodiffError(f"the {self.tile[0]}x{self.tile[1]} tile does not split into {factor}x{factor} blocks")
         if tuple(self.tiling.scales) != (1,):
             raise GeodiffError("super-resolution learns from the tiles at their own resolution: use scales=(1,)")
-        if self.paired:
-            raise GeodiffError("a dataset is conditioned on its low-resolution tiles or on paired scenes, not both")
+        if self.paired or self.scale_condition:
+            raise GeodiffError("a dataset is conditioned on one image: its low-resolution tiles, paired scenes "
+                               "or the tiles' scale")
         out = self.subset(np.arange(len(self)))
         out.low_res = int(factor)
+        return out
+
+    def with_scale_condition(self) -> TileDataset:
+        """The same tiles as ``(tile, scale image)`` pairs for a scale-conditioned model
+        (:mod:`geodiff.scaling.condition`), the standardisation fitted on these tiles."""
+        if not self.scaler.per_tile or self.scaler.method == "fixed":
+            raise GeodiffError("scale conditioning tells the network each tile's own scale: it needs a per-tile "
+                               f"scaler, not {self.scaler.method!r} with per_tile={self.scaler.per_tile}")
+        if self.low_res or self.paired:
+            raise GeodiffError("a dataset is conditioned on one image: its low-resolution tiles, paired scenes "
+                               "or the tiles' scale")
+        out = self.subset(np.arange(len(self)))
+        out.scale_condition = ScaleCondition.fit(self._scale)
         return out
 
     def with_condition(self, scenes) -> TileDataset:
@@ -164,8 +184,9 @@ class TileDataset(torch.utils.data.Dataset):
         of the matching scene of ``scenes`` (collected as :func:`geodiff.collection.collect`
         does, one per scene of this dataset, in order, on the same grids): a model trained on
         them learns these scenes given those (a denoiser learns clean given noisy)."""
-        if self.low_res:
-            raise GeodiffError("a dataset is conditioned on its low-resolution tiles or on paired scenes, not both")
+        if self.low_res or self.scale_condition:
+            raise GeodiffError("a dataset is conditioned on one image: its low-resolution tiles, paired scenes "
+                               "or the tiles' scale")
         conditions = collect(scenes)
         if len(conditions) != len(self.members):
             raise GeodiffError(f"{len(conditions)} conditioning scenes for {len(self.members)} scenes: give one per scene")
@@ -203,18 +224,20 @@ class TileDataset(torch.utils.data.Dataset):
     def __getitems__(self, items) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """A batch: ``items`` are row positions, or ``(position, draw)`` pairs where ``draw`` is a
         ``(flip, turns, shift)`` augmentation (as :meth:`draws` makes them). With
-        :attr:`low_res`, a ``(tiles, low-resolution tiles)`` pair."""
+        :attr:`low_res`, :attr:`paired` or :attr:`scale_condition`, a ``(tiles, conditioning
+        images)`` pair."""
         channels, (h, w) = self._loc.shape[1], self.tile
         out = np.empty((len(items), channels, h, w), np.float32)
         f = self.low_res or 1
-        conditioned = self.low_res or self.paired
-        low = np.empty((len(items), channels, h // f, w // f), np.float32) if conditioned else None
+        cond_shape = (1, 1) if self.scale_condition else (h // f, w // f)
+        conditioned = self.low_res or self.paired or self.scale_condition
+        low = np.empty((len(items), channels, *cond_shape), np.float32) if conditioned else None
         for k, item in enumerate(items):
             i, draw = (item, None) if np.isscalar(item) else item
             planes = self._tile(int(i), draw)
             out[k] = planes[0]
             if low is not None:
-                low[k] = planes[1]
+                low[k] = planes[1] if not self.scale_condition else self.scale_condition.image(self._scale[i][None])[0]
         return torch.from_numpy(out) if low is None else (torch.from_numpy(out), torch.from_numpy(low))
 
     def _tile(self, i: int, draw) -> list[np.ndarray]:

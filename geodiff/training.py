@@ -62,6 +62,7 @@ class FitConfig:
     split: str
     conditional: bool
     upsample: int | None
+    scale_condition: bool
     preset: str
     network: dict | None
     schedule: str
@@ -136,6 +137,7 @@ def fit(
     conditional: bool = False,
     upsample: int | None = None,
     condition=None,
+    scale_condition: bool = False,
     band_files=None,
     val_fraction: float = 0.0,
     split: str = "auto",
@@ -206,6 +208,11 @@ def fit(
         takes): the model learns each scene given its pair, whose tiles are its conditioning
         and whose coefficients scale both (a denoiser: clean scenes given noisy ones, see
         :func:`geodiff.denoising.fit_denoiser`).
+    scale_condition
+        Tell the network each tile's scale (its standardised log half-range, with per-tile
+        scaling), so that it learns the texture that goes with an amplitude; samples are then
+        made for the scale they are put back with (:mod:`geodiff.scaling.condition`). Not with
+        ``upsample`` or ``condition``, whose image already carries the scale.
     band_files
         Band names (``("VV", "VH")``): files differing only by them are the bands of one scene.
     val_fraction, split
@@ -293,20 +300,22 @@ def fit(
             band_files=band_files, progress=progress)
     if conditional and not dataset.classes:
         raise GeodiffError("conditional=True needs labels: labels='attrs', 'json' or a GeoDataFrame of polygons")
-    if upsample is not None and condition is not None:
-        raise GeodiffError("a model is conditioned on low-resolution tiles (upsample) or on paired scenes "
-                           "(condition), not both")
+    if sum((upsample is not None, condition is not None, bool(scale_condition))) > 1:
+        raise GeodiffError("a model is conditioned on one image: low-resolution tiles (upsample), paired scenes "
+                           "(condition) or the tiles' scale (scale_condition)")
     if upsample is not None:
         dataset = dataset.with_low_res(upsample)
     if condition is not None:
         dataset = dataset.with_condition(condition)
+    if scale_condition:
+        dataset = dataset.with_scale_condition()
     # A dataset built beforehand brings its own tiling, scaling and augmentation.
     cut = dataset.tiling
     fit_config = FitConfig(
         cut.tile, epochs, train_steps, cut.overlap, cut.max_nodata, None if cut.patch is None else tuple(cut.patch),
         tuple(cut.scales), max_tiles, dataset.fill, dataset.scaler.to_config(),
         asdict(dataset.augment) if dataset.augment.active else None, val_fraction, split, conditional, upsample,
-        preset, network,
+        bool(scale_condition), preset, network,
         schedule,
         timesteps, learn_sigma, prediction, noise, batch_size, lr, max_seconds, seed, dict(train_options))
     # The split is this fit's: the caller's dataset (and its index) stay as they were.
@@ -322,7 +331,7 @@ def fit(
         y_val = None if val is None else _class_targets(val, dataset.classes, multi_label)
         train_options = {"class_dropout": 0.1, **train_options}
     extra = {"num_classes": len(dataset.classes)} if conditional else {}
-    if upsample is not None or condition is not None:
+    if upsample is not None or condition is not None or scale_condition:
         extra["cond_channels"] = channels
     net = UNet.from_preset(preset, channels, learn_sigma=learn_sigma,
                            **{"seed": init_seed(seed), **extra, **(network or {})})
@@ -362,6 +371,7 @@ def fit(
         "upsample": upsample,
         "conditioning": "upsample" if upsample else "paired" if condition is not None else None,
         "pixel_size": _pixel_size(dataset) if upsample else None,
+        "scale_condition": dataset.scale_condition.to_config() if scale_condition else None,
     }
     crs = _single_crs(dataset)
     return DiffusionModel(

@@ -185,3 +185,18 @@ def test_cli_trains_conditional_and_upsampling_models_and_samples_them(tmp_path,
     capsys.readouterr()
     assert main(["sample", str(tmp_path / "cond"), "--out", str(tmp_path / "no.tif"), "--strength", "0.1"]) == 2
     assert "does not upsample" in capsys.readouterr().err
+
+
+def test_cli_trains_a_scale_conditioned_model_and_samples_a_scene(tmp_path):
+    from geodiff.model import load_model
+    from geodiff.scaling import ScaleCondition
+    from tests.test_collection import _scene
+
+    _scene(0, shape=(48, 64), nan=0.0).rio.to_raster(tmp_path / "scene.tif")
+    assert main(["train", str(tmp_path / "scene.tif"), "--out", str(tmp_path / "scaled"), "--scale-condition",
+                 "--tile", "16", "--train-steps", "2", "--preset", "tiny", "--batch-size", "4"]) == 0
+    model = load_model(tmp_path / "scaled")
+    assert model.scale_condition == ScaleCondition.fit(model.coefficients.scale)
+    assert main(["sample", str(tmp_path / "scaled"), "--out", str(tmp_path / "synthetic.tif"), "-n", "1", "--like",
+                 str(tmp_path / "scene.tif"), "--sample-steps", "2"]) == 0
+    assert rioxarray.open_rasterio(tmp_path / "synthetic.tif").shape == (1, 48, 64)

@@ -116,7 +116,7 @@ def test_a_single_tile_scene_is_denoised_as_that_tile_alone(denoiser):
     tiles = scene.expand_dims(tile=1)
     coefficients = denoiser.scaler.fit(tiles)
     z = torch.from_numpy(denoiser.scaler.transform(tiles, coefficients).values[:, None].astype(np.float32))
-    conditions = Conditions(low_res=z, known=z, mask=torch.zeros_like(z, dtype=torch.bool),
+    conditions = Conditions(image=z, known=z, mask=torch.zeros_like(z, dtype=torch.bool),
                             start=start_step(denoiser, scene), noisy_start=True)
     alone = denoiser.generate(1, sampler="ddim", sample_steps=10, seed=5, conditions=conditions)
     expected = denoiser.scaler.inverse(alone[:, 0], coefficients)[0]

@@ -135,8 +135,8 @@ def test_a_residual_model_learns_the_tile_minus_its_resized_condition_and_adds_i
     model = geodiff.fit(_scene(0, shape=(64, 96), nan=0.0), tile=16, train_steps=2, upsample=2, cond_residual=True,
                         **TINY)
     assert model.cond_residual
-    conditions = Conditions(low_res=torch.from_numpy(np.full((2, 1, 8, 8), 0.5, np.float32)))
-    shifted = Conditions(low_res=conditions.low_res + 1.0)
+    conditions = Conditions(image=torch.from_numpy(np.full((2, 1, 8, 8), 0.5, np.float32)))
+    shifted = Conditions(image=conditions.image + 1.0)
     a = model.generate(2, sample_steps=2, conditions=conditions, clip=None)
     b = model.generate(2, sample_steps=2, conditions=shifted, clip=None)
     # The residual the network makes moves with its input, but the added image moves b by 1 exactly

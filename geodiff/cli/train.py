@@ -46,6 +46,9 @@ def register(subparsers) -> None:
     p.add_argument("--label-column", default="label", help="the polygons' column of class names (default label)")
     p.add_argument("--conditional", action="store_true", help="train a class-conditional model on the labels")
     p.add_argument("--upsample", type=int, metavar="F", help="train a super-resolution model by this factor")
+    p.add_argument("--scale-condition", action="store_true",
+                   help="tell the network each tile's scale, so that texture matches amplitude when samples are "
+                        "put back in physical units")
     p.add_argument("--index", help="write the tile index here as GeoParquet (one row per tile, with its split)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader processes reading tiles ahead")
     p.add_argument("--checkpoint-dir", help="write the trainer's checkpoint here (at the end and every "
@@ -102,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                                           labels=label_source(args.labels), label_column=args.label_column,
                                           progress=group.main)
         model = fit(dataset, args.tile, args.epochs, conditional=args.conditional, upsample=args.upsample,
-                    **options, progress=group.main)
+                    scale_condition=args.scale_condition, **options, progress=group.main)
     finally:
         distributed.close()
     if not group.main:

@@ -1,4 +1,4 @@
-"""What a sampler is told besides the noise: known pixels, a start step, labels, a low-res image.
+"""What a sampler is told besides the noise: known pixels, a start step, labels, an image.
 
 One value, :class:`Conditions`, carried from :func:`geodiff.diffusion.sample` through the model to
 scene sampling, so that outpainting, inpainting, SDEdit-style editing and conditional networks
@@ -59,10 +59,11 @@ class Conditions:
         conditional sampling.
     null_label : int, optional
         The network's null class (its ``num_classes``), needed for ``guidance``.
-    low_res : Tensor (B, c, h, w), optional
-        Low-resolution conditioning image, passed to the network as ``cond`` (resized to the
-        tile by the network); for canvases, given on the canvas's pixels and cut with the
-        windows.
+    image : Tensor (B, c, h, w), optional
+        Conditioning image, passed to the network as ``cond`` (resized to the tile by the
+        network): a low-resolution scene, a paired scene, or a tile's scale
+        (:mod:`geodiff.scaling.condition`); for canvases, given on the canvas's pixels and cut
+        with the windows.
     states : sequence of Tensor (B, C, H, W), optional
         One state per network call, in call order: what the network sees at that call wherever
         the state is finite (NaN elsewhere: the sampler's own state). Record them with the same
@@ -83,7 +84,7 @@ class Conditions:
     labels: torch.Tensor | None = None
     guidance: float = 0.0
     null_label: int | None = None
-    low_res: torch.Tensor | None = None
+    image: torch.Tensor | None = None
     states: Sequence[torch.Tensor] | None = None
     state_weight: torch.Tensor | None = None
     project: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -112,7 +113,7 @@ class Conditions:
             raise ValueError("guidance needs labels and the network's null_label")
         if self.labels is not None and self.labels.ndim == 3 and tuple(self.labels.shape[1:]) != tuple(shape[-2:]):
             raise ValueError(f"a label map of {tuple(self.labels.shape[1:])} pixels for a canvas of {tuple(shape[-2:])}")
-        for name in ("labels", "low_res"):
+        for name in ("labels", "image"):
             value = getattr(self, name)
             if value is not None and value.shape[0] != shape[0]:
                 raise ValueError(f"{name} has {value.shape[0]} entries for a batch of {shape[0]}")
@@ -126,7 +127,7 @@ class Conditions:
 
         cut_states = None if self.states is None else [cut(state) for state in self.states]
         return replace(self, states=cut_states, state_weight=cut(self.state_weight),
-                       **{name: cut(getattr(self, name)) for name in ("known", "mask", "labels", "low_res")})
+                       **{name: cut(getattr(self, name)) for name in ("known", "mask", "labels", "image")})
 
     def network_kwargs(self, unconditional: bool = False) -> dict:
         """Keyword arguments for the network: ``y`` and ``cond`` where given (``y`` the null class
@@ -139,8 +140,8 @@ class Conditions:
                 out["y"] = torch.zeros_like(self.labels)
             else:
                 out["y"] = torch.full_like(self.labels, self.null_label)
-        if self.low_res is not None:
-            out["cond"] = self.low_res
+        if self.image is not None:
+            out["cond"] = self.image
         return out
 
     def impose(self, x0: torch.Tensor) -> torch.Tensor:

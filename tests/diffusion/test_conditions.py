@@ -84,7 +84,7 @@ def test_start_edits_known_values_from_a_partial_noise_level():
     assert change[30] < change[600] / 3  # a light edit stays closer to its input
 
 
-def test_labels_and_low_res_reach_the_network():
+def test_labels_and_image_reach_the_network():
     seen = {}
 
     def model_fn(x, t, y=None, cond=None):
@@ -92,7 +92,7 @@ def test_labels_and_low_res_reach_the_network():
         return torch.zeros_like(x)
 
     labels, low = torch.tensor([0, 2, 1]), torch.zeros(3, 1, 4, 5)
-    sample(model_fn, SCHED, SHAPE, "ddim", sample_steps=2, conditions=Conditions(labels=labels, low_res=low))
+    sample(model_fn, SCHED, SHAPE, "ddim", sample_steps=2, conditions=Conditions(labels=labels, image=low))
     assert seen["y"] is labels and seen["cond"] is low
 
 
