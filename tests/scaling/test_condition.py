@@ -8,7 +8,7 @@ import xarray as xr
 import geodiff
 from geodiff.errors import GeodiffError
 from geodiff.model import DiffusionModel
-from geodiff.scaling import Scaler, ScaleCondition
+from geodiff.scaling import ScaleCondition, Scaler
 from geodiff.tile_dataset import TileDataset
 from tests.test_collection import TINY, _scene
 
