@@ -227,9 +227,7 @@ def cached_training(cache: Path | None, product: str, train: xr.DataArray, recip
         return train_geodiff(train, recipe, budget, seed, steps)
     tiles = train["tile"].values.tolist()  # the split: a model is reused only on the same training tiles
     length = budget if steps is None else f"{steps} steps"
-    # A lever added later enters the key only when set, so that earlier runs' models stay valid.
-    levers = {k: v for k, v in vars(recipe.training()).items() if k != "scale_condition" or v}
-    key = hashlib.sha256(json.dumps([product, tiles, levers, length, seed]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([product, tiles, vars(recipe.training()), length, seed]).encode()).hexdigest()[:16]
     path = cache / f"{product}-{key}"
     if (path / "model.json").is_file():
         return load_model(path, device="cpu")

@@ -186,10 +186,8 @@ class DiffusionModel:
 
         from geodiff.diffusion.conditions import Conditions
 
-        image = torch.from_numpy(condition.image(scale))
-        if image.shape[-2:] == (1, 1):
-            image = image.expand(*image.shape[:2], *self.tile)
-        return replace(conditions or Conditions(), image=image)
+        # A per-sample scale stays a 1 x 1 image: the network resizes it to the tile.
+        return replace(conditions or Conditions(), image=torch.from_numpy(condition.image(scale)))
 
     @property
     def cond_residual(self) -> bool:

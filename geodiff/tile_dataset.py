@@ -150,6 +150,11 @@ class TileDataset(torch.utils.data.Dataset):
                            cache_bytes=self.cache_bytes, low_res=self.low_res, paired=self.paired,
                            scale_condition=self.scale_condition)
 
+    def _check_unconditioned(self) -> None:
+        if self.low_res or self.paired or self.scale_condition:
+            raise GeodiffError("a dataset is conditioned on one image: its low-resolution tiles, paired scenes "
+                               "or the tiles' scale")
+
     def with_low_res(self, factor: int) -> TileDataset:
         """The same tiles as ``(tile, low-resolution tile)`` pairs for training an upsampling
         model by ``factor``."""
@@ -159,9 +164,7 @@ class TileDataset(torch.utils.data.Dataset):
             raise GeodiffError(f"the {self.tile[0]}x{self.tile[1]} tile does not split into {factor}x{factor} blocks")
         if tuple(self.tiling.scales) != (1,):
             raise GeodiffError("super-resolution learns from the tiles at their own resolution: use scales=(1,)")
-        if self.paired or self.scale_condition:
-            raise GeodiffError("a dataset is conditioned on one image: its low-resolution tiles, paired scenes "
-                               "or the tiles' scale")
+        self._check_unconditioned()
         out = self.subset(np.arange(len(self)))
         out.low_res = int(factor)
         return out
@@ -172,9 +175,7 @@ class TileDataset(torch.utils.data.Dataset):
         if not self.scaler.per_tile or self.scaler.method == "fixed":
             raise GeodiffError("scale conditioning tells the network each tile's own scale: it needs a per-tile "
                                f"scaler, not {self.scaler.method!r} with per_tile={self.scaler.per_tile}")
-        if self.low_res or self.paired:
-            raise GeodiffError("a dataset is conditioned on one image: its low-resolution tiles, paired scenes "
-                               "or the tiles' scale")
+        self._check_unconditioned()
         out = self.subset(np.arange(len(self)))
         out.scale_condition = ScaleCondition.fit(self._scale)
         return out
@@ -184,9 +185,7 @@ class TileDataset(torch.utils.data.Dataset):
         of the matching scene of ``scenes`` (collected as :func:`geodiff.collection.collect`
         does, one per scene of this dataset, in order, on the same grids): a model trained on
         them learns these scenes given those (a denoiser learns clean given noisy)."""
-        if self.low_res or self.scale_condition:
-            raise GeodiffError("a dataset is conditioned on one image: its low-resolution tiles, paired scenes "
-                               "or the tiles' scale")
+        self._check_unconditioned()
         conditions = collect(scenes)
         if len(conditions) != len(self.members):
             raise GeodiffError(f"{len(conditions)} conditioning scenes for {len(self.members)} scenes: give one per scene")
@@ -229,15 +228,17 @@ class TileDataset(torch.utils.data.Dataset):
         channels, (h, w) = self._loc.shape[1], self.tile
         out = np.empty((len(items), channels, h, w), np.float32)
         f = self.low_res or 1
-        cond_shape = (1, 1) if self.scale_condition else (h // f, w // f)
-        conditioned = self.low_res or self.paired or self.scale_condition
-        low = np.empty((len(items), channels, *cond_shape), np.float32) if conditioned else None
+        low = np.empty((len(items), channels, h // f, w // f), np.float32) if self.low_res or self.paired else None
+        rows = []
         for k, item in enumerate(items):
             i, draw = (item, None) if np.isscalar(item) else item
             planes = self._tile(int(i), draw)
             out[k] = planes[0]
-            if low is not None:
-                low[k] = planes[1] if not self.scale_condition else self.scale_condition.image(self._scale[i][None])[0]
+            rows.append(int(i))
+            if len(planes) > 1:
+                low[k] = planes[1]
+        if self.scale_condition:
+            low = self.scale_condition.image(self._scale[rows])
         return torch.from_numpy(out) if low is None else (torch.from_numpy(out), torch.from_numpy(low))
 
     def _tile(self, i: int, draw) -> list[np.ndarray]:
