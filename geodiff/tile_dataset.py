@@ -150,8 +150,9 @@ class TileDataset(torch.utils.data.Dataset):
                            cache_bytes=self.cache_bytes, low_res=self.low_res, paired=self.paired,
                            scale_condition=self.scale_condition)
 
-    def _check_unconditioned(self) -> None:
-        if self.low_res or self.paired or self.scale_condition:
+    @staticmethod
+    def _check_one_image(*others) -> None:
+        if any(others):
             raise GeodiffError("a dataset is conditioned on one image: its low-resolution tiles, paired scenes "
                                "or the tiles' scale")
 
@@ -164,7 +165,7 @@ class TileDataset(torch.utils.data.Dataset):
             raise GeodiffError(f"the {self.tile[0]}x{self.tile[1]} tile does not split into {factor}x{factor} blocks")
         if tuple(self.tiling.scales) != (1,):
             raise GeodiffError("super-resolution learns from the tiles at their own resolution: use scales=(1,)")
-        self._check_unconditioned()
+        self._check_one_image(self.paired, self.scale_condition)
         out = self.subset(np.arange(len(self)))
         out.low_res = int(factor)
         return out
@@ -175,7 +176,7 @@ class TileDataset(torch.utils.data.Dataset):
         if not self.scaler.per_tile or self.scaler.method == "fixed":
             raise GeodiffError("scale conditioning tells the network each tile's own scale: it needs a per-tile "
                                f"scaler, not {self.scaler.method!r} with per_tile={self.scaler.per_tile}")
-        self._check_unconditioned()
+        self._check_one_image(self.low_res, self.paired)
         out = self.subset(np.arange(len(self)))
         out.scale_condition = ScaleCondition.fit(self._scale)
         return out
@@ -185,7 +186,7 @@ class TileDataset(torch.utils.data.Dataset):
         of the matching scene of ``scenes`` (collected as :func:`geodiff.collection.collect`
         does, one per scene of this dataset, in order, on the same grids): a model trained on
         them learns these scenes given those (a denoiser learns clean given noisy)."""
-        self._check_unconditioned()
+        self._check_one_image(self.low_res, self.scale_condition)
         conditions = collect(scenes)
         if len(conditions) != len(self.members):
             raise GeodiffError(f"{len(conditions)} conditioning scenes for {len(self.members)} scenes: give one per scene")
