@@ -6,7 +6,8 @@ trains them), then two synthetic scenes on the real scene's grid with each metho
 ``method="tiles"`` (every tile sampled and rescaled on its own, geodiff before fused windows),
 ``method="fused"`` and fused with blocks of two tiles ("fused-b2": block boundaries every 64
 pixels, where the seam statistic sees them), all with location coefficients and the default
-sampler. Printed per
+sampler; and "tiles-drawn", independent tiles each rescaled with its own drawn coefficients
+(geodiff's first version, the patchwork issue 11 was measured on). Printed per
 method: the seam statistic (:func:`geodiff.metrics.seam_statistic`) beside the real scene's, the
 step where dask chunks (blocks, or tiles) meet (mean neighbour difference across their
 boundaries over the median one), the
@@ -22,7 +23,7 @@ growing size (it should stay flat). Run::
 
     python benchmarks/scene.py [--budget 120] [--products demo campi opera] [--grd-fraction 0.05]
                                [--cache DIR] [--threads 2] [--recipe defaults+scale]
-                               [--methods tiles fused fused-b2]
+                               [--methods tiles fused fused-b2 tiles-drawn]
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from geodiff.metrics import seam_statistic
 
 GRD = (25_788, 16_685)
 SAMPLES = 2
-METHODS = ("tiles", "fused", "fused-b2")
+METHODS = ("tiles", "fused", "fused-b2", "tiles-drawn")
 
 
 class Counting(torch.nn.Module):
@@ -100,7 +101,8 @@ def compare_methods(name: str, scene: xr.DataArray, model, seed: int, methods=ME
     max_lag = 4 * tile_px * abs(spacing.dx)
     row = {"product": name, "shape": list(scene.shape), "real_seam": real_seams.statistic, "methods": {}}
     small_blocks = {"method": "fused", "block": 2 * tile_px}  # block seams every 2 tiles, within the statistic's periods
-    layouts = {"tiles": {"method": "tiles"}, "fused": {"method": "fused"}, "fused-b2": small_blocks}
+    layouts = {"tiles": {"method": "tiles"}, "fused": {"method": "fused"}, "fused-b2": small_blocks,
+               "tiles-drawn": {"method": "tiles", "coefficients": "draw"}}
     for label, options in ((label, layouts[label]) for label in methods):
         counting = Counting(model.network)
         counted = dataclasses.replace(model, network=counting)
@@ -149,15 +151,14 @@ def _print_products(rows: list[dict]) -> None:
         for method, m in row["methods"].items():
             print(f"{'':8s} {method:8s} semivariance synthetic/real by lag: {np.round(m['variogram_ratio_by_lag'], 2)}")
         methods = row["methods"]
-        if "tiles" not in methods:
-            continue
-        t = methods["tiles"]
-        for method in (m for m in ("fused", "fused-b2") if m in methods):
-            f = methods[method]
-            print(f"{row['product']:8s} {method}: seam /real {f['seam'] / row['real_seam']:.3f} (tiles "
-                  f"{t['seam'] / row['real_seam']:.3f}); variogram tiles/{method} "
-                  f"{t['variogram_rms_log_ratio'] / f['variogram_rms_log_ratio']:.2f}x; cost {method}/tiles "
-                  f"{f['seconds_per_megapixel'] / t['seconds_per_megapixel']:.2f}x")
+        for peer in (m for m in ("tiles", "tiles-drawn") if m in methods):
+            t = methods[peer]
+            for method in (m for m in ("fused", "fused-b2") if m in methods):
+                f = methods[method]
+                print(f"{row['product']:8s} {method}: seam /real {f['seam'] / row['real_seam']:.3f} ({peer} "
+                      f"{t['seam'] / row['real_seam']:.3f}); variogram {peer}/{method} "
+                      f"{t['variogram_rms_log_ratio'] / f['variogram_rms_log_ratio']:.2f}x; cost {method}/{peer} "
+                      f"{f['seconds_per_megapixel'] / t['seconds_per_megapixel']:.2f}x")
 
 
 # -- part 2: a GRD-sized grid streamed to Zarr, one child process per run -------------------------

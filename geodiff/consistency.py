@@ -1,12 +1,21 @@
-"""Data consistency for super-resolution: fine estimates whose block means are the coarse scene.
+"""Data consistency: projections of the sampler's x_0 estimates onto what is observed.
 
-A fine scene and the coarse scene it came from are tied exactly: each coarse pixel is the mean
-of its ``f x f`` fine pixels (in linear power for backscatter). Projecting every x_0 estimate of
-the sampler onto the fine scenes that keep this tie (the range-space projection of DDNM, Wang,
-Yu and Zhang 2023) leaves the network only the detail within each coarse pixel to make, and
-the projection onto a set that holds the truth never moves an estimate away from it. For
-additive units the projection adds each block's mean error back; for power it rescales each
-block, so that the power stays positive.
+Super-resolution (:func:`block_mean_projection`): a fine scene and the coarse scene it came from
+are tied exactly: each coarse pixel is the mean of its ``f x f`` fine pixels (in linear power
+for backscatter). Projecting every x_0 estimate of the sampler onto the fine scenes that keep
+this tie (the range-space projection of DDNM, Wang, Yu and Zhang 2023) leaves the network only
+the detail within each coarse pixel to make, and the projection onto a set that holds the truth
+never moves an estimate away from it. For additive units the projection adds each block's mean
+error back; for power it rescales each block, so that the power stays positive.
+
+Inpainting (:func:`harmonic_projection`): known pixels put back into an estimate (RePaint's
+replacement) change it on those pixels only, so a gap whose estimate sits off the level of the
+pixels around it keeps that step until the network, a step later, sees and mends it; at a few
+sampler steps it is never mended, and fills drift. The projection instead carries the
+estimate's mismatch on the known pixels into the gap as its Laplace fill: of all the estimates
+that meet the known pixels, the one whose change from the network's is smoothest (least
+Dirichlet energy), which is Poisson image editing (Perez, Gangnet and Blake 2003) of every x_0
+estimate. The change is harmonic, so the network's texture in the gap is kept.
 """
 
 from __future__ import annotations
@@ -71,5 +80,45 @@ def block_mean_projection(target: np.ndarray, loc: np.ndarray, scale: np.ndarray
         if offset is not None:
             out = out - offset
         return torch.from_numpy(out).to(device=x0.device, dtype=x0.dtype)
+
+    return project
+
+
+def harmonic_projection(known: np.ndarray, mask: np.ndarray) -> Callable:
+    """A ``project`` for :class:`~geodiff.diffusion.conditions.Conditions` on one canvas with
+    known pixels.
+
+    Parameters
+    ----------
+    known
+        ``(n, C, H, W)`` the known values in the sampler's normalised space (ignored off ``mask``).
+    mask
+        ``(n, C, H, W)`` True on the known pixels.
+
+    Each estimate plane gets ``known - x_0`` on its known pixels, Laplace-filled onto the others,
+    added to its unknown pixels (the known ones are put back afterwards). Planes with no known
+    pixel, or no unknown one, are left as they are; planes sharing a mask share one factorised
+    system.
+    """
+    from geodiff.tiling.fill import harmonic_fill
+
+    h, w = mask.shape[-2:]
+    planes = mask.reshape(-1, h, w)
+    groups: dict[bytes, list[int]] = {}
+    for i, plane in enumerate(planes):
+        if plane.any() and not plane.all():
+            groups.setdefault(np.packbits(plane).tobytes(), []).append(i)
+    fills = [(np.asarray(index), harmonic_fill(~planes[index[0]])) for index in groups.values()]
+    target = np.where(mask, known, 0.0).reshape(-1, h, w).astype(np.float64)
+
+    def project(x0: torch.Tensor) -> torch.Tensor:
+        if not fills:
+            return x0
+        z = x0.detach().to("cpu", torch.float64).numpy().reshape(-1, h, w)
+        out = z.copy()
+        for index, fill in fills:
+            unknown = ~planes[index[0]]
+            out[index] += np.where(unknown, fill(np.where(unknown, 0.0, target[index] - z[index])), 0.0)
+        return torch.from_numpy(out.reshape(x0.shape)).to(device=x0.device, dtype=x0.dtype)
 
     return project

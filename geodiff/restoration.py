@@ -6,8 +6,10 @@ block, coefficients measured on the scene around the gaps. Known pixels act thro
 denoiser's x_0 estimate (RePaint's replacement, Lugmayr et al. 2022, without its resampling
 jumps; :mod:`geodiff.diffusion.conditions`): at every step a gap pixel is predicted by windows
 that see the noised valid pixels around it at the same noise level, and the windows' fusion
-carries that context across a gap wider than a window. The output holds the real values
-exactly where the scene has data.
+carries that context across a gap wider than a window. Every estimate's mismatch with the valid
+pixels is also carried into the gaps as its Laplace fill
+(:func:`geodiff.consistency.harmonic_projection`), so that a gap never keeps a level of its own.
+The output holds the real values exactly where the scene has data.
 """
 
 from __future__ import annotations
@@ -55,10 +57,10 @@ def inpaint(scene: xr.DataArray, model, n: int = 1, *, max_gap: float = MAX_GAP,
     strength
         SDEdit (Meng et al. 2022): the gaps begin as a Laplace fill of the pixels around them,
         noised to this fraction of the trained timesteps (1: pure noise, small: close to the
-        Laplace fill), and the sampler runs from there. None (default): from pure noise, the
-        truest texture. Lower strengths trade texture for RMSE: on Campi Flegrei one fill at 0.7
-        beats Laplace fill on RMSE and nearest-neighbour fill on the variogram, on OPERA
-        backscatter 0.5 has the best texture (docs/benchmarks.md).
+        Laplace fill), and the sampler runs from there. None (default): from pure noise. On
+        Campi Flegrei one fill from pure noise beats Laplace fill on RMSE and nearest-neighbour
+        fill on the variogram, and 0.7 lowers its RMSE further; on Mexico City pure noise has
+        the lowest RMSE, on OPERA backscatter 0.5 the best texture (docs/benchmarks.md).
     options
         :func:`geodiff.sampling.sample_scene`'s ``seed``, ``sampler``, ``sample_steps``,
         ``resampling`` (RePaint's resampling jumps, with ``sampler="ddpm"`` or ``"ddim"``),

@@ -289,6 +289,11 @@ class BlockJob:
                 begin = np.nan_to_num(filled.reshape(held.shape))
             conditions = replace(conditions, known=torch.from_numpy(begin), mask=torch.from_numpy(np.isfinite(held)),
                                  start=self.start, noisy_start=self.observed)
+            if real is not None and not self.observed:  # inpainting: gaps meet the pixels around them
+                from geodiff.consistency import harmonic_projection
+
+                harmonic, first = harmonic_projection(held, np.isfinite(held)), conditions.project
+                conditions = replace(conditions, project=harmonic if first is None else lambda x0: harmonic(first(x0)))
         trace: list = []
         z = self.generation(seed, shape=known.shape[-2:], stride=self.stride, conditions=conditions, record=trace)
         return Block(z[..., mt:mt + h, ml:ml + w], np.stack([x.float().cpu().numpy() for x in trace]), mt, ml)

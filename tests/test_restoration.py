@@ -96,3 +96,51 @@ def test_strength_starts_the_gaps_from_a_laplace_fill(model):
     for strength in (0, 1.5, "half"):
         with pytest.raises(GeodiffError, match="strength"):
             inpaint(scene, model, strength=strength)
+
+
+def test_the_harmonic_projection_carries_the_mismatch_on_known_pixels_into_the_gaps():
+    import torch
+
+    from geodiff.consistency import harmonic_projection
+
+    yy, xx = np.mgrid[0:12, 0:16].astype(float)
+    mask = np.ones((4, 1, 12, 16), bool)
+    mask[0, 0, 3:8, 4:11] = False  # inside: a harmonic offset is mended exactly
+    mask[1, 0, :, 10:] = False  # on an edge: a constant offset is
+    mask[2] = False  # nothing known, nothing to meet
+    truth = np.random.default_rng(0).normal(size=mask.shape)
+    offset = np.stack([0.3 + 0.02 * (xx**2 - yy**2), np.full_like(xx, -0.7), 0.5 + 0 * xx, 0.1 * xx])[:, None]
+    x0 = truth - offset
+    out = harmonic_projection(np.where(mask, truth, np.nan), mask)(torch.from_numpy(x0)).numpy()
+    gap = ~mask[:2]
+    np.testing.assert_allclose(out[:2][gap], truth[:2][gap], atol=1e-9)
+    np.testing.assert_array_equal(out[:2][~gap], x0[:2][~gap])  # the known pixels are put back after it
+    np.testing.assert_array_equal(out[2:], x0[2:])  # no known pixel, or no gap: as it was
+
+
+def test_an_estimate_that_knows_nothing_fills_the_gap_with_the_laplace_fill(model):
+    """A network whose x_0 estimate is 0 everywhere: the gap can only take what the projection
+    carries in from the pixels around it, the Laplace fill (one tile: one set of coefficients,
+    so normalised and physical fills agree)."""
+    import dataclasses
+
+    import torch
+
+    from geodiff.tiling.fill import fill_planes
+
+    class Blank(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net, self.config, self.learn_sigma = net, net.config, net.learn_sigma
+
+        def forward(self, x, t, **kwargs):
+            return self.net(x, t, **kwargs) * 0
+
+    blank = dataclasses.replace(model, network=Blank(model.network), prediction="x0")
+    scene = _scene(5, shape=(16, 16), nan=0.0)
+    scene = scene.where(~((scene["y"] > scene["y"][12]) & (scene["y"] < scene["y"][4]) & (scene["x"] > scene["x"][3])
+                          & (scene["x"] < scene["x"][11])))
+    gap = ~np.isfinite(scene.values)
+    assert 0.1 < gap.mean() < 0.4
+    out = inpaint(scene, blank, sampler="ddim", sample_steps=3).values[0]
+    np.testing.assert_allclose(out[gap], fill_planes(scene.values, "laplace")[gap], rtol=1e-4, atol=1e-4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -75,15 +76,36 @@ def _fill_nearest(plane: np.ndarray, gaps: np.ndarray) -> np.ndarray:
 
 
 def _fill_laplace(plane: np.ndarray, gaps: np.ndarray) -> np.ndarray:
-    """Harmonic fill: each gap pixel is the mean of its 4 neighbours (reflecting at tile edges)."""
-    h, w = plane.shape
+    return harmonic_fill(gaps)(plane).astype(plane.dtype)
+
+
+def harmonic_fill(gaps: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The Laplace fill of the pixels ``gaps`` marks, factorised once for many planes.
+
+    Each gap pixel becomes the mean of its 4 neighbours (reflecting at the plane's edges): the
+    smooth surface that matches the other pixels around each gap. The sparse system depends on
+    ``gaps`` only, so its LU factors are computed here and every call is a back-substitution
+    (a sampler corrects every step's estimate on the same gaps).
+
+    Parameters
+    ----------
+    gaps
+        ``(h, w)`` boolean, True on the pixels to fill; at least one pixel must be False.
+
+    Returns
+    -------
+    callable
+        ``fill(values)`` for ``values`` of shape ``(..., h, w)``: a float64 copy with the gap
+        pixels replaced (values there are ignored, NaN allowed).
+    """
+    h, w = gaps.shape
+    if gaps.all():
+        raise SceneError("a plane has no valid pixel to fill from")
     unknown = np.flatnonzero(gaps)
     number = -np.ones(h * w, dtype=np.int64)
     number[unknown] = np.arange(unknown.size)
     r, c = np.divmod(unknown, w)
-    rows, cols, vals = [], [], []
-    rhs = np.zeros(unknown.size)
-    known = np.where(gaps, 0.0, plane).ravel().astype(np.float64)
+    rows, cols, vals, b_rows, b_cols = [], [], [], [], []
     diag = np.zeros(unknown.size)
     for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
         rr, cc = r + dr, c + dc
@@ -95,17 +117,26 @@ def _fill_laplace(plane: np.ndarray, gaps: np.ndarray) -> np.ndarray:
         rows.append(eq[is_gap])
         cols.append(number[neighbour[is_gap]])
         vals.append(-np.ones(is_gap.sum()))
-        np.add.at(rhs, eq[~is_gap], known[neighbour[~is_gap]])
-    a = sp.csr_matrix(
+        b_rows.append(eq[~is_gap])
+        b_cols.append(neighbour[~is_gap])
+    a = sp.csc_matrix(
         (np.concatenate([diag, *vals]), (np.concatenate([np.arange(unknown.size), *rows]),
                                           np.concatenate([np.arange(unknown.size), *cols]))),
         shape=(unknown.size, unknown.size),
     )
+    b_rows, b_cols = np.concatenate(b_rows), np.concatenate(b_cols)
+    boundary = sp.csr_matrix((np.ones(b_rows.size), (b_rows, b_cols)), shape=(unknown.size, h * w))
     # Every 4-connected gap region of a partly valid plane borders a valid pixel, so the
     # system is non-singular.
-    out = plane.astype(np.float64).ravel()
-    out[unknown] = spla.spsolve(a.tocsc(), rhs)
-    return out.reshape(h, w).astype(plane.dtype)
+    lu = spla.splu(a)
+
+    def fill(values: np.ndarray) -> np.ndarray:
+        flat = np.array(values, dtype=np.float64).reshape(-1, h * w)
+        known = np.where(gaps.ravel(), 0.0, flat)
+        flat[:, unknown] = lu.solve(np.ascontiguousarray(boundary @ known.T)).T
+        return flat.reshape(np.shape(values))
+
+    return fill
 
 
 _FUNCS = {"nearest": _fill_nearest, "laplace": _fill_laplace, "zero": _fill_zero}

@@ -105,14 +105,15 @@ def gaussian_problem(seed=0):
 def optimal_eps(schedule, mu, sigma, noise_cov=None):
     """eps*(x_t, t) = E[eps | x_t] = sqrt(1 - abar) S_n (abar Sigma + (1 - abar) S_n)^-1 (x_t - sqrt(abar) mu)
     for x_0 ~ N(mu, Sigma) and forward noise eps ~ N(0, S_n) (S_n = I for white noise)."""
-    noise_cov = torch.eye(D, dtype=torch.float64) if noise_cov is None else noise_cov
+    d = mu.numel()
+    noise_cov = torch.eye(d, dtype=torch.float64) if noise_cov is None else noise_cov
     abar = schedule.alphas_cumprod[:, None, None]
     gains = (1 - abar).sqrt() * noise_cov @ torch.linalg.inv(abar * sigma + (1 - abar) * noise_cov)
 
     def model_fn(x, t):
         assert (t == t[0]).all() and t.dtype == torch.long
         k = int(t[0])
-        flat = x.reshape(x.shape[0], D).to(torch.float64) - schedule.sqrt_alphas_cumprod[k] * mu
+        flat = x.reshape(x.shape[0], d).to(torch.float64) - schedule.sqrt_alphas_cumprod[k] * mu
         return (flat @ gains[k].T).reshape(x.shape).to(x.dtype)
 
     return model_fn

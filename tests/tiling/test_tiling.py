@@ -188,6 +188,21 @@ def test_laplace_fill_reproduces_harmonic_fields():
     np.testing.assert_allclose(filled.values[0], harmonic, atol=1e-9)
 
 
+def test_one_factorised_harmonic_fill_serves_many_planes_on_the_same_gaps():
+    from geodiff.tiling.fill import fill_planes, harmonic_fill
+
+    yy, xx = np.mgrid[0:20, 0:15].astype(float)
+    gaps = np.zeros((20, 15), bool)
+    gaps[5:12, 4:10] = gaps[15:18, 1:3] = True
+    fields = np.stack([a * xx + b * yy + c * (xx * yy) + d for a, b, c, d in ((1, 0, 0, 0), (0.2, -3, 0.5, 1))])
+    fill = harmonic_fill(gaps)
+    np.testing.assert_allclose(fill(np.where(gaps, np.nan, fields)), fields, atol=1e-9)
+    rough = np.random.default_rng(0).normal(size=(3, 20, 15))
+    np.testing.assert_allclose(fill(rough), fill_planes(np.where(gaps, np.nan, rough), "laplace"), atol=1e-12)
+    with pytest.raises(SceneError, match="no valid pixel"):
+        harmonic_fill(np.ones((4, 4), bool))
+
+
 def test_fill_works_lazily_and_never_leaves_nan(campi_flegrei):
     da = geodiff.open_scene(campi_flegrei / "vel.tif")
     tiles = select(TileGrid.from_scene(da, 32).stack(da), nodata_filter(TileGrid.from_scene(da, 32).stack(da)))
