@@ -151,8 +151,9 @@ class DiffusionModel:
         Robust and standard scaling are unbounded, so they are not clamped. A conditioned
         model's tiles are scaled with their condition's coefficients (an upsampling model's
         low-resolution version, a denoiser's noisy scene), so they reach past the range, as do
-        the scene pixels a fused window sees in the scene's interpolated space: they are
-        clamped to four times its half-width.
+        the scene pixels its fused windows see in the scene's interpolated space: a conditioned
+        model's estimates are clamped to four times its half-width. An unconditioned model's
+        are clamped to the range itself, in fused windows too.
         """
         if self.scaler.method not in ("minmax", "fixed"):
             return None
