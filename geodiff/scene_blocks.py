@@ -276,23 +276,23 @@ class BlockJob:
                 known = np.where(np.isfinite(known), known, z_real).astype(np.float32)
         if given or real is not None:
             held = known if offset is None else known - offset
+            mask = np.isfinite(held)
             begin = np.nan_to_num(held)
-            if observation is not None:
-                begin = np.where(np.isfinite(held), held, observation).astype(np.float32)
-            elif self.start is not None:  # SDEdit: the gaps begin as a Laplace fill of what is known around them
-                from geodiff.tiling.fill import fill_planes
-
-                flat = held.reshape(-1, *held.shape[-2:])
-                usable = np.isfinite(flat).any((-2, -1))
-                filled = flat.copy()
-                filled[usable] = fill_planes(flat[usable], "laplace")
-                begin = np.nan_to_num(filled.reshape(held.shape))
-            conditions = replace(conditions, known=torch.from_numpy(begin), mask=torch.from_numpy(np.isfinite(held)),
-                                 start=self.start, noisy_start=self.observed)
+            harmonic = None
             if real is not None and not self.observed:  # inpainting: gaps meet the pixels around them
                 from geodiff.consistency import harmonic_projection
 
-                harmonic, first = harmonic_projection(held, np.isfinite(held)), conditions.project
+                harmonic = harmonic_projection(held, mask)
+            if observation is not None:
+                begin = np.where(mask, held, observation).astype(np.float32)
+            elif self.start is not None:  # SDEdit: the gaps begin as the Laplace fill of what is known around them
+                # an estimate of 0 everywhere, projected: the Laplace fill, on the factors the sampler reuses
+                laplace = harmonic(torch.zeros(begin.shape, dtype=torch.float64)).numpy()
+                begin = np.where(mask, begin, laplace).astype(np.float32)
+            conditions = replace(conditions, known=torch.from_numpy(begin), mask=torch.from_numpy(mask),
+                                 start=self.start, noisy_start=self.observed)
+            if harmonic is not None:
+                first = conditions.project
                 conditions = replace(conditions, project=harmonic if first is None else lambda x0: harmonic(first(x0)))
         trace: list = []
         z = self.generation(seed, shape=known.shape[-2:], stride=self.stride, conditions=conditions, record=trace)
