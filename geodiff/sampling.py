@@ -218,16 +218,15 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         # "location" finds out in its own pass over the scene, below.
         raise SceneError("the grid is all nodata: nothing to sample (mask=False samples every pixel)")
     grid = TileGrid.from_scene(scene, model.tile, 0, edge="pad")
-    tiles = grid.stack(scene, tiles_per_chunk=1)
     lattice = None
     if labels is not None:
         lattice = label_lattice(labels, scene, model.classes, max(1, min(stride) // 2), column=label_column)
     if method == "fused" and coefficients == "draw":
         tile_classes = None if lattice is None else lattice.tile_classes(grid.row_starts, grid.col_starts, model.tile,
                                                                          grid.shape)
-        per_tile = _coefficient_field_draw(model, tiles, n, seed, tile_classes)
+        per_tile = _coefficient_field_draw(model, grid, n, seed, tile_classes)
     else:
-        per_tile = _coefficients(model, tiles, coefficients, n, seed)
+        per_tile = _coefficients(model, scene, grid, coefficients, n, seed)
     call = {"sampler": sampler, "sample_steps": sample_steps, "seed": seed, "coefficients": coefficients,
             "timestep_spacing": timestep_spacing, "method": method}
     if resampling is not None:
@@ -250,7 +249,7 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
         call.update(stride=list(stride), block=list(block), margin=[model.tile[0] // 2, model.tile[1] // 2],
                     normalised_space="per-pixel coefficients interpolated bilinearly between tile centres")
     else:
-        data = _tile_scene(scene, generation, grid, tiles, per_tile, mask, seed, renormalise, call)
+        data = _tile_scene(scene, generation, grid, per_tile, mask, seed, renormalise, call)
         call["renormalised"] = int(renormalise)
 
     dims = ("sample", "band", "y", "x") if model.bands else ("sample", "y", "x")
@@ -265,7 +264,7 @@ def sample_scene(scene: xr.DataArray, n: int, model: DiffusionModel, *, sampler:
     if scene.encoding.get("source"):
         # Provenance, and how writers know never to put the synthetic scene over the real one.
         out.attrs["source_scene"] = str(scene.encoding["source"])
-    out.attrs["coefficients_per_tile"] = per_tile.to_dict()
+    out.attrs["coefficients_per_tile"] = per_tile.to_attrs()
     fill = scene.encoding.get("_FillValue")
     if fill is not None:
         out.encoding["_FillValue"] = fill
@@ -315,11 +314,11 @@ def _fused_scene(scene, generation, grid, per_tile, mask, seed, stride, block, c
     return darr.Array(hlg, name, chunks, dtype=np.float32)
 
 
-def _tile_scene(scene, generation, grid, tiles, per_tile, mask, seed, renormalise, call) -> darr.Array:
+def _tile_scene(scene, generation, grid, per_tile, mask, seed, renormalise, call) -> darr.Array:
     model, n = generation.model, generation.n
     valid = None
     if mask:
-        valid = _valid(tiles)
+        valid = _valid(grid.stack(scene, tiles_per_chunk=1))  # a task per tile reads what its tile covers
     job = _TileJob(generation, bool(renormalise))
     name = "geodiff-sample-" + tokenize(model.model_id, scene, n, seed, mask, sorted(call.items()),
                                         bool(renormalise))
@@ -352,7 +351,7 @@ def _sizes(starts: np.ndarray, size: int, length: int) -> tuple[int, ...]:
 DRAW_CORRELATION_TILES = 3.0
 
 
-def _coefficient_field_draw(model: DiffusionModel, tiles: xr.DataArray, n: int, seed: int,
+def _coefficient_field_draw(model: DiffusionModel, grid: TileGrid, n: int, seed: int,
                             tile_classes: np.ndarray | None = None) -> Coefficients:
     """Coefficient sets per tile and sample from a smooth random field with the training tiles'
     distribution at every tile.
@@ -370,7 +369,7 @@ def _coefficient_field_draw(model: DiffusionModel, tiles: xr.DataArray, n: int, 
 
     from geodiff.geostats import Exponential, gaussian_random_field
 
-    grid_rows, grid_cols = len(np.unique(tiles["row"].values)), len(np.unique(tiles["col"].values))
+    grid_rows, grid_cols = len(grid.row_starts), len(grid.col_starts)
     c = model.coefficients
     ok = np.flatnonzero(np.isfinite(c.loc).all(1) & np.isfinite(c.scale).all(1))
     ordered = ok[np.argsort(c.loc[ok, 0], kind="stable")]
@@ -395,22 +394,23 @@ def _coefficient_field_draw(model: DiffusionModel, tiles: xr.DataArray, n: int, 
     sets = index.reshape(n, -1).T  # (tiles, n), row-major tiles as the grid stacks them
     count = sets.shape[0]
     return Coefficients(model.scaler.method, c.loc[sets].reshape(count, -1), c.scale[sets].reshape(count, -1),
-                        tiles["row"].values, tiles["col"].values, model.bands, model.units, model.scaler.db,
+                        grid.origins[:, 0], grid.origins[:, 1], model.bands, model.units, model.scaler.db,
                         meta={"samples": n, "layout": "loc/scale per tile: samples x bands, row-major",
                               "draw": f"Gaussian random field, exponential covariance of {DRAW_CORRELATION_TILES} tiles, "
                                       "through its CDF onto training sets ordered by loc"})
 
 
-def _coefficients(model: DiffusionModel, tiles: xr.DataArray, how: str, n: int, seed: int) -> Coefficients:
+def _coefficients(model: DiffusionModel, scene: xr.DataArray, grid: TileGrid, how: str, n: int,
+                  seed: int) -> Coefficients:
     """Coefficients per tile: ``loc``/``scale`` of shape ``(tiles, n, bands)``."""
-    count = tiles.sizes["tile"]
+    count = len(grid)
     if how == "draw":
         # Sample-major, so that the first n sets of one draw, hence each sample's sets, do not depend on n.
         drawn = model.coefficients.draw(count * n, seed=seed)
         loc = drawn.loc.reshape(n, count, -1).transpose(1, 0, 2)
         scale = drawn.scale.reshape(n, count, -1).transpose(1, 0, 2)
     else:
-        measured = model.scaler.fit(tiles)  # one streaming pass over the scene
+        measured = model.scaler.fit(grid.stack(scene))  # one streaming pass over the scene
         empty = ~(np.isfinite(measured.loc).all(1) & np.isfinite(measured.scale).all(1))
         if empty.all():
             raise SceneError("the scene is all nodata: there is nothing to take coefficients from")
@@ -421,5 +421,5 @@ def _coefficients(model: DiffusionModel, tiles: xr.DataArray, how: str, n: int, 
         loc = np.repeat(measured.loc[:, None], n, axis=1)
         scale = np.repeat(measured.scale[:, None], n, axis=1)
     return Coefficients(model.scaler.method, loc.reshape(count, -1), scale.reshape(count, -1),
-                        tiles["row"].values, tiles["col"].values, model.bands, model.units, model.scaler.db,
+                        grid.origins[:, 0], grid.origins[:, 1], model.bands, model.units, model.scaler.db,
                         meta={"samples": n, "layout": "loc/scale per tile: samples x bands, row-major"})

@@ -37,6 +37,7 @@ import xarray as xr
 from geodiff._version import __version__
 from geodiff.cluster import active_client, check_workers, drain_workers
 from geodiff.errors import SceneError
+from geodiff.jsonable import json_ready
 from geodiff.progress import dask_progress
 
 _SPATIAL = ("y", "x")
@@ -116,10 +117,8 @@ def flat_attrs(attrs: dict) -> dict:
 
 
 def _json_default(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
+    if isinstance(value, (np.ndarray, np.number, np.bool_)):
+        return json_ready(value)
     return str(value)
 
 

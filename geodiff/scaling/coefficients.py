@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from geodiff.jsonable import json_ready
+
 
 @dataclass
 class Coefficients:
@@ -121,22 +123,18 @@ class Coefficients:
         picked.row, picked.col = rows.astype(np.int64), cols.astype(np.int64)
         return picked
 
+    def to_attrs(self) -> dict:
+        """The coefficients as an attrs value: :meth:`to_dict`'s keys with the arrays as arrays.
+
+        Per-tile coefficients of a Sentinel-1 GRD grid are about half a million sets: as Python
+        lists they would hold hundreds of MB in every synthetic scene; writers turn the arrays into
+        JSON only when they write (``geodiff.io.write``)."""
+        return {"method": self.method, "loc": self.loc, "scale": self.scale, "row": self.row, "col": self.col,
+                "bands": self.bands, "units": self.units, "db": self.db, "meta": self.meta}
+
     def to_dict(self) -> dict:
         """JSON-ready dict; floats survive exactly (``repr`` round-trips float64), NaN as null."""
-        def floats(a):
-            return [[None if not np.isfinite(v) else float(v) for v in r] for r in a]
-
-        return {
-            "method": self.method,
-            "loc": floats(self.loc),
-            "scale": floats(self.scale),
-            "row": None if self.row is None else self.row.tolist(),
-            "col": None if self.col is None else self.col.tolist(),
-            "bands": self.bands,
-            "units": self.units,
-            "db": self.db,
-            "meta": self.meta,
-        }
+        return {k: json_ready(v) if isinstance(v, np.ndarray) else v for k, v in self.to_attrs().items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> Coefficients:

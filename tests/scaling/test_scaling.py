@@ -1,6 +1,7 @@
 """Scalers against numpy statistics, exact inverses, constant tiles, JSON, coefficient draws."""
 
 import glob
+import json
 
 import numpy as np
 import pytest
@@ -104,6 +105,19 @@ def test_json_round_trip_is_bit_exact():
     assert back.loc.tobytes() == c.loc.tobytes() and back.scale.tobytes() == c.scale.tobytes()
     assert back.method == "standard" and back.units == "mm/yr"
     np.testing.assert_array_equal(back.col, c.col)
+
+
+def test_attrs_form_is_written_as_the_json_form():
+    """Scenes carry coefficients as arrays; the writers' JSON is exactly ``to_json``'s, NaN as null."""
+    from geodiff.io.write import _json_default
+
+    c = Scaler("standard").fit(tiles(bands=2))
+    c.row, c.col = np.arange(5), np.arange(5) * 3
+    c.loc[2, 1] = np.nan
+    attrs = c.to_attrs()
+    assert isinstance(attrs["loc"], np.ndarray) and attrs["loc"] is c.loc
+    written = json.loads(json.dumps(attrs, default=_json_default, allow_nan=False))
+    assert written == json.loads(c.to_json()) and written["loc"][2][1] is None
 
 
 def test_draws_come_jointly_from_training_tiles():
