@@ -296,8 +296,8 @@ def _fused_scene(scene, generation, grid, per_tile, mask, seed, stride, block, c
     shape = grid.shape
     valid = None
     if mask:
-        valid = darr.asarray(_valid(scene).data).rechunk((block_sizes(shape[0], block[0]),
-                                                          block_sizes(shape[1], block[1])))
+        valid = darr.asarray(_valid(scene).data).rechunk((block_sizes(shape[0], block[0], th),
+                                                          block_sizes(shape[1], block[1], tw)))
     job = BlockJob(generation, stride, shape, lattice, guidance, None if start is None else int(start),
                    observed is not None)
     name = "geodiff-scene-" + tokenize(model.model_id, scene, n, seed, mask, block, stride, per_tile.loc, per_tile.scale,

@@ -79,8 +79,18 @@ class Generation:
                                        timestep_spacing=self.timestep_spacing, resampling=self.resampling, **canvas)
 
 
-def block_sizes(length: int, block: int) -> tuple[int, ...]:
-    """Sizes of the nearly equal blocks that split ``length`` pixels into pieces of at most ``block``."""
+def block_sizes(length: int, block: int, least: int) -> tuple[int, ...]:
+    """Sizes of the blocks that split ``length`` pixels: equal blocks of the largest size ``b <=
+    block`` whose last block, if smaller, still has ``least`` pixels (a tile: it must hold its
+    margins and a window). Equal blocks are what Zarr chunks must be, so writers store each block
+    as it comes, without a rechunk that holds neighbouring blocks and triples the graph. Where no
+    such ``b`` exists, nearly equal blocks (writers then rechunk)."""
+    if length <= block:
+        return (length,)
+    for b in range(block, least - 1, -1):
+        count, last = divmod(length, b)
+        if last == 0 or last >= least:
+            return (b,) * count + ((last,) if last else ())
     count = math.ceil(length / block)
     base, extra = divmod(length, count)
     return tuple(base + (1 if k < extra else 0) for k in range(count))
@@ -368,8 +378,8 @@ def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], blo
     are read per block with a tile of overlap around it (dask's ``overlap``), so each block task
     gets its canvas's part.
     """
-    rows, cols = block_sizes(shape[0], block[0]), block_sizes(shape[1], block[1])
     tile = job.generation.model.tile
+    rows, cols = block_sizes(shape[0], block[0], tile[0]), block_sizes(shape[1], block[1], tile[1])
 
     def overlapped(field):
         if field is None:

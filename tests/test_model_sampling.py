@@ -13,6 +13,7 @@ import geodiff.recipe
 from geodiff.errors import CheckpointError, GeodiffError, SceneError
 from geodiff.model import DiffusionModel
 from geodiff.scaling import Scaler
+from geodiff.scene_blocks import block_sizes
 from geodiff.tiling import TileGrid, nodata_filter, select
 
 
@@ -86,6 +87,17 @@ def test_fused_scene_is_lazy_one_chunk_per_block_and_computes_only_what_a_block_
     counting.calls = 0
     synth.isel(y=slice(40, 44), x=slice(40, 44)).compute()
     assert counting.calls == 3 * 4
+
+
+@pytest.mark.parametrize("length, block, tile", [(25_788, 256, 32), (16_685, 256, 32), (300, 64, 32), (70, 64, 32),
+                                                 (128, 64, 32), (50, 64, 32)])
+def test_blocks_are_equal_as_zarr_chunks_must_be_and_the_last_holds_a_tile(length, block, tile):
+    sizes = block_sizes(length, block, tile)
+    assert sum(sizes) == length and max(sizes) <= block
+    assert len(set(sizes[:-1])) <= 1 and sizes[-1] <= sizes[0]
+    assert len(sizes) == 1 or sizes[-1] >= tile
+    bigger = sizes[0] + 1  # the largest such size: one pixel more leaves a last block under a tile
+    assert len(sizes) == 1 or bigger > block or 0 < length % bigger < tile
 
 
 def test_same_seed_same_output_whatever_is_computed(velocity, model):
