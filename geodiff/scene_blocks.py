@@ -192,6 +192,19 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Sampled:
+    """What a block task returns: the block in physical units ``(n, [C,] h, w)``, and the strips
+    its lower, right and lower-right neighbours continue (None where there is no such neighbour
+    or the block was not generated). The network's trace of the canvas is dropped here, in the
+    task, so memory holds a block's strips, not its whole trajectory."""
+
+    values: np.ndarray
+    bottom: Strip | None
+    right: Strip | None
+    corner: Strip | None
+
+
+@dataclass(frozen=True)
 class BlockJob:
     """Samples one block in normalised space, continuing its upper and left neighbours.
 
@@ -347,6 +360,25 @@ def run_job(job, *args):
     return job(*args)
 
 
+def run_block(job: BlockJob, scaler, nodes: Nodes, rows: slice, cols: slice, valid, bands: bool,
+              margin: tuple[int, int], below: bool, beside: bool, seed: int, origin, size,
+              top: Sampled | None, left: Sampled | None, corner: Sampled | None, *fields) -> Sampled:
+    """One block as one task: sampled after its upper and left neighbours, back in physical
+    units, with the strips its own neighbours need. One task per block (not one per strip and
+    one for the units) keeps the graph of a Sentinel-1 GRD grid's 6,666 blocks small: the
+    scheduler's bookkeeping, not pixels, is what grows with the scene."""
+    block = job(seed, origin, size, None if top is None else top.bottom, None if left is None else left.right,
+                None if corner is None else corner.corner, valid, nodes, *fields)
+    return Sampled(to_physical(block, scaler, nodes, rows, cols, valid, bands),
+                   _strip(block, margin[0], None) if below else None,
+                   _strip(block, None, margin[1]) if beside else None,
+                   _strip(block, margin[0], margin[1]) if below and beside else None)
+
+
+def _values(sampled: Sampled) -> np.ndarray:
+    return sampled.values
+
+
 def _strip(block: Block, rows: int | None, cols: int | None) -> Strip | None:
     """The last ``rows`` rows (bottom), ``cols`` columns (right) or both (corner) of a block,
     with their states and, for bottom and right, the states of the look-ahead beyond them;
@@ -391,26 +423,21 @@ def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], blo
 
     fields = [overlapped(low_res), overlapped(real), overlapped(target)]
     r_off, c_off = np.cumsum((0, *rows)), np.cumsum((0, *cols))
-    job_key, nodes_key, z_name, strip_name = f"{name}-job", f"{name}-nodes", f"{name}-z", f"{name}-strip"
+    job_key, nodes_key, block_name = f"{name}-job", f"{name}-nodes", f"{name}-block"
     graph: dict = {job_key: job, nodes_key: nodes}
     for i in range(len(rows)):
         for j in range(len(cols)):
             r0, c0 = int(r_off[i]), int(c_off[j])
             block_seed = int(np.random.SeedSequence([int(seed), r0, c0]).generate_state(1)[0])
-            top = (strip_name, "bottom", i - 1, j) if i else None
-            left = (strip_name, "right", i, j - 1) if j else None
-            corner = (strip_name, "corner", i - 1, j - 1) if i and j else None
+            top = (block_name, i - 1, j) if i else None
+            left = (block_name, i, j - 1) if j else None
+            corner = (block_name, i - 1, j - 1) if i and j else None
             valid_key = (valid.name, i, j) if valid is not None else None
             field_keys = [None if f is None else (f.name, *([0] * (f.ndim - 2)), i, j) for f in fields]
-            graph[(z_name, i, j)] = (run_job, job_key, block_seed, (r0, c0), (rows[i], cols[j]), top, left, corner,
-                                     valid_key, nodes_key, *field_keys)
-            if i + 1 < len(rows):
-                graph[(strip_name, "bottom", i, j)] = (_strip, (z_name, i, j), margin[0], None)
-            if j + 1 < len(cols):
-                graph[(strip_name, "right", i, j)] = (_strip, (z_name, i, j), None, margin[1])
-            if i + 1 < len(rows) and j + 1 < len(cols):
-                graph[(strip_name, "corner", i, j)] = (_strip, (z_name, i, j), margin[0], margin[1])
             box = (slice(r0, r0 + rows[i]), slice(c0, c0 + cols[j]))
+            graph[(block_name, i, j)] = (run_block, job_key, scaler, nodes_key, *box, valid_key, bands, margin,
+                                         i + 1 < len(rows), j + 1 < len(cols), block_seed, (r0, c0),
+                                         (rows[i], cols[j]), top, left, corner, *field_keys)
             key = (name, 0, 0, i, j) if bands else (name, 0, i, j)
-            graph[key] = (to_physical, (z_name, i, j), scaler, nodes_key, *box, valid_key, bands)
+            graph[key] = (_values, (block_name, i, j))
     return graph, (rows, cols), [a for a in (valid, *fields) if a is not None]
