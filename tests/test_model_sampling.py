@@ -82,6 +82,9 @@ def test_fused_scene_is_lazy_one_chunk_per_block_and_computes_only_what_a_block_
     assert counting.calls == 0
     rows, cols = -(-velocity.sizes["y"] // 32), -(-velocity.sizes["x"] // 32)
     assert synth.data.numblocks == (1, rows, cols) and synth.attrs["method"] == "fused"
+    # A task per block and one for its chunk, besides the model and the coefficient nodes: the
+    # scheduler's state of a GRD grid's 6,666 blocks is what grows with the scene.
+    assert len(synth.data.__dask_graph__().layers[synth.data.name]) == 2 * rows * cols + 2
     synth.isel(y=slice(2, 6), x=slice(2, 6)).compute()
     assert counting.calls == 3  # one network call per step holds all windows of both samples
     counting.calls = 0
