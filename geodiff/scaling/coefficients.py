@@ -134,7 +134,7 @@ class Coefficients:
 
     def to_dict(self) -> dict:
         """JSON-ready dict; floats survive exactly (``repr`` round-trips float64), NaN as null."""
-        return {k: json_ready(v) if isinstance(v, np.ndarray) else v for k, v in self.to_attrs().items()}
+        return {k: json_ready(v) for k, v in self.to_attrs().items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> Coefficients:
