@@ -388,12 +388,16 @@ def _strip(block: Block, rows: int | None, cols: int | None) -> Strip | None:
     h, w = block.z.shape[-2:]
     t, l = block.top, block.left
     if rows and cols:
-        return Strip(block.z[..., -rows:, -cols:], block.trace[..., t + h - rows:t + h, l + w - cols:l + w], None)
-    if rows:
-        return Strip(block.z[..., -rows:, :], block.trace[..., t + h - rows:t + h, l:l + w],
-                     block.trace[..., t + h:, l:l + w])
-    return Strip(block.z[..., :, -cols:], block.trace[..., t:t + h, l + w - cols:l + w],
+        parts = block.z[..., -rows:, -cols:], block.trace[..., t + h - rows:t + h, l + w - cols:l + w], None
+    elif rows:
+        parts = (block.z[..., -rows:, :], block.trace[..., t + h - rows:t + h, l:l + w],
+                 block.trace[..., t + h:, l:l + w])
+    else:
+        parts = (block.z[..., :, -cols:], block.trace[..., t:t + h, l + w - cols:l + w],
                  block.trace[..., t:t + h, l + w:])
+    # Copies, not views: a view would keep the block's whole canvas trajectory alive until the
+    # last neighbour has read its strip (a row of blocks' trajectories on a wide scene).
+    return Strip(*(None if part is None else part.copy() for part in parts))
 
 
 def block_graph(job: BlockJob, scaler, nodes: Nodes, shape: tuple[int, int], block: tuple[int, int],

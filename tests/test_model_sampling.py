@@ -92,6 +92,22 @@ def test_fused_scene_is_lazy_one_chunk_per_block_and_computes_only_what_a_block_
     assert counting.calls == 3 * 4
 
 
+def test_a_block_task_hands_on_strips_that_own_their_pixels(velocity, model):
+    """A strip that were a view of its block would keep the block's whole canvas trajectory
+    alive until the last neighbour had read it: a row of trajectories on a wide scene."""
+    import dask
+
+    synth = velocity.diffusion.sample(n=1, model=model, sample_steps=2, block=32)
+    graph = synth.data.__dask_graph__()
+    key = next(k for k in graph if isinstance(k, tuple) and k[0].endswith("-block") and k[1:] == (0, 0))
+    sampled = dask.get(graph, key)
+    strips = [sampled.bottom, sampled.right, sampled.corner]
+    assert all(s is not None for s in strips)
+    for part in [p for s in strips for p in (s.values, s.states, s.band) if p is not None]:
+        assert part.base is None and part.flags.owndata
+    assert sampled.bottom.states.shape[0] == 2 and sampled.bottom.states.shape[-2] < 32
+
+
 @pytest.mark.parametrize("length, block, tile", [(25_788, 256, 32), (16_685, 256, 32), (300, 64, 32), (70, 64, 32),
                                                  (128, 64, 32), (50, 64, 32)])
 def test_blocks_are_equal_as_zarr_chunks_must_be_and_the_last_holds_a_tile(length, block, tile):
