@@ -386,15 +386,15 @@ def _strip(block: Block, rows: int | None, cols: int | None) -> Strip | None:
     if block.trace is None:
         return None
     h, w = block.z.shape[-2:]
-    t, l = block.top, block.left
+    top, left = block.top, block.left
     if rows and cols:
-        parts = block.z[..., -rows:, -cols:], block.trace[..., t + h - rows:t + h, l + w - cols:l + w], None
+        parts = block.z[..., -rows:, -cols:], block.trace[..., top + h - rows:top + h, left + w - cols:left + w], None
     elif rows:
-        parts = (block.z[..., -rows:, :], block.trace[..., t + h - rows:t + h, l:l + w],
-                 block.trace[..., t + h:, l:l + w])
+        parts = (block.z[..., -rows:, :], block.trace[..., top + h - rows:top + h, left:left + w],
+                 block.trace[..., top + h:, left:left + w])
     else:
-        parts = (block.z[..., :, -cols:], block.trace[..., t:t + h, l + w - cols:l + w],
-                 block.trace[..., t:t + h, l + w:])
+        parts = (block.z[..., :, -cols:], block.trace[..., top:top + h, left + w - cols:left + w],
+                 block.trace[..., top:top + h, left + w:])
     # Copies, not views: a view would keep the block's whole canvas trajectory alive until the
     # last neighbour has read its strip (a row of blocks' trajectories on a wide scene).
     return Strip(*(None if part is None else part.copy() for part in parts))

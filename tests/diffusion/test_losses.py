@@ -73,7 +73,8 @@ def test_vlb_terms_by_hand():
 def test_hybrid_loss_gradient_reaches_only_the_variance_through_the_vlb():
     x0, noise = data(3)
     out_param = torch.randn(6, 4, 5, 3, dtype=torch.float64, requires_grad=True)
-    model_fn = lambda x, t: out_param
+    def model_fn(x, t):
+        return out_param
     terms = training_losses(model_fn, SCHED, x0, T_ALL, learn_sigma=True, noise=noise)
     torch.testing.assert_close(terms["loss"], terms["mse"] + 0.001 * SCHED.timesteps * terms["vlb"])
     (grad_vlb,) = torch.autograd.grad(terms["vlb"].sum(), out_param, retain_graph=True)
@@ -101,7 +102,8 @@ def test_min_snr_gamma_is_min_snr_times_the_x0_error(prediction):
 def test_noise_spec_is_drawn_with_the_generator():
     x0, _ = data(6)
     spec = NoiseSpec("exponential", length=2.0)
-    model_fn = lambda x, t: x * 0.5
+    def model_fn(x, t):
+        return x * 0.5
     a = training_losses(model_fn, SCHED, x0, T_ALL, noise=spec, generator=torch.Generator().manual_seed(7))
     drawn = draw_noise(spec, x0.shape, generator=torch.Generator().manual_seed(7), dtype=x0.dtype)
     b = training_losses(model_fn, SCHED, x0, T_ALL, noise=drawn)
@@ -114,7 +116,8 @@ def test_noise_spec_is_drawn_with_the_generator():
 
 def test_bad_arguments_give_clear_errors():
     x0, noise = data()
-    same = lambda x, t: x
+    def same(x, t):
+        return x
     with pytest.raises(ValueError, match="output channels"):
         training_losses(same, SCHED, x0, T_ALL, learn_sigma=True)
     with pytest.raises(ValueError, match="hybrid"):

@@ -102,7 +102,8 @@ def test_spec_config_and_validation():
 @pytest.mark.parametrize("spec", [NoiseSpec(), NoiseSpec("exponential", length=2.0)])
 def test_one_generator_per_row_draws_each_row_alone(spec):
     """Row i of a per-row draw is what generator i draws for that row by itself, whatever the batch."""
-    gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]
+    def gens(seeds):
+        return [torch.Generator().manual_seed(s) for s in seeds]
     batch = draw_noise(spec, (3, 2, 6, 5), generator=gens([7, 8, 9]))
     alone = draw_noise(spec, (2, 6, 5), generator=torch.Generator().manual_seed(8))
     assert torch.equal(batch[1], alone)

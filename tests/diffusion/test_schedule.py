@@ -25,7 +25,8 @@ def test_named_schedules_from_their_definitions():
         assert cos.alphas_cumprod[t].item() == pytest.approx(f[t + 1] / f[0], rel=1e-12)
     assert cos.betas.max().item() == pytest.approx(0.999)
     sig = NoiseSchedule("sigmoid", timesteps=1000)
-    s = lambda z: 1 / (1 + math.exp(-z))
+    def s(z):
+        return 1 / (1 + math.exp(-z))
     assert sig.alphas_cumprod[499].item() == pytest.approx((s(3) - s(0)) / (s(3) - s(-3)), rel=1e-9)
     for sched in (lin, cos, sig):
         assert sched.betas.dtype == torch.float64

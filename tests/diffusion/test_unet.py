@@ -114,7 +114,8 @@ def test_low_resolution_conditioning_is_resized_bilinearly():
 
 
 def test_presets_parameter_counts():
-    count = lambda m: sum(p.numel() for p in m.parameters())
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
     assert count(UNet.from_preset("tiny", 1)) < 100_000
     assert 1_000_000 <= count(UNet.from_preset("small", 1)) <= 3_000_000
     base = UNet.from_preset("base", 1)

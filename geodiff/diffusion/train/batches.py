@@ -103,7 +103,8 @@ def split(train, val, fraction: float, seed: int):
         )
     g = torch.Generator().manual_seed(stream_seed(seed, SPLIT))
     perm = torch.randperm(n, generator=g)
-    pick = lambda idx: tuple(None if a is None else a[idx] for a in train)
+    def pick(idx):
+        return tuple(None if a is None else a[idx] for a in train)
     return pick(perm[n_val:]), pick(perm[:n_val])
 
 
