@@ -342,7 +342,7 @@ def test_scene_samples_do_not_depend_on_batch_size_or_count(model, coefficients)
     scene = geodiff.open_scene(_tiny_scene(), chunks=None)
     def run(n, bs):
         return scene.diffusion.sample(n=n, model=model, sampler="ddpm", sample_steps=4, seed=5, batch_size=bs,
-                                                   coefficients=coefficients).values
+                                      coefficients=coefficients).values
     five = run(5, 16)
     _close_but_for_rounding(run(5, 1), five)
     _close_but_for_rounding(run(3, 2), five[:3])
